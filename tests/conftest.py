@@ -1,0 +1,37 @@
+"""Test configuration shared by the whole suite.
+
+TensorFlow must see its logical devices configured before it starts, so the CPU is split into
+two logical devices here, at import time, for the MirroredStrategy tests.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+_cpus = tf.config.list_physical_devices("CPU")
+try:
+    tf.config.set_logical_device_configuration(
+        _cpus[0],
+        [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()],
+    )
+except RuntimeError:  # already initialised (e.g. by a plugin); tests needing 2 devices skip
+    pass
+
+
+def logical_cpus():
+    """Names of the logical CPU devices available to the tests."""
+    return [d.name for d in tf.config.list_logical_devices("CPU")]
+
+
+@pytest.fixture(autouse=True)
+def _reset_policy():
+    """Every test starts and ends with the float32 policy and a fresh Keras session."""
+    keras.mixed_precision.set_dtype_policy("float32")
+    yield
+    keras.mixed_precision.set_dtype_policy("float32")
+    keras.backend.clear_session()
