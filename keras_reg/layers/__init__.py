@@ -1,0 +1,24 @@
+"""Regularization layers: dropout, drop path, stochastic depth, group norm, weight noise.
+
+Every layer is serializable under the `keras_reg` package name, works in Sequential and
+Functional models, under `jit_compile=True`, `tf.distribute` and mixed precision, and is the
+exact identity (or a fixed scaling) at inference, so an exported model holds no random op.
+"""
+
+from keras_reg.layers.dropout import InvertedDropout, inverted_dropout
+from keras_reg.layers.drop_path import DropPath, drop_path, drop_path_rates
+from keras_reg.layers.stochastic_depth import StochasticDepth
+from keras_reg.layers.group_norm import GroupNorm, group_norm
+from keras_reg.layers.weight_noise import WeightNoise
+
+__all__ = [
+    "InvertedDropout",
+    "inverted_dropout",
+    "DropPath",
+    "drop_path",
+    "drop_path_rates",
+    "StochasticDepth",
+    "GroupNorm",
+    "group_norm",
+    "WeightNoise",
+]
