@@ -1,0 +1,330 @@
+"""Mixup and CutMix with switch probability, per-sample lambda and label smoothing, in tf.data."""
+
+import keras
+import tensorflow as tf
+
+from keras_reg._validation import check_choice, check_float, check_int, check_rate, check_seed
+from keras_reg.data import _boxes, _random, _structure
+from keras_reg.data.label_smoothing import _smooth, one_hot
+
+_MODES = ("batch", "pair", "elem")
+
+
+def _draw_params(key, n, height, width, prob, switch_prob, mixup_alpha, cutmix_alpha,
+                 cutmix_minmax, correct_lam):
+    """Draws `n` sets of (lam, box) — stateless, outside XLA (the gamma sampler has no kernel).
+
+    Returns lam (the weight of each sample's own label: 1 for an unmixed sample, 1 - pasted
+    fraction for CutMix with `correct_lam`), the blend weight (1 for CutMix samples) and boxes.
+    """
+    keys = _random.split_key(key, 7)
+    mix_on = mixup_alpha > 0.0
+    cut_on = (cutmix_alpha > 0.0) | tf.constant(cutmix_minmax is not None)
+    apply = tf.random.stateless_uniform([n], keys[0]) < prob
+    switch = tf.random.stateless_uniform([n], keys[1]) < switch_prob
+    use_cut = tf.where(mix_on & cut_on, switch, tf.fill([n], cut_on))
+    active = apply & (mix_on | cut_on)
+    use_cut &= active
+    alpha = tf.where(use_cut, cutmix_alpha, mixup_alpha)
+    alpha = tf.where(alpha > 0.0, alpha, tf.ones_like(alpha))  # unused draws: any valid alpha
+    lam = _random.beta(keys[2], [n], alpha)
+
+    h = tf.cast(height, tf.float32)
+    w = tf.cast(width, tf.float32)
+    if cutmix_minmax is None:
+        ratio = tf.sqrt(1.0 - lam)
+        cut_h = tf.cast(tf.floor(h * ratio), tf.int32)
+        cut_w = tf.cast(tf.floor(w * ratio), tf.int32)
+        # Box centre uniform over the image (timm's rand_bbox); the box is clipped at borders.
+        y0 = _random.uniform_index(keys[3], [n], height) - cut_h // 2
+        x0 = _random.uniform_index(keys[4], [n], width) - cut_w // 2
+    else:
+        lo, hi = cutmix_minmax
+        # Side fractions uniform in [lo, hi) as in timm's rand_bbox_minmax; the box lies inside.
+        h_lo, h_hi = tf.cast(h * lo, tf.int32), tf.cast(h * hi, tf.int32)
+        w_lo, w_hi = tf.cast(w * lo, tf.int32), tf.cast(w * hi, tf.int32)
+        cut_h = h_lo + _random.uniform_index(keys[5], [n], tf.maximum(h_hi - h_lo, 1))
+        cut_w = w_lo + _random.uniform_index(keys[6], [n], tf.maximum(w_hi - w_lo, 1))
+        y0 = _random.uniform_index(keys[3], [n], height - cut_h + 1)
+        x0 = _random.uniform_index(keys[4], [n], width - cut_w + 1)
+    y1 = tf.clip_by_value(y0 + cut_h, 0, height)
+    x1 = tf.clip_by_value(x0 + cut_w, 0, width)
+    y0 = tf.clip_by_value(y0, 0, height)
+    x0 = tf.clip_by_value(x0, 0, width)
+    zeros = tf.zeros_like(y0)
+    y0, y1, x0, x1 = (tf.where(use_cut, v, zeros) for v in (y0, y1, x0, x1))
+    pasted = tf.cast((y1 - y0) * (x1 - x0), tf.float32) / (h * w)
+    if correct_lam or cutmix_minmax is not None:
+        lam = tf.where(use_cut, 1.0 - pasted, lam)
+    lam = tf.where(active, lam, tf.ones_like(lam))
+    blend = tf.where(use_cut, tf.ones_like(lam), lam)
+    return lam, blend, (y0, y1, x0, x1)
+
+
+def mixup_cutmix(images, labels, num_classes, key, mixup_alpha=0.8, cutmix_alpha=1.0,
+                 cutmix_minmax=None, prob=1.0, switch_prob=0.5, mode="batch", correct_lam=True,
+                 label_smoothing=0.1, channels_first=False, jit_compile=True):
+    """Mixes one batch; the pure function behind `MixupCutMix` (see its docstring).
+
+    Args:
+        images: a rank-4 image batch (any float or integer dtype; the dtype is kept).
+        labels: class indices `(batch,)` or one-hot `(batch, num_classes)`.
+        num_classes: int >= 2.
+        key: a `[2]` int64 tensor, the Philox key of this batch (e.g. `[seed, 0]`).
+        mixup_alpha, cutmix_alpha, cutmix_minmax, prob, switch_prob, mode, correct_lam,
+            label_smoothing: as in `MixupCutMix` (floats may be scalar tensors or variables).
+        channels_first: whether images are `(batch, channels, height, width)`.
+        jit_compile: run the pixel work as one XLA-compiled function.
+
+    Returns:
+        `(mixed_images, targets)`: images of the input dtype and float32 soft targets.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_reg.data import mixup_cutmix
+    >>> x = np.stack([np.zeros((4, 4, 1)), np.ones((4, 4, 1))]).astype("float32")
+    >>> mixed, y = mixup_cutmix(x, [0, 1], 2, key=[1, 2], cutmix_alpha=0.0,
+    ...                         label_smoothing=0.0)
+    >>> bool(np.allclose(mixed[0].numpy(), y[0, 1].numpy()))  # pixel = weight of image 1
+    True
+    """
+    key = tf.cast(tf.convert_to_tensor(key), tf.int64)
+    images = tf.convert_to_tensor(images)
+    targets = _smooth(one_hot(labels, num_classes), tf.cast(label_smoothing, tf.float32),
+                      num_classes)
+    shape = tf.shape(images)
+    batch = shape[0]
+    h_axis, w_axis = _boxes.spatial_axes(channels_first)
+    n = 1 if mode == "batch" else batch
+    lam, blend, (y0, y1, x0, x1) = _draw_params(
+        key, n, shape[h_axis], shape[w_axis], tf.cast(prob, tf.float32),
+        tf.cast(switch_prob, tf.float32), tf.cast(mixup_alpha, tf.float32),
+        tf.cast(cutmix_alpha, tf.float32), cutmix_minmax, correct_lam,
+    )
+    if mode == "batch":
+        lam, blend, y0, y1, x0, x1 = (
+            tf.repeat(v, batch) for v in (lam, blend, y0, y1, x0, x1)
+        )
+    elif mode == "pair":
+        # Sample i and its partner batch-1-i share one draw (timm's "pair" mode).
+        index = tf.minimum(tf.range(batch), batch - 1 - tf.range(batch))
+        lam, blend, y0, y1, x0, x1 = (
+            tf.gather(v, index) for v in (lam, blend, y0, y1, x0, x1)
+        )
+    mixed = tf.cond(
+        tf.reduce_any(lam < 1.0),
+        lambda: _boxes.mix_pixels(images, y0, y1, x0, x1, blend, channels_first, jit_compile),
+        lambda: tf.identity(images),
+    )
+    lam = lam[:, None]
+    targets = lam * targets + (1.0 - lam) * tf.reverse(targets, axis=[0])
+    return mixed, targets
+
+
+def _variable(value, name):
+    with tf.init_scope():
+        return tf.Variable(value, trainable=False, dtype=tf.float32, name=name)
+
+
+@keras.saving.register_keras_serializable(package="keras_reg")
+class MixupCutMix:
+    """Mixup and CutMix for `tf.data` batches, one object as in timm, with label smoothing.
+
+    Each batch is paired with itself reversed (sample `i` with sample `batch - 1 - i`, as timm;
+    the middle sample of an odd batch is its own partner and stays unchanged). With probability
+    `prob` a batch (`mode="batch"`), a pair (`"pair"`) or a sample (`"elem"`) is mixed, either by
+
+    - Mixup: `x = lam * x_i + (1 - lam) * x_j`, `lam ~ Beta(mixup_alpha, mixup_alpha)`, or
+    - CutMix: a box of area about `(1 - lam) * H * W`, `lam ~ Beta(cutmix_alpha, cutmix_alpha)`,
+      centred uniformly over the image and clipped at its borders, is pasted from `x_j`. With
+      `correct_lam=True` the label weight is the area actually pasted, so every label weight is
+      exact (Keras's CutMix takes it from the unclipped box). With `cutmix_minmax=(lo, hi)` the
+      box sides are uniform fractions in `[lo, hi)` of the image sides instead (box inside).
+
+    CutMix is chosen with probability `switch_prob` when both alphas are > 0; only one of them
+    > 0 selects that one; both 0 (and no `cutmix_minmax`) leaves images unmixed. Targets are
+    smoothed first, `y * (1 - eps) + eps / K`, then mixed with the same weights:
+    `t = lam * y_i + (1 - lam) * y_j`. Output images keep their dtype (uint8 stays uint8, Mixup
+    rounded); targets are float32 `(batch, num_classes)`, for `categorical_crossentropy`.
+
+    `prob`, `mixup_alpha`, `cutmix_alpha` and `label_smoothing` are properties backed by
+    `tf.Variable`s read at run time inside the dataset graph: a callback (e.g.
+    `keras_reg.callbacks.MixupScheduler`) can change them during `fit` without rebuilding the
+    pipeline (batches already prefetched keep the old values).
+
+    Randomness is stateless and order-independent: each batch's draws come from a Philox key
+    made of `seed` and a fingerprint of the batch content, so the same seed gives the same
+    output also under `map(..., num_parallel_calls=N, deterministic=True)`. `apply(dataset)`
+    additionally keys each batch by its position (re-randomised every epoch), for data that is
+    not reshuffled between epochs. All work is vectorised (box masks built by broadcasting a row
+    and a column mask; any batch size, odd or partial); the pixel work is one XLA-compiled
+    function, the random parameters are drawn outside XLA.
+
+    Args:
+        num_classes: int >= 2.
+        mixup_alpha: float >= 0, Beta parameter of Mixup (0 disables Mixup).
+        cutmix_alpha: float >= 0, Beta parameter of CutMix (0 disables it unless
+            `cutmix_minmax` is given).
+        cutmix_minmax: None or `(lo, hi)` with `0 < lo <= hi <= 1`: box side fractions.
+        prob: float in [0, 1], probability to mix a batch / pair / sample.
+        switch_prob: float in [0, 1], probability of CutMix instead of Mixup.
+        mode: `"batch"`, `"pair"` or `"elem"`: granularity of the random parameters.
+        correct_lam: bool, label weight from the actually pasted (clipped) area.
+        label_smoothing: float in [0, 1], epsilon of the label smoothing.
+        seed: None or int >= 0.
+        data_format: `"channels_last"`, `"channels_first"` or None (Keras's image data format).
+        jit_compile: bool, whether the pixel work is XLA-compiled (faster on CPU).
+
+    Call arguments:
+        `(images, labels)` (extra tuple entries such as sample weights pass through) or a dict
+        with `"images"` and `"labels"`; labels sparse `(batch,)` / `(batch, 1)` or one-hot.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_reg.data import MixupCutMix, load
+    >>> ds = load("digits", "train[:64]", batch_size=32)
+    >>> mix = MixupCutMix(num_classes=10, seed=0)
+    >>> images, targets = next(iter(ds.map(mix)))
+    >>> images.shape, targets.shape
+    (TensorShape([32, 8, 8, 1]), TensorShape([32, 10]))
+    >>> bool(np.allclose(targets.numpy().sum(axis=1), 1.0))
+    True
+
+    Reference:
+        Zhang et al., "mixup: Beyond Empirical Risk Minimization", ICLR 2018.
+        Yun et al., "CutMix: Regularization Strategy to Train Strong Classifiers with
+        Localizable Features", ICCV 2019.
+    """
+
+    def __init__(self, num_classes, mixup_alpha=0.8, cutmix_alpha=1.0, cutmix_minmax=None,
+                 prob=1.0, switch_prob=0.5, mode="batch", correct_lam=True, label_smoothing=0.1,
+                 seed=None, data_format=None, jit_compile=True):
+        self.num_classes = check_int("num_classes", num_classes, low=2)
+        mixup_alpha = check_float("mixup_alpha", mixup_alpha, low=0.0)
+        cutmix_alpha = check_float("cutmix_alpha", cutmix_alpha, low=0.0)
+        if cutmix_minmax is not None:
+            ok = isinstance(cutmix_minmax, (tuple, list)) and len(cutmix_minmax) == 2
+            try:
+                lo, hi = (float(v) for v in cutmix_minmax) if ok else (None, None)
+                ok = ok and 0.0 < lo <= hi <= 1.0
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise ValueError(
+                    "Invalid value for argument `cutmix_minmax`: expected None or a pair "
+                    f"(lo, hi) with 0 < lo <= hi <= 1. Received: cutmix_minmax={cutmix_minmax!r}"
+                )
+            cutmix_minmax = (lo, hi)
+        self.cutmix_minmax = cutmix_minmax
+        prob = check_rate(prob, name="prob")
+        self.switch_prob = check_rate(switch_prob, name="switch_prob")
+        self.mode = check_choice("mode", mode, _MODES)
+        if not isinstance(correct_lam, bool):
+            raise TypeError(
+                f"Invalid value for argument `correct_lam`: expected a bool. "
+                f"Received: correct_lam={correct_lam!r}"
+            )
+        self.correct_lam = correct_lam
+        label_smoothing = check_rate(label_smoothing, name="label_smoothing")
+        self.seed = check_seed(seed)
+        self.data_format = check_choice(
+            "data_format", data_format or keras.config.image_data_format(),
+            ("channels_last", "channels_first"),
+        )
+        self.jit_compile = bool(jit_compile)
+        self._base_seed = _random.base_seed(self.seed)
+        self.prob_variable = _variable(prob, "prob")
+        self.mixup_alpha_variable = _variable(mixup_alpha, "mixup_alpha")
+        self.cutmix_alpha_variable = _variable(cutmix_alpha, "cutmix_alpha")
+        self.label_smoothing_variable = _variable(label_smoothing, "label_smoothing")
+
+    # Variable-backed settable strengths (read at run time inside the tf.data graph).
+    @property
+    def prob(self):
+        return float(self.prob_variable.numpy())
+
+    @prob.setter
+    def prob(self, value):
+        self.prob_variable.assign(check_rate(value, name="prob"))
+
+    @property
+    def mixup_alpha(self):
+        return float(self.mixup_alpha_variable.numpy())
+
+    @mixup_alpha.setter
+    def mixup_alpha(self, value):
+        self.mixup_alpha_variable.assign(check_float("mixup_alpha", value, low=0.0))
+
+    @property
+    def cutmix_alpha(self):
+        return float(self.cutmix_alpha_variable.numpy())
+
+    @cutmix_alpha.setter
+    def cutmix_alpha(self, value):
+        self.cutmix_alpha_variable.assign(check_float("cutmix_alpha", value, low=0.0))
+
+    @property
+    def label_smoothing(self):
+        return float(self.label_smoothing_variable.numpy())
+
+    @label_smoothing.setter
+    def label_smoothing(self, value):
+        self.label_smoothing_variable.assign(check_rate(value, name="label_smoothing"))
+
+    def _transform(self, args, position=None):
+        images, labels, repack = _structure.unpack(args, "MixupCutMix")
+        images, channels_first = _structure.check_images(images, "MixupCutMix", self.data_format)
+        labels = tf.convert_to_tensor(labels)
+        if (labels.shape.rank or 0) >= 1 and images.shape[0] is not None and (
+                labels.shape[0] is not None and labels.shape[0] != images.shape[0]):
+            raise ValueError(
+                "Invalid value for argument `labels`: expected one label per image. Received: "
+                f"labels.shape={labels.shape} for images.shape={images.shape}"
+            )
+        key = _random.batch_key(
+            self._base_seed,
+            [_random.image_fingerprint(images, _boxes.spatial_axes(channels_first)),
+             _random._fingerprint(labels)],
+            position,
+        )
+        mixed, targets = mixup_cutmix(
+            images, labels, self.num_classes, key,
+            mixup_alpha=self.mixup_alpha_variable, cutmix_alpha=self.cutmix_alpha_variable,
+            cutmix_minmax=self.cutmix_minmax, prob=self.prob_variable,
+            switch_prob=self.switch_prob, mode=self.mode, correct_lam=self.correct_lam,
+            label_smoothing=self.label_smoothing_variable, channels_first=channels_first,
+            jit_compile=self.jit_compile,
+        )
+        return repack(mixed, targets)
+
+    def __call__(self, *args):
+        return self._transform(args)
+
+    def apply(self, dataset, num_parallel_calls=None, deterministic=True):
+        """`dataset.map(self)` with each batch also keyed by its position in the stream.
+
+        The positions' keys come from `tf.data.Dataset.random(seed, rerandomize_each_iteration=
+        True)`, so an unshuffled dataset is mixed differently every epoch, yet reproducibly, and
+        parallel maps stay deterministic.
+        """
+        return _random.apply_with_positions(self._transform, dataset, self._base_seed,
+                                            num_parallel_calls, deterministic)
+
+    def get_config(self):
+        return {
+            "num_classes": self.num_classes, "mixup_alpha": self.mixup_alpha,
+            "cutmix_alpha": self.cutmix_alpha, "cutmix_minmax": self.cutmix_minmax,
+            "prob": self.prob, "switch_prob": self.switch_prob, "mode": self.mode,
+            "correct_lam": self.correct_lam, "label_smoothing": self.label_smoothing,
+            "seed": self.seed, "data_format": self.data_format, "jit_compile": self.jit_compile,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"MixupCutMix({args})"
