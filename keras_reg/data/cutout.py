@@ -1,0 +1,127 @@
+"""Cutout: erase one random square per image."""
+
+import numbers
+
+import keras
+import tensorflow as tf
+
+from keras_reg._validation import check_choice, check_float, check_rate, check_seed
+from keras_reg.data import _boxes, _random, _structure
+
+
+@keras.saving.register_keras_serializable(package="keras_reg")
+class Cutout:
+    """Erases one random square per image (Cutout), labels untouched.
+
+    Each image is erased with probability `prob` (every image when `prob=1`, unlike Keras's
+    `RandomErasing`, whose `factor` is a per-batch chance). The square has side `size` pixels
+    (an int), or `round(size * min(H, W))` pixels for a float `size` in (0, 1]. Its centre is
+    uniform over the whole image, as in the Cutout paper, so squares near a border are clipped
+    and erase less: the expected erased area is below `size**2`. Erased pixels are set to
+    `fill` (cast to the images' dtype, so uint8 stays uint8). The box mask is built by
+    broadcasting a row and a column mask, in one XLA-compiled pass over the pixels.
+
+    Randomness is stateless and order-independent as in `MixupCutMix` (Philox key from `seed`
+    and the batch content), so parallel maps with `deterministic=True` reproduce sequential ones.
+
+    Args:
+        size: int >= 1 (pixels) or float in (0, 1] (fraction of the shorter side).
+        prob: float in [0, 1], probability that an image is erased.
+        fill: float, the value written into the square.
+        seed: None or int >= 0.
+        data_format: `"channels_last"`, `"channels_first"` or None (Keras's default).
+
+    Call arguments:
+        an image batch `(batch, H, W, C)` or one image, alone, in an `(images, labels, ...)`
+        tuple or in a dict with `"images"`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_reg.data import Cutout
+    >>> images = np.ones((2, 8, 8, 1), "float32")
+    >>> out = Cutout(size=4, seed=0)(images)
+    >>> [int((out[i] == 0).numpy().sum()) <= 16 for i in range(2)]
+    [True, True]
+
+    Reference:
+        DeVries & Taylor, "Improved Regularization of Convolutional Neural Networks with
+        Cutout", 2017.
+    """
+
+    def __init__(self, size, prob=1.0, fill=0.0, seed=None, data_format=None, jit_compile=True):
+        if isinstance(size, numbers.Integral) and not isinstance(size, bool):
+            if size < 1:
+                raise ValueError(
+                    "Invalid value for argument `size`: expected an int >= 1 (pixels) or a float "
+                    f"in (0, 1] (fraction of the side). Received: size={size!r}"
+                )
+            size = int(size)
+        elif isinstance(size, numbers.Real) and not isinstance(size, bool):
+            size = check_float("size", size, 0.0, 1.0, low_open=True)
+        else:
+            raise TypeError(
+                "Invalid value for argument `size`: expected an int >= 1 (pixels) or a float in "
+                f"(0, 1] (fraction of the side). Received: size={size!r}"
+            )
+        self.size = size
+        self.prob = check_rate(prob, name="prob")
+        self.fill = check_float("fill", fill)
+        self.seed = check_seed(seed)
+        self.data_format = check_choice(
+            "data_format", data_format or keras.config.image_data_format(),
+            ("channels_last", "channels_first"),
+        )
+        self.jit_compile = bool(jit_compile)
+        self._base_seed = _random.base_seed(self.seed)
+
+    def _transform(self, args, position=None):
+        images, labels, repack = _structure.unpack(args, "Cutout", need_labels=False)
+        images = tf.convert_to_tensor(images)
+        single = images.shape.rank == 3
+        if single:
+            images = images[None]
+        images, channels_first = _structure.check_images(images, "Cutout", self.data_format)
+        axes = _boxes.spatial_axes(channels_first)
+        fingerprints = [_random.image_fingerprint(images, axes)]
+        if labels is not None:
+            fingerprints.append(_random._fingerprint(tf.convert_to_tensor(labels)))
+        key = _random.batch_key(self._base_seed, fingerprints, position)
+        keys = _random.split_key(key, 3)
+        shape = tf.shape(images)
+        batch, height, width = shape[0], shape[axes[0]], shape[axes[1]]
+        if isinstance(self.size, int):
+            side = tf.constant(self.size, tf.int32)
+        else:
+            side = tf.cast(
+                tf.round(self.size * tf.cast(tf.minimum(height, width), tf.float32)), tf.int32
+            )
+        erase = tf.random.stateless_uniform([batch], keys[0]) < self.prob
+        y0 = _random.uniform_index(keys[1], [batch], height) - side // 2
+        x0 = _random.uniform_index(keys[2], [batch], width) - side // 2
+        y1 = tf.where(erase, tf.clip_by_value(y0 + side, 0, height), 0)
+        x1 = tf.where(erase, tf.clip_by_value(x0 + side, 0, width), 0)
+        y0 = tf.where(erase, tf.clip_by_value(y0, 0, height), 0)
+        x0 = tf.where(erase, tf.clip_by_value(x0, 0, width), 0)
+        out = _boxes.erase_pixels(images, y0, y1, x0, x1, tf.constant(self.fill, tf.float32),
+                                  channels_first, self.jit_compile)
+        if single:
+            out = out[0]
+        return repack(out, labels)
+
+    def __call__(self, *args):
+        return self._transform(args)
+
+    def apply(self, dataset, num_parallel_calls=None, deterministic=True):
+        """`dataset.map(self)` with each element also keyed by its stream position (see
+        `MixupCutMix.apply`)."""
+        return _random.apply_with_positions(self._transform, dataset, self._base_seed,
+                                            num_parallel_calls, deterministic)
+
+    def get_config(self):
+        return {"size": self.size, "prob": self.prob, "fill": self.fill, "seed": self.seed,
+                "data_format": self.data_format, "jit_compile": self.jit_compile}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
