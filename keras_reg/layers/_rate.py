@@ -1,0 +1,135 @@
+"""Private machinery shared by the rate-bearing layers (dropout, drop path, stochastic depth).
+
+- `RateLayer`: a Keras layer base holding the drop probability in a non-trainable float32
+  variable, exposed as the `rate` property (validated setter) and `rate_variable`, so a callback
+  can change it inside an already traced `fit` without retracing.
+- `scaled_mask(shape, rate, seed, value)`: a float32 mask holding `value` where a unit is kept
+  (probability `1 - rate`) and 0 where it is dropped.
+- `keep_scale(rate)`: `1 / (1 - rate)`, and 0 (not inf) at rate 1, so no 0/0 reaches a gradient;
+  `keep_one(rate)`: 1, and 0 at rate 1. Passing one of them as `value` makes rate 1 give an
+  all-zero mask (the 16-bit threshold alone would keep 1 unit in 2**16).
+
+Random bits: on the TensorFlow backend the mask comes from 16-bit slices of Philox draws
+(`tf.random.stateless_uniform(..., alg="philox")` with full-range uint32, bitcast to uint16):
+half the random bits of a float32 uniform draw per element, and Philox also under XLA, where
+TensorFlow's default algorithm is two to three orders of magnitude slower on CPU. A unit is kept
+when its 16 bits are >= round(rate * 2**16), so the effective drop probability is within
+2**-17 (7.6e-6) of `rate`. Other backends use `keras.random.uniform` in float32.
+"""
+
+import keras
+
+from keras_reg._validation import check_rate
+
+_BITS = 16
+_LEVELS = 2**_BITS
+
+
+class RateLayer(keras.layers.Layer):
+    """Base layer with a schedulable drop probability `rate`.
+
+    Subclasses call `super().__init__(rate, seed, **kwargs)`; the variable is created at
+    construction (float32, non-trainable, never autocast under mixed precision) and the seed
+    generator is `self.seed_generator`.
+    """
+
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        rate = check_rate(rate)
+        self.seed = seed
+        self._rate_variable = self.add_weight(
+            name="rate",
+            shape=(),
+            dtype="float32",
+            initializer=keras.initializers.Constant(rate),
+            trainable=False,
+            autocast=False,
+        )
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    @property
+    def rate(self):
+        """The drop probability (a Python float read from `rate_variable`)."""
+        return float(keras.ops.convert_to_numpy(self._rate_variable))
+
+    @rate.setter
+    def rate(self, value):
+        self._rate_variable.assign(check_rate(value))
+
+    @property
+    def rate_variable(self):
+        """The non-trainable float32 variable holding the rate (read at run time)."""
+        return self._rate_variable
+
+
+def rate_tensor(rate):
+    """`rate` (a float, tensor or variable) as a float32 tensor; Python numbers are validated."""
+    if isinstance(rate, (int, float)):
+        rate = check_rate(rate)
+    return keras.ops.cast(rate, "float32")
+
+
+def keep_scale(rate):
+    """`1 / (1 - rate)` as float32, and 0 at rate 1 (never inf or NaN)."""
+    return keras.ops.divide_no_nan(1.0, 1.0 - rate)
+
+
+_default_generator = None
+
+
+def draw_seed(seed):
+    """A seed tensor from an int, a `keras.random.SeedGenerator`, or None (a module generator)."""
+    global _default_generator
+    if isinstance(seed, keras.random.SeedGenerator):
+        return seed.next()
+    if seed is None:
+        if _default_generator is None:
+            _default_generator = keras.random.SeedGenerator()
+        return _default_generator.next()
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        return keras.ops.convert_to_tensor([seed, 0], dtype="int32")
+    raise TypeError(
+        "Invalid value for argument `seed`: expected None, an int or a "
+        f"keras.random.SeedGenerator. Received: seed={seed!r}"
+    )
+
+
+def keep_one(rate):
+    """1.0 as float32, and 0 at rate 1."""
+    return keras.ops.cast(keras.ops.less(rate, 1.0), "float32")
+
+
+def scaled_mask(shape, rate, seed, value):
+    """Float32 tensor of `shape`: `value` where a unit is kept, 0 where it is dropped.
+
+    Each unit is kept independently with probability `1 - rate` (within 2**-17 on TensorFlow).
+
+    Args:
+        shape: the mask shape (ints and/or scalar tensors).
+        rate: float32 scalar tensor, the drop probability.
+        seed: int, SeedGenerator or None.
+        value: float32 scalar tensor, `keep_scale(rate)` or `keep_one(rate)` (0 at rate 1).
+    """
+    seed = draw_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        keep = _keep_mask_tf(shape, rate, seed)
+    else:
+        uniform = keras.random.uniform(shape, dtype="float32", seed=seed)
+        keep = keras.ops.greater_equal(uniform, rate)
+    return keras.ops.where(keep, value, 0.0)
+
+
+def _keep_mask_tf(shape, rate, seed):
+    import tensorflow as tf
+
+    if seed.dtype != tf.int32:
+        # Stateless ops want an int32 seed under XLA (the Keras TF backend does the same).
+        seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
+    shape = tf.stack([tf.cast(d, tf.int32) for d in shape]) if shape else tf.zeros([0], tf.int32)
+    size = tf.reduce_prod(shape)
+    words = tf.random.stateless_uniform(
+        [(size + 1) // 2], seed=seed, dtype=tf.uint32, minval=None, maxval=None, alg="philox"
+    )
+    bits = tf.reshape(tf.bitcast(words, tf.uint16), [-1])[:size]
+    threshold = tf.cast(tf.minimum(tf.round(rate * _LEVELS), _LEVELS - 1), tf.uint16)
+    return tf.reshape(bits >= threshold, shape)
