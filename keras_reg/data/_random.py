@@ -37,14 +37,20 @@ def _fingerprint(tensor):
     return tf.bitcast(tf.fingerprint(flat), tf.int64)[0]
 
 
-def image_fingerprint(images, spatial_axes):
-    """Fingerprint of a strided sub-sample (about 16 x 16 pixels per image) of a batch."""
+def image_fingerprint(images, channels_first=False):
+    """Fingerprint of a strided sub-sample (about 16 x 16 pixels per image) of a rank-4 batch.
+
+    The sample is taken in channels-last order, so a channels-first batch gets the same
+    fingerprint (hence the same draws) as its channels-last transpose.
+    """
     shape = tf.shape(images)
-    strides = [1] * images.shape.rank
-    for axis in spatial_axes:
+    spatial = (2, 3) if channels_first else (1, 2)
+    strides = [1] * 4
+    for axis in spatial:
         strides[axis] = tf.maximum(shape[axis] // _FINGERPRINT_GRID, 1)
-    begin = tf.zeros([images.shape.rank], tf.int32)
-    sample = tf.strided_slice(images, begin, shape, tf.stack(strides))
+    sample = tf.strided_slice(images, tf.zeros([4], tf.int32), shape, tf.stack(strides))
+    if channels_first:
+        sample = tf.transpose(sample, [0, 2, 3, 1])
     return _fingerprint(sample)
 
 

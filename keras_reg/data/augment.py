@@ -111,8 +111,7 @@ class Augment:
         images, channels_first = _structure.check_images(images, "augment", self.data_format)
         if not images.dtype.is_floating:
             images = tf.cast(images, tf.float32)
-        axes = (2, 3) if channels_first else (1, 2)
-        fingerprints = [_random.image_fingerprint(images, axes)]
+        fingerprints = [_random.image_fingerprint(images, channels_first)]
         if labels is not None:
             fingerprints.append(_random._fingerprint(tf.convert_to_tensor(labels)))
         out = self._augment_images(images, _random.batch_key(self._base_seed, fingerprints,

@@ -83,7 +83,7 @@ class Cutout:
             images = images[None]
         images, channels_first = _structure.check_images(images, "Cutout", self.data_format)
         axes = _boxes.spatial_axes(channels_first)
-        fingerprints = [_random.image_fingerprint(images, axes)]
+        fingerprints = [_random.image_fingerprint(images, channels_first)]
         if labels is not None:
             fingerprints.append(_random._fingerprint(tf.convert_to_tensor(labels)))
         key = _random.batch_key(self._base_seed, fingerprints, position)

@@ -14,9 +14,10 @@ def _is_sparse(labels, num_classes):
             "Invalid value for argument `labels`: expected a tensor of known rank (class indices "
             "of shape (batch,) or one-hot of shape (batch, num_classes)). Received: unknown rank"
         )
-    if labels.dtype.is_integer or rank <= 1:
+    if rank <= 1:
         return True
-    return labels.shape[-1] == 1 and num_classes != 1
+    # (batch, 1) holds indices; (batch, K) is one-hot, whatever its dtype.
+    return labels.shape[-1] == 1 or (labels.dtype.is_integer and labels.shape[-1] is None)
 
 
 def _check_range(indices, num_classes):

@@ -283,14 +283,16 @@ class MixupCutMix:
                 "Invalid value for argument `labels`: expected one label per image. Received: "
                 f"labels.shape={labels.shape} for images.shape={images.shape}"
             )
+        # Fingerprint the canonical float32 one-hot targets, so sparse and one-hot labels of
+        # the same batch get the same draws.
+        targets = one_hot(labels, self.num_classes)
         key = _random.batch_key(
             self._base_seed,
-            [_random.image_fingerprint(images, _boxes.spatial_axes(channels_first)),
-             _random._fingerprint(labels)],
+            [_random.image_fingerprint(images, channels_first), _random._fingerprint(targets)],
             position,
         )
         mixed, targets = mixup_cutmix(
-            images, labels, self.num_classes, key,
+            images, targets, self.num_classes, key,
             mixup_alpha=self.mixup_alpha_variable, cutmix_alpha=self.cutmix_alpha_variable,
             cutmix_minmax=self.cutmix_minmax, prob=self.prob_variable,
             switch_prob=self.switch_prob, mode=self.mode, correct_lam=self.correct_lam,
