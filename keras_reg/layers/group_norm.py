@@ -59,13 +59,16 @@ def _statistics_dtype(dtype):
     return "float64" if keras.backend.standardize_dtype(dtype) == "float64" else "float32"
 
 
-def _grouped_shape(x, axis, groups, channels):
-    """How `x` is viewed as groups: (N, P, G, C/G, Q), P or Q dropped when there is none.
+def _channel_view(x, axis):
+    """How `x` is viewed for the statistics: (N, P, C, Q), P or Q dropped when absent.
 
-    P is the product of the axes between the batch and the channel axis, Q of those after it.
-    Returns the view's shape (dynamic sizes as tensors), the spatial axes (P, Q) of the view,
-    the axis of the channels within a group, the shape a per-channel parameter is given, and
-    the number of elements per group.
+    P is the product of the axes between the batch and the channel axis, Q of those after it
+    (NHWC: (N, H*W, C); NCHW: (N, C, H*W)). Per-channel sums then reduce the spatial axes of
+    a rank-3 (or 4) tensor, which TensorFlow does far faster than a reduction over the
+    interleaved group axes of an (N, H*W, G, C/G) view.
+
+    Returns the view's shape (dynamic sizes as tensors), its spatial axes, the keepdims shape
+    of a per-sample, per-channel statistic, and the number S of spatial positions.
     """
     static = x.shape
     dynamic = ops.shape(x)
@@ -76,24 +79,27 @@ def _grouped_shape(x, axis, groups, channels):
             out = out * (static[i] if static[i] is not None else dynamic[i])
         return out
 
+    channels = static[axis]
     before = list(range(1, axis))
     after = list(range(axis + 1, len(static)))
-    shape, spatial, param_shape = [-1], [], [1]
-    count = channels // groups
+    shape, spatial, stat_shape, positions = [-1], [], [-1], 1
     if before:
         shape.append(prod(before))
-        spatial.append(len(shape) - 1)
-        param_shape.append(1)
-        count = count * shape[-1]
-    shape += [groups, channels // groups]
-    group_axis = len(shape) - 1
-    param_shape += [groups, channels // groups]
+        spatial.append(1)
+        stat_shape.append(1)
+        positions = positions * shape[-1]
+    shape.append(channels)
+    stat_shape.append(channels)
     if after:
         shape.append(prod(after))
         spatial.append(len(shape) - 1)
-        param_shape.append(1)
-        count = count * shape[-1]
-    return shape, spatial, group_axis, param_shape, count
+        stat_shape.append(1)
+        positions = positions * shape[-1]
+    return shape, spatial, stat_shape, positions
+
+
+def _sum(x, axes):
+    return ops.sum(x, axis=axes, keepdims=True) if axes else x
 
 
 def group_norm(x, groups, gamma=None, beta=None, axis=-1, epsilon=1e-3):
@@ -132,76 +138,89 @@ def group_norm(x, groups, gamma=None, beta=None, axis=-1, epsilon=1e-3):
 
 def _group_norm(x, groups, channels, gamma, beta, axis, epsilon):
     dtype = _statistics_dtype(x.dtype)
-    view = _grouped_shape(x, axis, groups, channels)
-    param_shape = view[3]
     params = []
     if gamma is not None:
-        params.append(ops.reshape(ops.cast(gamma, dtype), param_shape))
+        params.append(ops.reshape(ops.cast(gamma, dtype), (1, groups, channels // groups)))
     if beta is not None:
-        params.append(ops.reshape(ops.cast(beta, dtype), param_shape))
-    fn = _make_group_norm(ops.shape(x), view, epsilon, gamma is not None, beta is not None)
+        params.append(ops.reshape(ops.cast(beta, dtype), (1, groups, channels // groups)))
+    view = _channel_view(x, axis)
+    fn = _make_group_norm(
+        ops.shape(x), view, channels, groups, epsilon, gamma is not None, beta is not None
+    )
     return fn(x, *params)
 
 
-def _sum(x, axes):
-    return ops.sum(x, axis=axes, keepdims=True) if axes else x
-
-
-def _make_group_norm(out_shape, view, epsilon, has_gamma, has_beta):
+def _make_group_norm(out_shape, view, channels, groups, epsilon, has_gamma, has_beta):
     """The normalization with its hand-derived gradient, for one input configuration.
 
-    Forward, per sample n and group g (M elements, shift k = the group's first element):
-    d = x - k, mean_d = sum(d) / M, var = sum(d^2) / M - mean_d^2, inv = (var + eps)^-1/2,
-    y = (d - mean_d) * inv * gamma + beta. Backward, with xhat = (d - mean_d) * inv:
+    Statistics (per sample; S positions, Cg channels per group, M = S * Cg):
+    every channel c is shifted by its first value k_c, d = x - k_c, and its shifted sums
+    s1 = sum(d), s2 = sum(d^2) give the channel mean and sum of squared deviations without the
+    catastrophic cancellation of E[x^2] - E[x]^2 at large means; the channels of a group are
+    then combined exactly (Chan et al.): var = (sum_c m2_c + S * sum_c (mean_c - mean)^2) / M.
+    Forward: y = (d - mu_c) * inv * gamma + beta with mu_c = mean - k_c, inv = (var + eps)^-1/2.
+    Backward, with xhat = (d - mu_c) * inv and per-channel sums of dy and dy * d:
     dx = inv * (gamma * dy - mean_g(gamma * dy) - xhat * mean_g(gamma * dy * xhat)),
-    where the group means come from per-channel sums of dy and dy * d, which also give
-    dgamma = sum(dy * xhat) and dbeta = sum(dy).
+    dgamma = sum(dy * xhat), dbeta = sum(dy).
     """
-    shape, spatial, group_axis, _, count = view
-    reduce_axes = spatial + [group_axis]
+    shape, spatial, stat_shape, positions = view
+    group_shape = (-1, groups, channels // groups)
+
+    def grouped(t):  # (N, 1, C, 1) per-channel statistic -> (N, G, C/G)
+        return ops.reshape(t, group_shape)
+
+    def spread(t):  # (N, G, C/G) or (N, G, 1) -> broadcastable against the view
+        return ops.reshape(t * ones, stat_shape)
+
+    ones = ops.ones((1, 1, channels // groups))
 
     @ops.custom_gradient
     def forward(x, *params):
         gamma = params[0] if has_gamma else None
         beta = params[-1] if has_beta else None
         dtype = _statistics_dtype(x.dtype)
-        m = ops.cast(count, dtype)
-        xg = ops.reshape(ops.cast(x, dtype), shape)
-        # Shifted statistics: subtracting one value of the group (its first element) before
-        # the one-pass sums removes the mean's magnitude, so sum(d^2)/M - mean_d^2 does not
-        # cancel catastrophically at large means as the unshifted E[x^2] - E[x]^2 does.
-        first = tuple(slice(0, 1) if i in reduce_axes else slice(None) for i in range(len(shape)))
-        d = xg - xg[first]
-        mean_d = ops.sum(d, axis=reduce_axes, keepdims=True) / m
-        var = ops.sum(ops.square(d), axis=reduce_axes, keepdims=True) / m - ops.square(mean_d)
-        inv = ops.rsqrt(ops.maximum(var, 0.0) + epsilon)
-        scale = inv * gamma if has_gamma else inv
-        offset = -mean_d * scale
-        if has_beta:
-            offset = offset + beta
-        y = ops.cast(ops.reshape(d * scale + offset, out_shape), x.dtype)
+        s = ops.cast(positions, dtype)
+        m = s * (channels // groups)
+        xv = ops.reshape(ops.cast(x, dtype), shape)
+        first = tuple(slice(0, 1) if i in spatial else slice(None) for i in range(len(shape)))
+        shift = xv[first]
+        d = xv - shift
+        k = grouped(shift)
+        mean_d = grouped(_sum(d, spatial)) / s
+        m2 = ops.maximum(grouped(_sum(ops.square(d), spatial)) - s * ops.square(mean_d), 0.0)
+        # Channel means relative to the group's first shift, then the group mean.
+        offset_c = (k - k[:, :, :1]) + mean_d
+        offset_g = ops.mean(offset_c, axis=2, keepdims=True)
+        var = (
+            ops.sum(m2, axis=2, keepdims=True)
+            + s * ops.sum(ops.square(offset_c - offset_g), axis=2, keepdims=True)
+        ) / m
+        inv = ops.rsqrt(var + epsilon)
+        mu = offset_g - (k - k[:, :, :1])  # the group mean minus each channel's shift
+        scale = inv * gamma if has_gamma else inv * ones
+        bias = beta - mu * scale if has_beta else -mu * scale
+        y = d * spread(scale) + spread(bias)
+        y = ops.cast(ops.reshape(y, out_shape), x.dtype)
 
         def grad(*args, upstream=None):
             if upstream is None:
                 (upstream,) = args
             dy = ops.reshape(ops.cast(upstream, dtype), shape)
-            sum_dy = _sum(dy, spatial)
-            sum_dy_xhat = (_sum(dy * d, spatial) - mean_d * sum_dy) * inv
-            if has_gamma:
-                s1 = ops.sum(gamma * sum_dy, axis=group_axis, keepdims=True)
-                s2 = ops.sum(gamma * sum_dy_xhat, axis=group_axis, keepdims=True)
-            else:
-                s1 = ops.sum(sum_dy, axis=group_axis, keepdims=True)
-                s2 = ops.sum(sum_dy_xhat, axis=group_axis, keepdims=True)
+            sum_dy = grouped(_sum(dy, spatial))
+            sum_dy_xhat = (grouped(_sum(dy * d, spatial)) - mu * sum_dy) * inv
+            g_dy = gamma * sum_dy if has_gamma else sum_dy
+            g_dy_xhat = gamma * sum_dy_xhat if has_gamma else sum_dy_xhat
+            s1 = ops.sum(g_dy, axis=2, keepdims=True)
+            s2 = ops.sum(g_dy_xhat, axis=2, keepdims=True)
             p = -(inv * inv) * s2 / m
-            q = -inv * s1 / m - mean_d * p
-            dx = ops.cast(ops.reshape(dy * scale + (d * p + q), out_shape), x.dtype)
-            grads = [dx]
+            q = -inv * s1 / m - mu * p
+            dx = dy * spread(scale) + (d * spread(p) + spread(q))
+            grads = [ops.cast(ops.reshape(dx, out_shape), x.dtype)]
             if has_gamma:
                 grads.append(ops.sum(sum_dy_xhat, axis=0, keepdims=True))
             if has_beta:
                 grads.append(ops.sum(sum_dy, axis=0, keepdims=True))
-            return tuple(grads) if len(grads) > 1 else dx
+            return tuple(grads) if len(grads) > 1 else grads[0]
 
         return y, grad
 
