@@ -111,9 +111,8 @@ class Augment:
         images, channels_first = _structure.check_images(images, "augment", self.data_format)
         if not images.dtype.is_floating:
             images = tf.cast(images, tf.float32)
+        # Keyed by the images only: the same images get the same draws with or without labels.
         fingerprints = [_random.image_fingerprint(images, channels_first)]
-        if labels is not None:
-            fingerprints.append(_random._fingerprint(tf.convert_to_tensor(labels)))
         out = self._augment_images(images, _random.batch_key(self._base_seed, fingerprints,
                                                              position))
         if single:

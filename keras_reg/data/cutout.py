@@ -83,9 +83,8 @@ class Cutout:
             images = images[None]
         images, channels_first = _structure.check_images(images, "Cutout", self.data_format)
         axes = _boxes.spatial_axes(channels_first)
+        # Keyed by the images only: the same images get the same draws with or without labels.
         fingerprints = [_random.image_fingerprint(images, channels_first)]
-        if labels is not None:
-            fingerprints.append(_random._fingerprint(tf.convert_to_tensor(labels)))
         key = _random.batch_key(self._base_seed, fingerprints, position)
         keys = _random.split_key(key, 3)
         shape = tf.shape(images)
