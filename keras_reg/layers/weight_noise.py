@@ -165,3 +165,8 @@ class WeightNoise(keras.layers.Wrapper):
     def get_config(self):
         config = {"stddev": self.stddev, "seed": self.seed}
         return {**super().get_config(), **config}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        # keras.layers.Wrapper.from_config pops "layer" from the caller's dict; work on a copy.
+        return super().from_config(dict(config), custom_objects=custom_objects)
