@@ -1,0 +1,312 @@
+"""Tests of keras_reg.layers.dropout: InvertedDropout and inverted_dropout."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_reg.layers import InvertedDropout, inverted_dropout
+from keras_reg.layers import _rate
+from tests.layers import _checks
+
+
+def _np(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def _binomial_tol(p, n, sigmas=5.0):
+    return sigmas * math.sqrt(max(p * (1 - p), 1e-12) / n)
+
+
+# ----------------------------------------------------------------------------- generic checks
+
+
+def test_config_round_trip():
+    layer = InvertedDropout(0.3, noise_shape=(None, 1, 4), seed=7, scaling="test", name="d")
+    rebuilt = _checks.check_config_round_trip(layer)
+    assert rebuilt.rate == pytest.approx(0.3)
+    assert rebuilt.noise_shape == (None, 1, 4)
+    assert rebuilt.scaling == "test"
+    assert rebuilt.seed == 7
+
+
+def test_symbolic_and_eager_shapes():
+    _checks.check_symbolic_call(InvertedDropout(0.5, seed=1), (3, 5, 2))
+
+
+def _model(scaling="train", rate=0.25):
+    inputs = keras.Input((6,))
+    hidden = keras.layers.Dense(8)(inputs)
+    hidden = InvertedDropout(rate, seed=3, scaling=scaling)(hidden)
+    return keras.Model(inputs, keras.layers.Dense(1)(hidden))
+
+
+@pytest.mark.parametrize("scaling", ["train", "test"])
+def test_keras_file_round_trip(tmp_path, scaling):
+    model = keras.Sequential(
+        [keras.Input((6,)), keras.layers.Dense(8), InvertedDropout(0.4, seed=1, scaling=scaling)]
+    )
+    x = np.random.default_rng(0).standard_normal((5, 6)).astype("float32")
+    model.layers[-1].rate = 0.3  # a changed rate is saved with the model
+    loaded = _checks.check_keras_file_round_trip(model, x, tmp_path)
+    assert loaded.layers[-1].rate == pytest.approx(0.3)
+    assert loaded.layers[-1].scaling == scaling
+
+
+def test_export_has_no_random_op_and_scaled_inference(tmp_path):
+    model = _model(scaling="test", rate=0.5)
+    x = np.random.default_rng(1).standard_normal((4, 6)).astype("float32")
+    _checks.check_export(model, x, tmp_path)
+
+
+def test_jit_compiled_fit():
+    x = np.random.default_rng(2).standard_normal((16, 6)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    _checks.check_jit_fit(_model, x, y)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision(policy):
+    x = np.random.default_rng(3).standard_normal((64, 32)).astype("float32")
+    train, infer = _checks.check_mixed_precision(lambda: InvertedDropout(0.5, seed=4), x, policy)
+    # Inference is the identity (up to the cast of x); survivors are 2 * x, rounded once.
+    half = np.asarray(keras.ops.cast(keras.ops.cast(x, policy.split("_")[1]), "float32"))
+    np.testing.assert_array_equal(infer, half)
+    kept = train != 0
+    expected = _np(keras.ops.cast(keras.ops.cast(2.0 * half, policy.split("_")[1]), "float32"))
+    np.testing.assert_array_equal(train[kept], expected[kept])
+
+
+def test_mirrored_strategy_fit_and_rate_change():
+    x = np.random.default_rng(4).standard_normal((8, 6)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    model = _checks.check_mirrored_fit(_model, x, y)
+    layer = next(l for l in model.layers if isinstance(l, InvertedDropout))
+    layer.rate = 0.5
+    assert layer.rate == 0.5
+    assert np.isfinite(model.fit(x, y, batch_size=8, verbose=0).history["loss"][-1])
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.5, 0.9])
+def test_fraction_dropped_and_exact_scale(rate):
+    n = 200_000
+    x = np.full((n // 100, 100), 3.0, "float32")
+    y = _np(InvertedDropout(rate, seed=11)(x, training=True))
+    dropped = y == 0
+    assert abs(dropped.mean() - rate) < _binomial_tol(rate, n)
+    # Survivors are scaled exactly by 1/(1-rate) (float32 arithmetic).
+    scale = np.float32(1.0) / (np.float32(1.0) - np.float32(rate))
+    np.testing.assert_allclose(y[~dropped], np.float32(3.0) * scale, rtol=1e-6)
+    # E[y] = x.
+    assert abs(y.mean() - 3.0) < 3.0 * scale * _binomial_tol(rate, n)
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.0016, 0.37, 0.9999, 1e-5])
+def test_threshold_is_exact_to_16_bits(rate):
+    """The mask equals the NumPy rule on the same Philox bits: P(drop) = round(rate*2**16)/2**16."""
+    seed = tf.constant([5, 9], tf.int32)
+    shape = (3, 7, 10)
+    mask = _np(_rate._keep_mask_tf(shape, tf.constant(rate, tf.float32), seed))
+    words = tf.random.stateless_uniform(
+        [105], seed=seed, dtype=tf.uint32, minval=None, maxval=None, alg="philox"
+    ).numpy()
+    bits = words.view(np.uint16)[:210].reshape(shape)  # little-endian 16-bit halves
+    threshold = min(round(rate * 2**16), 2**16 - 1)
+    np.testing.assert_array_equal(mask, bits >= threshold)
+    assert abs(threshold / 2**16 - rate) <= 2**-17 + 1e-12
+    assert abs(threshold / 2**16 - rate) < 1e-4
+
+
+def test_mean_preserved_against_keras_dropout():
+    """Same distribution as keras.layers.Dropout: means and survivor values agree."""
+    x = np.random.default_rng(5).uniform(1, 2, (400, 500)).astype("float32")
+    ours = _np(InvertedDropout(0.3, seed=1)(x, training=True))
+    theirs = _np(keras.layers.Dropout(0.3, seed=1)(x, training=True))
+    tol = 5 * x.std() / math.sqrt(x.size) + 2 * _binomial_tol(0.3, x.size)
+    assert abs(ours.mean() - x.mean()) < tol
+    assert abs(ours.mean() - theirs.mean()) < 2 * tol
+    np.testing.assert_allclose(ours[ours != 0], x[ours != 0] / 0.7, rtol=1e-6)
+
+
+def test_standard_dropout_scaling():
+    x = np.random.default_rng(6).uniform(1, 2, (200, 500)).astype("float32")
+    layer = InvertedDropout(0.25, seed=2, scaling="test")
+    y = _np(layer(x, training=True))
+    kept = y != 0
+    np.testing.assert_array_equal(y[kept], x[kept])  # no train-time scaling
+    assert abs((~kept).mean() - 0.25) < _binomial_tol(0.25, x.size)
+    np.testing.assert_array_equal(_np(layer(x, training=False)), x * np.float32(0.75))
+    # Expectation in training equals the inference output.
+    assert abs(y.mean() - (x * 0.75).mean()) < 5 * x.std() / math.sqrt(x.size) + _binomial_tol(0.25, x.size) * 2
+
+
+def test_inference_is_exact_identity():
+    x = np.random.default_rng(7).standard_normal((4, 9)).astype("float32")
+    layer = InvertedDropout(0.5)
+    for training in (None, False):
+        assert _np(layer(x, training=training)) is not None
+        np.testing.assert_array_equal(_np(layer(x, training=training)), x)
+    np.testing.assert_array_equal(_np(inverted_dropout(x, 0.5)), x)
+
+
+def test_noise_shape_drops_whole_channels():
+    x = np.ones((16, 6, 6, 32), "float32")
+    y = _np(InvertedDropout(0.5, noise_shape=(None, 1, 1, None), seed=3)(x, training=True))
+    per_channel = y.reshape(16, 36, 32)
+    # Each (sample, channel) map is all zero or all 2.
+    assert np.all(per_channel.min(axis=1) == per_channel.max(axis=1))
+    assert set(np.unique(per_channel).tolist()) == {0.0, 2.0}
+    assert abs((per_channel[:, 0] == 0).mean() - 0.5) < _binomial_tol(0.5, 16 * 32)
+
+
+def test_noise_shape_rank_mismatch_is_rejected():
+    with pytest.raises(ValueError, match="noise_shape"):
+        InvertedDropout(0.5, noise_shape=(None, 1))(np.ones((2, 3, 4), "float32"))
+
+
+def test_rate_zero_is_identity_in_training():
+    x = np.random.default_rng(8).standard_normal((50, 40)).astype("float32")
+    np.testing.assert_array_equal(_np(InvertedDropout(0.0)(x, training=True)), x)
+
+
+@pytest.mark.parametrize("scaling", ["train", "test"])
+def test_rate_one_gives_zeros_and_finite_gradients(scaling):
+    x = tf.constant(np.random.default_rng(9).standard_normal((70, 1000)).astype("float32"))
+    layer = InvertedDropout(1.0, seed=1, scaling=scaling)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, training=True)
+        loss = tf.reduce_sum(y)
+    grad = tape.gradient(loss, x)
+    np.testing.assert_array_equal(y.numpy(), 0.0)
+    np.testing.assert_array_equal(grad.numpy(), 0.0)
+    np.testing.assert_array_equal(_np(layer(x, training=False)), 0.0 if scaling == "test" else x)
+
+
+def test_gradient_is_the_scaled_mask():
+    x = tf.constant(np.random.default_rng(10).uniform(1, 2, (30, 40)).astype("float32"))
+    weights = tf.constant(np.random.default_rng(11).standard_normal((30, 40)).astype("float32"))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = InvertedDropout(0.4, seed=5)(x, training=True)
+        loss = tf.reduce_sum(y * weights)
+    grad = tape.gradient(loss, x).numpy()
+    mask = y.numpy() / x.numpy()  # 0 or 1/(1-rate)
+    np.testing.assert_allclose(grad, weights.numpy() * mask, rtol=1e-6, atol=0)
+
+
+def test_seeded_reproducibility():
+    x = np.ones((20, 30), "float32")
+    a, b = InvertedDropout(0.5, seed=42), InvertedDropout(0.5, seed=42)
+    first = _np(a(x, training=True))
+    np.testing.assert_array_equal(first, _np(b(x, training=True)))
+    # A fresh mask on each call.
+    assert not np.array_equal(first, _np(a(x, training=True)))
+    np.testing.assert_array_equal(_np(inverted_dropout(x, 0.5, seed=3, training=True)),
+                                  _np(inverted_dropout(x, 0.5, seed=3, training=True)))
+
+
+def test_mixed_bfloat16_keep_rate_is_exact():
+    """The mask is decided in float32/integers: 0.95 kept, not bfloat16's 0.945."""
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+    x = np.ones((1000, 1000), "float32")
+    y = _np(keras.ops.cast(InvertedDropout(0.05, seed=6)(x, training=True), "float32"))
+    assert abs((y != 0).mean() - 0.95) < _binomial_tol(0.05, x.size)  # 1.1e-3
+
+
+def test_rate_change_takes_effect_without_retracing():
+    layer = InvertedDropout(0.0, seed=1)
+    x = tf.ones((100, 100))
+    traces = []
+
+    @tf.function
+    def step(x):
+        traces.append(1)
+        return layer(x, training=True)
+
+    np.testing.assert_array_equal(step(x).numpy(), 1.0)
+    layer.rate = 1.0
+    np.testing.assert_array_equal(step(x).numpy(), 0.0)
+    layer.rate = 0.5
+    assert abs((step(x).numpy() == 0).mean() - 0.5) < _binomial_tol(0.5, 10_000)
+    assert len(traces) == 1
+    assert layer.rate_variable.trainable is False and layer.rate_variable.dtype == "float32"
+
+
+class _CountingDropout(InvertedDropout):
+    """InvertedDropout counting its Python calls: one per trace of the train step."""
+
+    traces = 0
+
+    def call(self, inputs, training=None):
+        if training:
+            type(self).traces += 1
+        return super().call(inputs, training=training)
+
+
+def test_rate_change_in_compiled_fit():
+    """Rate 1 zeroes the Dense input: the kernel stops moving, with no new trace."""
+    layer = _CountingDropout(0.0, seed=1)
+    model = keras.Sequential([keras.Input((4,)), layer, keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    x, y = np.ones((8, 4), "float32"), np.full((8, 1), 5.0, "float32")
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    traces = _CountingDropout.traces
+    assert traces >= 1
+    kernel = model.layers[1].kernel.numpy().copy()
+    layer.rate = 1.0
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    np.testing.assert_array_equal(model.layers[1].kernel.numpy(), kernel)
+    layer.rate = 0.0
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert not np.array_equal(model.layers[1].kernel.numpy(), kernel)
+    assert _CountingDropout.traces == traces
+
+
+def test_in_sequential_jit_matches_statistics():
+    layer = InvertedDropout(0.2, seed=8)
+    fn = tf.function(lambda x: layer(x, training=True), jit_compile=True)
+    y = fn(tf.ones((500, 200))).numpy()
+    assert abs((y == 0).mean() - 0.2) < _binomial_tol(0.2, y.size)
+    np.testing.assert_allclose(y[y != 0], 1.25, rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.5, float("nan")])
+def test_invalid_rate(rate):
+    with pytest.raises(ValueError, match="rate"):
+        InvertedDropout(rate)
+
+
+def test_invalid_rate_setter():
+    layer = InvertedDropout(0.1)
+    with pytest.raises(ValueError, match="rate"):
+        layer.rate = 2.0
+    assert layer.rate == pytest.approx(0.1)
+
+
+def test_invalid_rate_in_function():
+    with pytest.raises(ValueError, match="rate"):
+        inverted_dropout(np.ones((2, 2), "float32"), 1.5, training=True)
+
+
+def test_invalid_scaling():
+    with pytest.raises(ValueError, match="scaling"):
+        InvertedDropout(0.1, scaling="inverted")
+
+
+def test_invalid_noise_shape():
+    with pytest.raises(ValueError, match="noise_shape"):
+        InvertedDropout(0.1, noise_shape=(None, 0))
+
+
+def test_invalid_seed():
+    with pytest.raises(ValueError, match="seed"):
+        InvertedDropout(0.1, seed=-3)
