@@ -1,0 +1,111 @@
+"""One worker of a MultiWorkerMirroredStrategy run on 127.0.0.1 (spawned by the tests).
+
+Usage: python mwms_worker.py MODE INDEX PORT0,PORT1 OUT.json
+MODE: "keras_fit" (plain `model.fit`, broken upstream: keras-team/keras#20585),
+"reg_fit" (keras_reg.distribute.fit), "single" (no strategy: the single-process reference),
+"masks" (the dropout masks each replica draws through keras_reg.distribute.fit).
+Writes a JSON object with the per-epoch losses and the final weights, or the error.
+"""
+
+import json
+import os
+import sys
+
+mode, index, ports, out = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(","), sys.argv[4]
+if mode != "single":
+    os.environ["TF_CONFIG"] = json.dumps(
+        {
+            "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+            "task": {"type": "worker", "index": index},
+        }
+    )
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ["KERAS_BACKEND"] = "tensorflow"
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+if mode == "single":
+    strategy = tf.distribute.get_strategy()
+else:
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+
+import keras  # noqa: E402
+
+from keras_reg import distribute  # noqa: E402
+
+GLOBAL_BATCH = 8
+rng = np.random.default_rng(0)
+X = rng.normal(size=(40, 6)).astype("float32")
+Y = rng.integers(0, 3, size=(40,)).astype("int32")
+
+
+def dataset():
+    ds = tf.data.Dataset.from_tensor_slices((X, Y)).batch(GLOBAL_BATCH)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options)
+
+
+def build():
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential(
+        [
+            keras.Input((6,)),
+            keras.layers.Dense(8, activation="relu",
+                               kernel_regularizer=keras.regularizers.l2(0.01)),
+            keras.layers.Dense(3),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+result = {"mode": mode, "index": index}
+try:
+    with strategy.scope():
+        model = build()
+    if mode == "keras_fit":
+        history = model.fit(dataset(), epochs=2, verbose=0)
+    elif mode == "masks":
+        with strategy.scope():
+            model = keras.Sequential([keras.Input((64,)), keras.layers.Dropout(0.5, seed=3)])
+            model.compile(optimizer="sgd", loss="mse")
+        seen = []
+
+        class Keep(keras.callbacks.Callback):
+            pass
+
+        # Record what each replica's dropout layer outputs on a batch of ones.
+        drop = model.layers[-1]
+        loop = distribute._Loop(model, strategy, replica_seeds=True)
+
+        @tf.function
+        def masks():
+            def replica():
+                distribute._shift_seeds(loop.states, 1)
+                out = drop(tf.ones((1, 64)), training=True)
+                distribute._shift_seeds(loop.states, -1)
+                ctx = tf.distribute.get_replica_context()
+                return ctx.all_gather(out, axis=0)
+            return strategy.run(replica)
+
+        gathered = strategy.experimental_local_results(masks())[0]
+        result["masks"] = np.asarray(gathered).tolist()
+        history = None
+    else:
+        history = distribute.fit(model, dataset(), epochs=2, strategy=strategy, verbose=0)
+    if history is not None:
+        result["loss"] = [float(v) for v in history.history["loss"]]
+        result["accuracy"] = [float(v) for v in history.history["accuracy"]]
+        result["weights"] = [w.tolist() for w in model.get_weights()]
+    result["ok"] = True
+except Exception as error:  # reported to the test, which decides
+    result["ok"] = False
+    result["error"] = f"{type(error).__name__}: {str(error)[:2000]}"
+with open(out, "w") as f:
+    json.dump(result, f)

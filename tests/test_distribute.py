@@ -1,0 +1,247 @@
+"""keras_reg.distribute.fit under the default strategy and MirroredStrategy (2 logical CPUs).
+
+References: `model.fit` on one device (same seeds) for losses and weights; for per-replica
+randomness, the masks `keras.layers.Dropout` draws from the documented per-replica seeds.
+"""
+
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_reg import distribute
+from tests.conftest import logical_cpus
+
+
+_STRATEGY = []
+
+
+def _mirrored():
+    """One MirroredStrategy for the whole module.
+
+    A second MirroredStrategy with the default (collective) all-reduce over the same devices in
+    one process reuses the collective keys of the first and fails with "Shape mismatch in the
+    collective instance" (TF 2.21; `model.fit` too). Reduction to one device avoids collectives,
+    so the strategies other test modules create cannot collide with this one.
+    """
+    cpus = logical_cpus()
+    if len(cpus) < 2:
+        pytest.skip("needs the 2 logical CPUs configured by conftest.py")
+    if not _STRATEGY:
+        _STRATEGY.append(
+            tf.distribute.MirroredStrategy(
+                cpus[:2], cross_device_ops=tf.distribute.ReductionToOneDevice()
+            )
+        )
+    return _STRATEGY[0]
+
+
+def _data(n=37, batch=8):
+    # 37 examples in batches of 8: the last batch (5) splits 3 / 2 across two replicas.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 6)).astype("float32")
+    y = rng.integers(0, 3, size=(n,)).astype("int32")
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)
+
+
+def _model(strategy, regularize=True):
+    with strategy.scope():
+        keras.utils.set_random_seed(1)
+        reg = keras.regularizers.l2(0.01) if regularize else None
+        model = keras.Sequential(
+            [
+                keras.Input((6,)),
+                keras.layers.Dense(8, activation="relu", kernel_regularizer=reg),
+                keras.layers.Dense(3),
+            ]
+        )
+        model.compile(
+            optimizer=keras.optimizers.SGD(0.1, momentum=0.5),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
+    return model
+
+
+def _schedule(epoch, lr):
+    return 0.1 / (1 + epoch)
+
+
+def test_mirrored_equals_single_device_model_fit():
+    ds = _data()
+    reference = _model(tf.distribute.get_strategy())
+    ref_hist = reference.fit(
+        ds, epochs=3, verbose=0, validation_data=ds,
+        callbacks=[keras.callbacks.LearningRateScheduler(_schedule)],
+    ).history
+
+    strategy = _mirrored()
+    model = _model(strategy)
+    hist = distribute.fit(
+        model, ds, epochs=3, strategy=strategy, verbose=0, validation_data=ds,
+        callbacks=[keras.callbacks.LearningRateScheduler(_schedule)],
+    ).history
+
+    assert sorted(hist) == sorted(ref_hist)
+    for key in ref_hist:
+        np.testing.assert_allclose(hist[key], ref_hist[key], atol=1e-5, err_msg=key)
+    for got, want in zip(model.get_weights(), reference.get_weights()):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    assert float(np.asarray(model.optimizer.learning_rate.numpy())) == pytest.approx(0.1 / 3)
+
+
+def test_default_strategy_dataset_function_and_steps_per_epoch():
+    # A dataset function (distribute_datasets_from_function) and a repeated dataset with
+    # steps_per_epoch give the run of the plain dataset.
+    strategy = tf.distribute.get_strategy()
+    plain = _model(strategy, regularize=False)
+    want = distribute.fit(plain, _data(32), epochs=2, verbose=0).history["loss"]
+
+    by_fn = _model(strategy, regularize=False)
+    got_fn = distribute.fit(by_fn, lambda ctx: _data(32), epochs=2, verbose=0).history["loss"]
+    by_steps = _model(strategy, regularize=False)
+    got_steps = distribute.fit(
+        by_steps, _data(32).repeat(), epochs=2, steps_per_epoch=4, verbose=0
+    ).history["loss"]
+    np.testing.assert_allclose(got_fn, want, atol=1e-6)
+    np.testing.assert_allclose(got_steps, want, atol=1e-6)
+
+
+def _mask_model(strategy, rate=0.5, seed=3):
+    with strategy.scope():
+        model = keras.Sequential(
+            [
+                keras.Input((64,)),
+                keras.layers.Dropout(rate, seed=seed),
+                keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros"),
+            ]
+        )
+        # loss = mean over the batch of the output, so one SGD step (lr 1) moves the kernel by
+        # minus the batch mean of the dropped inputs: it records the masks of every replica.
+        model.compile(optimizer=keras.optimizers.SGD(1.0), loss=lambda y, p: p[:, 0])
+    return model
+
+
+def _one_step(strategy, **kwargs):
+    model = _mask_model(strategy)
+    ds = tf.data.Dataset.from_tensor_slices((tf.ones((2, 64)), tf.zeros((2, 1)))).batch(2)
+    distribute.fit(model, ds, epochs=1, strategy=strategy, verbose=0, **kwargs)
+    return -model.get_weights()[0][:, 0]
+
+
+def test_replica_masks_differ_and_follow_the_replica_seed():
+    strategy = _mirrored()
+    got = _one_step(strategy)
+    # Replica r draws what a Dropout seeded with seed + r * stride draws first.
+    ones = tf.ones((1, 64))
+    masks = [
+        keras.layers.Dropout(0.5, seed=3 + r * distribute.REPLICA_SEED_STRIDE)(ones, training=True)
+        for r in range(2)
+    ]
+    assert not np.array_equal(masks[0], masks[1])
+    np.testing.assert_array_equal(got, (masks[0][0] + masks[1][0]) / 2)
+    # Reproducible: same seed, same masks.
+    np.testing.assert_array_equal(_one_step(strategy), got)
+
+
+def test_replica_seeds_off_shows_identical_masks():
+    # The Keras behaviour `replica_seeds` fixes: one mirrored SeedGenerator state, so both
+    # replicas draw the same mask and the batch mean only holds 0 or 2.
+    got = _one_step(_mirrored(), replica_seeds=False)
+    assert set(np.unique(got)) <= {0.0, 2.0}
+
+
+def test_seed_state_stays_mirrored_after_fit():
+    strategy = _mirrored()
+    model = _mask_model(strategy)
+    ds = tf.data.Dataset.from_tensor_slices((tf.ones((4, 64)), tf.zeros((4, 1)))).batch(2)
+    distribute.fit(model, ds, epochs=1, strategy=strategy, verbose=0)
+    state = model.layers[0].seed_generator.state.value
+    values = [v.numpy().tolist() for v in strategy.experimental_local_results(state)]
+    assert values == [[3, 2], [3, 2]]  # seed back in place, counter advanced by 2 steps
+
+
+def test_callbacks_see_epoch_and_batch_logs():
+    events = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            events.append(("epoch_begin", epoch))
+
+        def on_train_batch_end(self, batch, logs=None):
+            events.append(("batch", batch, sorted(logs)))
+
+        def on_epoch_end(self, epoch, logs=None):
+            events.append(("epoch_end", epoch, sorted(logs)))
+
+    model = _model(tf.distribute.get_strategy())
+    distribute.fit(model, _data(16), epochs=1, callbacks=[Record()], verbose=0)
+    assert events == [
+        ("epoch_begin", 0),
+        ("batch", 0, ["accuracy", "loss"]),
+        ("batch", 1, ["accuracy", "loss"]),
+        ("epoch_end", 0, ["accuracy", "loss"]),
+    ]
+
+
+def test_early_stopping_stops():
+    model = _model(tf.distribute.get_strategy())
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.stop_training = epoch == 1
+
+    history = distribute.fit(model, _data(16), epochs=5, callbacks=[Stop()], verbose=0)
+    assert history.epoch == [0, 1]
+
+
+def test_uncompiled_model_is_rejected():
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)])
+    with pytest.raises(ValueError, match="model"):
+        distribute.fit(model, _data(), verbose=0)
+
+
+def test_model_outside_strategy_scope_is_rejected():
+    model = _model(tf.distribute.get_strategy())
+    model.build((None, 6))
+    with pytest.raises(ValueError, match="strategy"):
+        distribute.fit(model, _data(), strategy=_mirrored(), verbose=0)
+
+
+def test_numpy_data_is_rejected():
+    model = _model(tf.distribute.get_strategy())
+    with pytest.raises(TypeError, match="`x`"):
+        distribute.fit(model, np.zeros((4, 6)), verbose=0)
+
+
+def test_bad_epochs_is_rejected():
+    with pytest.raises(ValueError, match="epochs"):
+        distribute.fit(_model(tf.distribute.get_strategy()), _data(), epochs=-1)
+
+
+def test_bad_steps_per_epoch_is_rejected():
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        distribute.fit(_model(tf.distribute.get_strategy()), _data(), steps_per_epoch=0)
+
+
+def test_bad_strategy_is_rejected():
+    with pytest.raises(TypeError, match="strategy"):
+        distribute.fit(_model(tf.distribute.get_strategy()), _data(), strategy="mirrored")
+
+
+def test_untested_keras_version_warns_once():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert distribute.check_keras_version("2.99.0") is False
+        assert distribute.check_keras_version("2.99.1") is False
+    assert len(caught) == 1 and "2.99.0" in str(caught[0].message)
+    assert distribute.check_keras_version(keras.__version__) is True
+
+
+def test_worker_seed_folds_the_pipeline_id():
+    ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=1)
+    assert distribute.worker_seed(5, ctx) == 5 + distribute.REPLICA_SEED_STRIDE
+    with pytest.raises(ValueError, match="seed"):
+        distribute.worker_seed(None, ctx)
