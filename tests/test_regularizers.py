@@ -190,7 +190,9 @@ def test_mirrored_strategy(create_in_scope):
     devices = logical_cpus()
     if len(devices) < 2:
         pytest.skip("needs two logical CPUs")
-    strategy = tf.distribute.MirroredStrategy(devices)
+    strategy = tf.distribute.MirroredStrategy(
+        devices, cross_device_ops=tf.distribute.ReductionToOneDevice()
+    )
     if create_in_scope:
         with strategy.scope():
             reg = regularizers.l2(0.0)

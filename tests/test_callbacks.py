@@ -1,0 +1,553 @@
+"""Tests for keras_reg.callbacks against references (Keras metrics, NumPy, exact decay factors)."""
+
+import copy
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import ops
+
+from keras_reg import callbacks, regularizers
+from keras_reg.data import MixupCutMix
+from keras_reg.layers import DropPath, InvertedDropout, StochasticDepth, drop_path_rates
+from tests.conftest import logical_cpus
+
+
+def _strategy_or_skip():
+    # Collectives are avoided: two MirroredStrategy objects in one process reuse collective
+    # instance keys, and a later model with other shapes then fails in the all-reduce.
+    devices = logical_cpus()
+    if len(devices) < 2:
+        pytest.skip("needs two logical CPUs")
+    return tf.distribute.MirroredStrategy(
+        devices, cross_device_ops=tf.distribute.ReductionToOneDevice()
+    )
+
+
+def _scope(kind):
+    return _strategy_or_skip().scope() if kind == "mirrored" else _Null()
+
+
+class _Null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *args):
+        return False
+
+
+def _classification_data(n=50, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 6)).astype("float32")
+    y = rng.integers(0, 3, size=(n,)).astype("int32")
+    return x, y
+
+
+def _regularized_classifier():
+    reg = regularizers.l2(0.05)
+    model = keras.Sequential(
+        [
+            keras.Input((6,)),
+            keras.layers.Dense(16, activation="relu", kernel_regularizer=reg),
+            keras.layers.Dense(3, kernel_regularizer=regularizers.l1(0.01)),
+        ]
+    )
+    model.compile(
+        keras.optimizers.SGD(0.2),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="ce")],
+    )
+    return model
+
+
+# ------------------------------------------------------------------ RegularizationLogger
+
+
+@pytest.mark.parametrize("kind", ["plain", "mirrored"])
+def test_logger_data_loss_matches_the_metric_computed_in_the_step(kind):
+    # 50 samples in batches of 16: a partial last batch, so the batch-size weighting matters.
+    keras.utils.set_random_seed(1)
+    x, y = _classification_data()
+    xv, yv = _classification_data(20, seed=1)
+    with _scope(kind):
+        model = _regularized_classifier()
+    history = model.fit(
+        x, y, batch_size=16, epochs=3, verbose=0, shuffle=False, validation_data=(xv, yv),
+        callbacks=[callbacks.RegularizationLogger()],
+    )
+    h = {k: np.array(v) for k, v in history.history.items()}
+    np.testing.assert_allclose(h["data_loss"] + h["reg_loss"], h["loss"], rtol=1e-6)
+    # The reference: Keras's own cross-entropy metric, computed on the same forward passes.
+    np.testing.assert_allclose(h["data_loss"], h["ce"], rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(h["val_data_loss"], h["val_ce"], rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        h["val_reg_loss"][-1], float(regularizers.penalty(model)), rtol=1e-6
+    )
+    # The penalty moves during an epoch: the end-of-epoch value would be a worse estimate.
+    end_estimate_error = np.abs(h["loss"] - h["val_reg_loss"] - h["ce"])
+    assert np.all(end_estimate_error > 10 * np.abs(h["data_loss"] - h["ce"]) + 1e-6)
+
+
+def test_logger_keys_reach_the_progress_bar(capsys):
+    x, y = _classification_data(16)
+    model = _regularized_classifier()
+    model.fit(x, y, epochs=1, verbose=2, callbacks=[callbacks.RegularizationLogger()])
+    out = capsys.readouterr().out
+    assert "reg_loss" in out and "data_loss" in out
+
+
+def test_logger_without_regularizers_reports_zero_penalty():
+    x, y = _classification_data(16)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)])
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    h = model.fit(x, y, epochs=1, verbose=0, callbacks=[callbacks.RegularizationLogger()])
+    assert h.history["reg_loss"] == [0.0]
+    assert h.history["data_loss"] == h.history["loss"]
+
+
+# ------------------------------------------------------------------ GeneralizationGap
+
+
+def test_gap_is_val_loss_minus_loss():
+    x, y = _classification_data()
+    xv, yv = _classification_data(20, seed=1)
+    model = _regularized_classifier()
+    h = model.fit(
+        x, y, epochs=3, verbose=0, validation_data=(xv, yv),
+        callbacks=[callbacks.GeneralizationGap()],
+    ).history
+    np.testing.assert_allclose(
+        h["gap"], np.array(h["val_loss"]) - np.array(h["loss"]), rtol=1e-6, atol=1e-7
+    )
+
+
+def _small_model():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    return model
+
+
+def test_gap_patience_restores_weights_of_smallest_val_loss():
+    model = _small_model()
+    gap_cb = callbacks.GeneralizationGap(patience=2)
+    gap_cb.set_model(model)
+    gap_cb.on_train_begin()
+    # val_loss is smallest at epoch 1 (0.5); the gap widens at epochs 2 and 3.
+    history = [(1.0, 1.1), (0.4, 0.5), (0.3, 0.6), (0.1, 0.9)]
+    for epoch, (loss, val_loss) in enumerate(history):
+        model.set_weights([np.full((2, 1), epoch, "float32"), np.zeros(1, "float32")])
+        gap_cb.on_epoch_end(epoch, {"loss": loss, "val_loss": val_loss})
+    assert model.stop_training and gap_cb.stopped_epoch == 3
+    assert gap_cb.best_epoch == 1
+    np.testing.assert_array_equal(model.get_weights()[0], np.full((2, 1), 1.0))
+
+
+def test_gap_accuracy_direction_and_key():
+    model = _small_model()
+    gap_cb = callbacks.GeneralizationGap(monitor="accuracy", patience=1)
+    gap_cb.set_model(model)
+    gap_cb.on_train_begin()
+    logs0 = {"accuracy": 0.8, "val_accuracy": 0.75}
+    gap_cb.on_epoch_end(0, logs0)
+    assert logs0["accuracy_gap"] == pytest.approx(-0.05)
+    gap_cb.on_epoch_end(1, {"accuracy": 0.9, "val_accuracy": 0.8})  # gap -0.1: widened
+    assert model.stop_training
+
+
+def test_gap_without_validation_warns():
+    model = _small_model()
+    gap_cb = callbacks.GeneralizationGap()
+    gap_cb.set_model(model)
+    gap_cb.on_train_begin()
+    with pytest.warns(UserWarning, match="val_loss"):
+        gap_cb.on_epoch_end(0, {"loss": 1.0})
+
+
+def test_gap_monitor_with_val_prefix_raises():
+    with pytest.raises(ValueError, match="`monitor`"):
+        callbacks.GeneralizationGap(monitor="val_loss")
+
+
+def test_gap_patience_zero_raises():
+    with pytest.raises(ValueError, match="`patience`"):
+        callbacks.GeneralizationGap(patience=0)
+
+
+def test_gap_negative_min_delta_raises():
+    with pytest.raises(ValueError, match="`min_delta`"):
+        callbacks.GeneralizationGap(min_delta=-1.0)
+
+
+def test_gap_unknown_mode_raises():
+    with pytest.raises(ValueError, match="`mode`"):
+        callbacks.GeneralizationGap(mode="up")
+
+
+# ------------------------------------------------------------------ RateScheduler
+
+
+class _ZeroFraction(keras.layers.Layer):
+    """Outputs, per sample, the fraction of exact zeros of its input (what dropout dropped).
+
+    Trained against 0 with the MAE loss, the epoch `loss` is the drop fraction measured inside
+    the training steps of that epoch. (A weight 0·w keeps the model trainable.)
+    """
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(), initializer="zeros")
+
+    def call(self, x):
+        fraction = ops.mean(ops.cast(ops.equal(x, 0.0), "float32"), axis=-1, keepdims=True)
+        return fraction + 0.0 * self.w
+
+
+def _rate_model(dropout):
+    inputs = keras.Input((2000,))
+    return keras.Model(inputs, _ZeroFraction()(dropout(inputs)))
+
+
+@pytest.mark.parametrize(
+    "kind", ["plain", "jit", pytest.param("mirrored", marks=pytest.mark.slow)]
+)
+def test_rate_changes_inside_the_training_step(kind):
+    schedule = [0.1, 0.5, 0.8]
+    with _scope(kind):
+        dropout = InvertedDropout(0.0, seed=3)
+        model = _rate_model(dropout)
+        model.compile("sgd", "mae", jit_compile=(kind == "jit"))
+    scheduler = callbacks.RateScheduler(lambda epoch, rate: schedule[epoch])
+    x, y = np.ones((64, 2000), "float32"), np.zeros((64, 1), "float32")
+    h = model.fit(x, y, batch_size=32, epochs=3, verbose=0, callbacks=[scheduler]).history
+    assert h["rate"] == pytest.approx(schedule)
+    # Drop fraction measured in the steps (128000 Bernoulli draws per epoch).
+    np.testing.assert_allclose(h["loss"], schedule, atol=0.01)
+    assert dropout.rate == pytest.approx(0.8)
+
+
+def test_rate_scheduler_finds_nested_layers_once_and_warms_up_from_initial():
+    rates = drop_path_rates(2, 0.2)
+    inner_in = keras.Input((4,))
+    inner_out = StochasticDepth(rates[1])([inner_in, keras.layers.Dense(4)(inner_in)])
+    inner = keras.Model(inner_in, inner_out)
+    inputs = keras.Input((4,))
+    x = DropPath(0.1)(inputs)
+    x = inner(x)
+    model = keras.Model(inputs, InvertedDropout(0.3)(x))
+    model.compile("sgd", "mse")
+    layers = [l for l in _all(model) if hasattr(l, "rate_variable")]
+    initial = [l.rate for l in layers]
+    assert len(layers) == 3
+    seen = []
+    recorder = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: seen.append([l.rate for l in layers])
+    )
+    warmup = callbacks.RateScheduler(
+        lambda epoch, rate: rate * (epoch + 1) / 2, from_initial=True
+    )
+    model.fit(np.ones((8, 4)), np.zeros((8, 4)), epochs=2, verbose=0,
+              callbacks=[warmup, recorder])
+    np.testing.assert_allclose(seen[0], np.array(initial) / 2, rtol=1e-6)
+    np.testing.assert_allclose(seen[1], initial, rtol=1e-6)
+
+
+def _all(model):
+    return model._flatten_layers(include_self=False, recursive=True)
+
+
+def test_rate_scheduler_warns_without_rate_layers():
+    model = _small_model()
+    with pytest.warns(UserWarning, match="no keras_reg rate layers"):
+        model.fit(np.ones((4, 2)), np.ones((4, 1)), verbose=0,
+                  callbacks=[callbacks.RateScheduler(lambda e, r: 0.1)])
+
+
+def test_rate_scheduler_schedule_not_callable_raises():
+    with pytest.raises(TypeError, match="`schedule`"):
+        callbacks.RateScheduler("linear")
+
+
+def test_rate_scheduler_keras_dropout_raises():
+    with pytest.raises(TypeError, match="`layers`"):
+        callbacks.RateScheduler(lambda e, r: r, layers=[keras.layers.Dropout(0.1)])
+
+
+def test_rate_scheduler_out_of_range_schedule_raises():
+    model = _rate_model(InvertedDropout(0.1))
+    model.compile("sgd", "mae")
+    with pytest.raises(ValueError, match="`schedule`.*1.5"):
+        model.fit(np.ones((4, 2000)), np.ones((4, 1)), verbose=0,
+                  callbacks=[callbacks.RateScheduler(lambda e, r: 1.5)])
+
+
+# ------------------------------------------------------------------ MixupScheduler
+
+
+def _one_hot_fraction(y_true, y_pred):
+    return ops.cast(ops.equal(ops.max(y_true, axis=-1), 1.0), "float32")
+
+
+def test_mixup_scheduler_turns_mixing_off_and_restores():
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 4, 4, 1)).astype("float32")
+    y = rng.integers(0, 4, 64).astype("int32")
+    mix = MixupCutMix(4, mixup_alpha=1.0, cutmix_alpha=0.0, prob=1.0, label_smoothing=0.0, seed=1,
+                      jit_compile=False)
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(16).map(mix)
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(4)])
+    model.compile("sgd", "categorical_crossentropy", metrics=[_one_hot_fraction])
+    scheduler = callbacks.MixupScheduler(mix, off_epoch=2)
+    h = model.fit(dataset, epochs=3, verbose=0, callbacks=[scheduler]).history
+    assert h["_one_hot_fraction"][0] < 0.2 and h["_one_hot_fraction"][1] < 0.2
+    assert h["_one_hot_fraction"][2] == 1.0
+    assert h["mixup_prob"] == [1.0, 1.0, 0.0]
+    # A second fit from epoch 0 mixes again: the original prob is restored.
+    h2 = model.fit(dataset, epochs=1, verbose=0, callbacks=[scheduler]).history
+    assert h2["mixup_prob"] == [1.0] and h2["_one_hot_fraction"][0] < 0.2
+
+
+def test_mixup_scheduler_deepcopy_shares_the_transform():
+    mix = MixupCutMix(4, seed=0)
+    clone = copy.deepcopy(callbacks.MixupScheduler(mix, off_epoch=1))
+    assert clone.transform is mix
+
+
+def test_mixup_scheduler_bad_transform_raises():
+    with pytest.raises(TypeError, match="`transform`"):
+        callbacks.MixupScheduler(object(), off_epoch=1)
+
+
+def test_mixup_scheduler_negative_off_epoch_raises():
+    with pytest.raises(ValueError, match="`off_epoch`"):
+        callbacks.MixupScheduler(MixupCutMix(4), off_epoch=-1)
+
+
+# ------------------------------------------------------------------ StrengthScheduler
+
+
+def test_strength_scheduler_loss_jumps_by_the_expected_penalty():
+    shared = regularizers.l2(0.1)
+    model = keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(4, kernel_initializer="ones", kernel_regularizer=shared),
+            keras.layers.Dense(1, kernel_initializer="ones", kernel_regularizer=shared),
+        ]
+    )
+    model.compile(keras.optimizers.SGD(0.0), "mse")  # lr 0: only the penalty moves
+    scheduler = callbacks.StrengthScheduler(lambda epoch, l2: l2 * (epoch + 1), from_initial=True)
+    h = model.fit(np.ones((8, 4)), np.zeros((8, 1)), epochs=3, verbose=0,
+                  callbacks=[scheduler]).history
+    sum_w2 = 16 + 4
+    np.testing.assert_allclose(np.diff(h["loss"]), [0.1 * sum_w2, 0.1 * sum_w2], rtol=1e-5)
+    assert h["l2_strength"] == pytest.approx([0.1, 0.2, 0.3])
+    assert shared.l2 == pytest.approx(0.3)
+
+
+def test_strength_scheduler_l1_l2_schedules_only_nonzero_component():
+    reg = regularizers.l1_l2(l1=0.0, l2=0.2)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, kernel_regularizer=reg)])
+    model.compile("sgd", "mse")
+    scheduler = callbacks.StrengthScheduler(lambda epoch, s: s / 2)
+    h = model.fit(np.ones((4, 2)), np.ones((4, 1)), epochs=2, verbose=0,
+                  callbacks=[scheduler]).history
+    assert reg.l1 == 0.0 and reg.l2 == pytest.approx(0.05)
+    assert "l1_strength" not in h and h["l2_strength"] == pytest.approx([0.1, 0.05])
+
+
+def test_strength_scheduler_negative_value_raises():
+    model = keras.Sequential(
+        [keras.Input((2,)), keras.layers.Dense(1, kernel_regularizer=regularizers.l2(0.1))]
+    )
+    model.compile("sgd", "mse")
+    with pytest.raises(ValueError, match="`schedule`"):
+        model.fit(np.ones((4, 2)), np.ones((4, 1)), verbose=0,
+                  callbacks=[callbacks.StrengthScheduler(lambda e, s: -1.0)])
+
+
+def test_strength_scheduler_bad_component_raises():
+    with pytest.raises(ValueError, match="`component`"):
+        callbacks.StrengthScheduler(lambda e, s: s, component="l3")
+
+
+def test_strength_scheduler_bad_model_raises():
+    with pytest.raises(TypeError, match="`model`"):
+        callbacks.StrengthScheduler(lambda e, s: s, model="model")
+
+
+# ------------------------------------------------------------------ WeightDecayScheduler
+
+
+def _decay_model():
+    # Zero inputs: the kernel's gradient is exactly 0, so only the decay moves it, and the
+    # output (bias -> LayerNorm) does not depend on the kernel at all.
+    model = keras.Sequential(
+        [
+            keras.Input((3,)),
+            keras.layers.Dense(4, bias_initializer="ones"),
+            keras.layers.LayerNormalization(),
+        ]
+    )
+    return model
+
+
+@pytest.mark.parametrize(
+    "kind", ["plain", pytest.param("jit", marks=pytest.mark.slow), "mirrored"]
+)
+def test_weight_decay_shrinks_kernels_by_the_exact_factor(kind):
+    lr, decays = 0.1, [0.5, 0.25]
+    x = np.zeros((16, 3), "float32")
+    y = np.random.default_rng(0).normal(size=(16, 4)).astype("float32")
+    results = []
+    for use_callback in (True, False):
+        keras.utils.set_random_seed(0)
+        with _scope(kind):
+            model = _decay_model()
+            model.compile(keras.optimizers.SGD(lr), "mse", jit_compile=(kind == "jit"))
+        cbs = [callbacks.WeightDecayScheduler(lambda epoch: decays[epoch])] if use_callback else []
+        kernel0 = model.layers[0].kernel.numpy()
+        h = model.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False, callbacks=cbs)
+        results.append((kernel0, model.get_weights(), h.history))
+    (kernel0, decayed, h), (_, plain, _) = results
+    expected = kernel0.copy()
+    for wd in decays:  # two steps per epoch, w <- w - lr*wd*w in float32
+        for _ in range(2):
+            expected = expected - expected * (np.float32(lr) * np.float32(wd))
+    np.testing.assert_allclose(decayed[0], expected, rtol=1e-6)
+    assert not np.allclose(decayed[0], kernel0)
+    # Bias and LayerNorm parameters are excluded: identical to training without the callback.
+    for a, b in zip(decayed[1:], plain[1:]):
+        np.testing.assert_array_equal(a, b)
+    assert h["weight_decay"] == decays
+
+
+def test_weight_decay_constraints_removed_after_fit():
+    model = _decay_model()
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    x, y = np.zeros((8, 3), "float32"), np.ones((8, 4), "float32")
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[callbacks.WeightDecayScheduler(0.5)])
+    assert all(v.constraint is None for v in model.trainable_weights)
+    kernel = model.layers[0].kernel.numpy()
+    model.fit(x, y, epochs=1, verbose=0)  # no callback: no decay any more
+    np.testing.assert_array_equal(model.layers[0].kernel.numpy(), kernel)
+
+
+def test_weight_decay_composes_with_existing_constraint():
+    model = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(2, kernel_constraint=keras.constraints.NonNeg())]
+    )
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    model.layers[0].kernel.assign(np.full((3, 2), 2.0, "float32"))
+    model.fit(np.zeros((8, 3)), np.ones((8, 2)), batch_size=8, epochs=1, verbose=0,
+              callbacks=[callbacks.WeightDecayScheduler(0.5)])
+    np.testing.assert_allclose(model.layers[0].kernel.numpy(), 2.0 * (1 - 0.05), rtol=1e-6)
+    assert isinstance(model.layers[0].kernel.constraint, keras.constraints.NonNeg)
+
+
+def test_weight_decay_excludes_by_role_not_only_by_name():
+    from keras_reg.layers import GroupNorm
+
+    inputs = keras.Input((4, 4, 4))
+    x = keras.layers.Conv2D(4, 1, name="conv")(inputs)
+    x = GroupNorm(groups=2, name="gn")(x)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    emb_in = keras.Input((2,), dtype="int32")
+    e = keras.layers.Flatten()(keras.layers.Embedding(5, 2, name="emb")(emb_in))
+    out = keras.layers.Dense(1, name="head")(
+        keras.layers.Concatenate()([keras.layers.Flatten()(x), e])
+    )
+    model = keras.Model([inputs, emb_in], out)
+    default = callbacks.WeightDecayScheduler(0.1)
+    assert {v.path for v in default.decayed_variables(model)} == {
+        "conv/kernel", "emb/embeddings", "head/kernel"
+    }
+    more = callbacks.WeightDecayScheduler(
+        0.1, exclude=("bias", "normalization", "embedding", model.get_layer("head"))
+    )
+    assert {v.path for v in more.decayed_variables(model)} == {"conv/kernel"}
+
+
+def test_weight_decay_unknown_role_raises():
+    with pytest.raises(ValueError, match="`exclude`"):
+        callbacks.WeightDecayScheduler(0.1, exclude=("biases",))
+
+
+def test_weight_decay_bad_exclude_type_raises():
+    with pytest.raises(TypeError, match="`exclude`"):
+        callbacks.WeightDecayScheduler(0.1, exclude=(3,))
+
+
+def test_weight_decay_negative_schedule_raises():
+    model = _decay_model()
+    model.compile("sgd", "mse")
+    with pytest.raises(ValueError, match="`schedule`"):
+        model.fit(np.zeros((4, 3)), np.ones((4, 4)), verbose=0,
+                  callbacks=[callbacks.WeightDecayScheduler(lambda e: -0.1)])
+
+
+# ------------------------------------------------------------------ deepcopy (KerasTuner)
+
+
+def test_all_callbacks_deepcopy_after_use_without_copying_the_model():
+    model = _decay_model()
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    mix = MixupCutMix(4)
+    cbs = [
+        callbacks.RegularizationLogger(),
+        callbacks.GeneralizationGap(patience=2),
+        callbacks.RateScheduler(lambda e, r: r),
+        callbacks.MixupScheduler(mix, off_epoch=1),
+        callbacks.StrengthScheduler(lambda e, s: s),
+        callbacks.WeightDecayScheduler(0.1),
+    ]
+    with pytest.warns(UserWarning):
+        model.fit(np.zeros((4, 3)), np.ones((4, 4)), verbose=0, callbacks=cbs,
+                  validation_data=(np.zeros((4, 3)), np.ones((4, 4))))
+    copies = copy.deepcopy(cbs)
+    for original, clone in zip(cbs, copies):
+        assert type(clone) is type(original)
+        assert clone._model is None
+    assert copies[3].transform is mix
+    # A copy works on a fresh model.
+    fresh = _decay_model()
+    fresh.compile(keras.optimizers.SGD(0.1), "mse")
+    h = fresh.fit(np.zeros((4, 3)), np.ones((4, 4)), verbose=0, callbacks=[copies[5], copies[0]])
+    assert h.history["weight_decay"] == [0.1] and "reg_loss" in h.history
+
+
+@pytest.mark.slow
+def test_callbacks_inside_keras_tuner_trials(tmp_path):
+    import keras_tuner
+
+    x, y = _classification_data(64)
+
+    def build(hp):
+        reg = regularizers.l2(hp.Float("l2", 1e-4, 1e-2, sampling="log"))
+        inputs = keras.Input((6,))
+        h = keras.layers.Dense(16, activation="relu", kernel_regularizer=reg)(inputs)
+        h = InvertedDropout(0.2)(h)
+        model = keras.Model(inputs, keras.layers.Dense(3)(h))
+        model.compile(
+            keras.optimizers.SGD(0.1),
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+        return model
+
+    tuner = keras_tuner.RandomSearch(
+        build, objective="val_loss", max_trials=2, directory=tmp_path, seed=0
+    )
+    tuner.search(
+        x, y, validation_split=0.25, epochs=2, verbose=0,
+        callbacks=[
+            callbacks.RegularizationLogger(),
+            callbacks.GeneralizationGap(),
+            callbacks.RateScheduler(lambda e, r: 0.1 * (e + 1)),
+            callbacks.StrengthScheduler(lambda e, s: s * 0.5),
+            callbacks.WeightDecayScheduler(1e-3),
+        ],
+    )
+    trials = list(tuner.oracle.trials.values())
+    assert len(trials) == 2 and all(t.status == "COMPLETED" for t in trials)
+    for trial in trials:
+        for key in ("reg_loss", "data_loss", "gap", "rate", "weight_decay", "l2_strength"):
+            assert trial.metrics.exists(key), key
