@@ -75,12 +75,7 @@ try:
         with strategy.scope():
             model = keras.Sequential([keras.Input((64,)), keras.layers.Dropout(0.5, seed=3)])
             model.compile(optimizer="sgd", loss="mse")
-        seen = []
-
-        class Keep(keras.callbacks.Callback):
-            pass
-
-        # Record what each replica's dropout layer outputs on a batch of ones.
+        # What each replica's dropout layer draws inside a distribute.fit step, gathered.
         drop = model.layers[-1]
         loop = distribute._Loop(model, strategy, replica_seeds=True)
 
