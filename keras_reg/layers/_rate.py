@@ -116,7 +116,8 @@ def scaled_mask(shape, rate, seed, value):
     else:
         uniform = keras.random.uniform(shape, dtype="float32", seed=seed)
         keep = keras.ops.greater_equal(uniform, rate)
-    return keras.ops.where(keep, value, 0.0)
+    # cast-and-multiply is one pass cheaper than a broadcasting select on TensorFlow CPU.
+    return keras.ops.cast(keep, "float32") * value
 
 
 def _keep_mask_tf(shape, rate, seed):
@@ -125,11 +126,19 @@ def _keep_mask_tf(shape, rate, seed):
     if seed.dtype != tf.int32:
         # Stateless ops want an int32 seed under XLA (the Keras TF backend does the same).
         seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
-    shape = tf.stack([tf.cast(d, tf.int32) for d in shape]) if shape else tf.zeros([0], tf.int32)
-    size = tf.reduce_prod(shape)
+    if all(isinstance(d, int) for d in shape):
+        size = 1
+        for d in shape:
+            size *= d
+    else:
+        shape = tf.stack([tf.cast(d, tf.int32) for d in shape])
+        size = tf.reduce_prod(shape)
+    # Two 16-bit draws per 32-bit Philox word; bitcast and reshape move no data.
     words = tf.random.stateless_uniform(
         [(size + 1) // 2], seed=seed, dtype=tf.uint32, minval=None, maxval=None, alg="philox"
     )
-    bits = tf.reshape(tf.bitcast(words, tf.uint16), [-1])[:size]
+    bits = tf.reshape(tf.bitcast(words, tf.uint16), [-1])
+    if not isinstance(size, int) or size % 2:
+        bits = bits[:size]
     threshold = tf.cast(tf.minimum(tf.round(rate * _LEVELS), _LEVELS - 1), tf.uint16)
     return tf.reshape(bits >= threshold, shape)
