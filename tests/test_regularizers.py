@@ -470,3 +470,15 @@ def test_apply_subclassed_model_raises():
 def test_penalty_not_a_model_raises():
     with pytest.raises(TypeError, match="`model`"):
         regularizers.penalty(np.ones(3))
+
+
+def test_apply_reaches_the_layer_inside_weight_noise():
+    from keras_reg.layers import WeightNoise
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, WeightNoise(keras.layers.Dense(3), stddev=0.1)(inputs))
+    new = regularizers.apply(model, kernel=0.01)
+    assert [p for p in _regularized_paths(new)] == [new.trainable_weights[0].path]
+    assert new.trainable_weights[0].path.endswith("kernel")
+    x = np.ones((2, 4), "float32")
+    assert np.array_equal(model(x), new(x))
