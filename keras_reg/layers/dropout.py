@@ -3,46 +3,43 @@
 import keras
 
 from keras_reg._validation import check_choice, check_rate, check_seed
-from keras_reg.layers._rate import RateLayer, keep_one, keep_scale, rate_tensor, scaled_mask
+from keras_reg.layers._rate import (
+    RateLayer,
+    apply_mask,
+    draw_seed,
+    keep_one,
+    keep_scale,
+    masked,
+    rate_tensor,
+)
 
 _SCALINGS = ("train", "test")
 
 
-def _noise_shape_of(x, noise_shape):
-    """The concrete mask shape: `noise_shape` with None entries taken from `x`."""
-    shape = keras.ops.shape(x)
-    if noise_shape is None:
-        return tuple(shape)
-    if len(noise_shape) != len(shape):
+def _check_rank(x, noise_shape):
+    if noise_shape is not None and len(noise_shape) != len(x.shape):
         raise ValueError(
             "Invalid value for argument `noise_shape`: expected one entry per input axis "
-            f"({len(shape)}). Received: noise_shape={tuple(noise_shape)!r} for an input of "
+            f"({len(x.shape)}). Received: noise_shape={tuple(noise_shape)!r} for an input of "
             f"shape {tuple(x.shape)!r}"
         )
-    return tuple(shape[i] if d is None else d for i, d in enumerate(noise_shape))
 
 
-def _multiply(x, mask):
-    """`x * mask` with the gradient `dy * mask` reusing the mask (no recomputation).
-
-    Half-precision inputs are multiplied in float32 and cast back once, so the scale
-    1/(1-rate) is not rounded to 8 or 11 bits.
-    """
-    dtype = keras.backend.standardize_dtype(x.dtype)
-    wide = dtype in ("float16", "bfloat16")
+def _dropout(x, noise_shape, rate, seed, value):
+    """`x * mask` whose gradient `dy * mask` reuses the forward mask (nothing recomputed)."""
+    # Variables (seed state, rate) are read out here: a custom gradient must not touch them.
+    seed = draw_seed(seed)
 
     @keras.ops.custom_gradient
     def apply(x):
+        y, mask = masked(x, noise_shape, rate, seed, value)
+
         def grad(*args, upstream=None):
             if upstream is None:
                 (upstream,) = args
-            if wide:
-                return keras.ops.cast(keras.ops.cast(upstream, "float32") * mask, dtype)
-            return upstream * keras.ops.cast(mask, dtype)
+            return apply_mask(upstream, mask)
 
-        if wide:
-            return keras.ops.cast(keras.ops.cast(x, "float32") * mask, dtype), grad
-        return x * keras.ops.cast(mask, dtype), grad
+        return y, grad
 
     return apply(x)
 
@@ -84,9 +81,9 @@ def inverted_dropout(x, rate, noise_shape=None, seed=None, training=False, scali
         if scaling == "train":
             return x
         return keras.ops.cast(x * keras.ops.cast(1.0 - rate, x.dtype), x.dtype)
+    _check_rank(x, noise_shape)
     value = keep_scale(rate) if scaling == "train" else keep_one(rate)
-    mask = scaled_mask(_noise_shape_of(x, noise_shape), rate, seed, value)
-    return _multiply(x, mask)
+    return _dropout(x, noise_shape, rate, seed, value)
 
 
 def _check_noise_shape(noise_shape):

@@ -214,9 +214,31 @@ def test_seeded_reproducibility():
 def test_mixed_bfloat16_keep_rate_is_exact():
     """The mask is decided in float32/integers: 0.95 kept, not bfloat16's 0.945."""
     keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
-    x = np.ones((1000, 1000), "float32")
-    y = _np(keras.ops.cast(InvertedDropout(0.05, seed=6)(x, training=True), "float32"))
-    assert abs((y != 0).mean() - 0.95) < _binomial_tol(0.05, x.size)  # 1.1e-3
+    x = tf.ones((1000, 1000))
+    layer = InvertedDropout(0.05, seed=6)
+    eager = layer(x, training=True)
+    graph = tf.function(lambda a: layer(a, training=True))(x)  # the fused XLA kernel
+    for y in (eager, graph):
+        assert y.dtype == tf.bfloat16
+        y = _np(keras.ops.cast(y, "float32"))
+        assert abs((y != 0).mean() - 0.95) < _binomial_tol(0.05, x.shape.num_elements())  # 1.1e-3
+        # Survivors are 1/0.95 rounded once to bfloat16.
+        np.testing.assert_array_equal(np.unique(y[y != 0]), _np(tf.cast(tf.cast(1 / 0.95, tf.bfloat16), tf.float32)))
+
+
+def test_fit_with_a_smaller_last_batch_and_noise_shape():
+    """Graph mode with an unknown batch size: the mask shape is taken from each batch."""
+    layer = InvertedDropout(0.5, noise_shape=(None, 1, None), seed=2)
+    model = keras.Sequential([keras.Input((3, 4)), layer, keras.layers.Flatten(), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.ones((12, 3, 4), "float32")
+    history = model.fit(x, np.zeros((12, 1), "float32"), batch_size=8, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][-1])
+    step = tf.function(lambda a: layer(a, training=True), input_signature=[tf.TensorSpec([None, 3, 4])])
+    for batch in (5, 2):
+        y = step(tf.ones((batch, 3, 4))).numpy()
+        assert y.shape == (batch, 3, 4)
+        assert np.all(y.min(axis=1) == y.max(axis=1))  # one draw per (sample, channel)
 
 
 def test_rate_change_takes_effect_without_retracing():
