@@ -4,8 +4,8 @@ import math
 
 import keras
 
-from keras_reg import blocks
-from keras_reg.layers import InvertedDropout
+from keras_reg import blocks, regularizers
+from keras_reg.layers import InvertedDropout, StochasticDepth
 
 # Small data gives few steps per epoch: Keras's BatchNormalization momentum of 0.99 leaves the
 # moving statistics far from the data for tens of epochs, so validation (and early stopping)
@@ -13,7 +13,7 @@ from keras_reg.layers import InvertedDropout
 _BN_MOMENTUM = 0.9
 
 
-def build_cnn(reg, input_shape, num_classes, width=32):
+def build_cnn(reg, input_shape, num_classes, width=32, tunable=False):
     """A small residual CNN regularized by `reg`, sized from the data.
 
     Stages of `conv_block` + `residual_block` (drop-path rates from `reg.drop_path_rates`),
@@ -27,6 +27,9 @@ def build_cnn(reg, input_shape, num_classes, width=32):
         input_shape: `(height, width, channels)`.
         num_classes: int >= 2.
         width: filters of the first stage.
+        tunable: build every regularizing layer even at strength 0 (dropout, stochastic
+            depth, one shared L2 regularizer), so that `set_regularization(model, reg)` can
+            give the same model, already traced, the values of another trial.
 
     Returns:
         An uncompiled `keras.Model`.
@@ -34,7 +37,15 @@ def build_cnn(reg, input_shape, num_classes, width=32):
     input_shape = tuple(int(d) for d in input_shape)
     side = min(input_shape[:2])
     stages = max(1, min(4, int(math.log2(max(side, 2))) - 1))
-    rates = reg.drop_path_rates(stages)
+    if tunable:  # placeholders: set_regularization assigns the real values
+        shared = regularizers.l2(reg.l2)
+        kernel_regularizer = lambda: shared  # noqa: E731
+        rates = [0.5] * stages
+        dropout = 0.5
+    else:
+        kernel_regularizer = reg.kernel_regularizer
+        rates = reg.drop_path_rates(stages)
+        dropout = reg.dropout
     inputs = keras.Input(input_shape)
     x = inputs
     for stage in range(stages):
@@ -42,19 +53,37 @@ def build_cnn(reg, input_shape, num_classes, width=32):
             x = keras.layers.MaxPooling2D(2, padding="same")(x)
         filters = width * 2**stage
         x = blocks.conv_block(x, filters, norm=reg.norm,
-                              kernel_regularizer=reg.kernel_regularizer())
+                              kernel_regularizer=kernel_regularizer())
         x = blocks.residual_block(x, filters, drop_path=rates[stage], norm=reg.norm,
-                                  kernel_regularizer=reg.kernel_regularizer())
+                                  kernel_regularizer=kernel_regularizer())
     x = keras.layers.GlobalAveragePooling2D()(x)
-    if reg.dropout:
-        x = InvertedDropout(reg.dropout)(x)
+    if dropout:
+        x = InvertedDropout(dropout)(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32",
-                                 kernel_regularizer=reg.kernel_regularizer())(x)
+                                 kernel_regularizer=kernel_regularizer())(x)
     model = keras.Model(inputs, outputs, name="keras_reg_cnn")
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = _BN_MOMENTUM
+    if tunable:
+        model._keras_reg_l2 = shared
+        set_regularization(model, reg)
     return model
+
+
+def set_regularization(model, reg):
+    """Gives a `build_cnn(..., tunable=True)` model the strengths of `reg` (same norm).
+
+    Rates and the L2 strength live in variables read at run time, so the model's traced
+    training step stays valid: a trial costs its epochs, not a new trace.
+    """
+    drops = [layer for layer in model.layers if isinstance(layer, InvertedDropout)]
+    depths = [layer for layer in model.layers if isinstance(layer, StochasticDepth)]
+    for layer in drops:
+        layer.rate = reg.dropout
+    for layer, rate in zip(depths, reg.drop_path_rates(len(depths)) if depths else []):
+        layer.rate = rate
+    model._keras_reg_l2.l2 = reg.l2
 
 
 def compile_default(model, learning_rate=2e-3, steps_per_execution=1):

@@ -91,6 +91,10 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
         self.learning_rate = learning_rate
         self.steps_per_execution = steps_per_execution
         self.seed = seed
+        # The built-in CNN is built (and traced) once per normalization type; each trial
+        # resets its weights and optimizer state and sets the strength variables.
+        self.reuse_models = build_model is None
+        self._cache = {}
         self.trial_id = None
         # Per trial id: the transform of its pipeline, its fit seconds and epochs (for records).
         self.transforms = {}
@@ -110,6 +114,8 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
         """The (compiled) model of `reg`."""
         if self.seed is not None:
             keras.utils.set_random_seed(self.seed)
+        if self.reuse_models:
+            return self._reused_model(reg)
         if self.build_model is None:
             model = _model.build_cnn(reg, self.input_shape, self.num_classes)
         else:
@@ -121,6 +127,21 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
             )
         if not model.compiled:
             _model.compile_default(model, self.learning_rate, self.steps_per_execution)
+        return model
+
+    def _reused_model(self, reg):
+        entry = self._cache.get(reg.norm)
+        if entry is None:
+            model = _model.build_cnn(reg, self.input_shape, self.num_classes, tunable=True)
+            _model.compile_default(model, self.learning_rate, self.steps_per_execution)
+            model.optimizer.build(model.trainable_variables)
+            entry = (model, model.get_weights(), [v.numpy() for v in model.optimizer.variables])
+            self._cache[reg.norm] = entry
+        model, weights, slots = entry
+        model.set_weights(weights)
+        for variable, value in zip(model.optimizer.variables, slots):
+            variable.assign(value)
+        _model.set_regularization(model, reg)
         return model
 
     def pipeline(self, reg, train, validation=None):

@@ -23,25 +23,55 @@ RECORD = "keras_reg_trial.json"
 ATTEMPTS = "keras_reg_attempts.json"
 
 
+class _TimedBackup(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` that writes at the end of an epoch only every `interval` seconds.
+
+    Short trials (seconds) would spend a noticeable share of their time writing checkpoints
+    every epoch; long ones (a GPU trial of minutes) still lose at most `interval` seconds.
+    """
+
+    def __init__(self, backup_dir, interval=20.0):
+        super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=True)
+        self.interval = interval
+        self._last_save = None
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self._last_save = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._current_epoch = epoch + 1
+        self._last_batch_seen = 0
+        if time.monotonic() - self._last_save >= self.interval:
+            self._save_model()
+            self._last_save = time.monotonic()
+
+
 class _TrialHooks:
     """Mixed into a KerasTuner tuner: resume, bounded retries, records and progress lines.
 
     - The tuner state is saved when the search starts, so a search killed during its very
       first trial resumes instead of starting over.
-    - Each trial gets a `keras.callbacks.BackupAndRestore` keyed by its trial id: a trial
-      interrupted by a crash resumes from its last finished epoch.
+    - Each trial gets a `keras.callbacks.BackupAndRestore` keyed by its trial id (written at
+      most every `backup_interval` seconds): an interrupted trial resumes from its last backup.
     - A trial that has been started `max_attempts` times without ending (the process died each
       time) is marked FAILED instead of being retried forever.
     - When a trial ends, its record (status, objective, epochs, seconds) is written beside it
       and `progress(record, n, total)` is called.
     """
 
-    def _kr_setup(self, progress, max_attempts, total):
+    def _kr_setup(self, progress, max_attempts, total, backup_interval):
+        self._kr_backup_interval = backup_interval
         self._kr_progress = progress
         self._kr_max_attempts = max_attempts
         self._kr_total = total
         self._kr_start = {}
         self._kr_done = []
+
+    def _try_build(self, hp):
+        if not self.hypermodel.reuse_models:
+            return super()._try_build(hp)  # clears the session and builds a new model
+        return self._build_hypermodel(hp)
 
     def on_search_begin(self):
         super().on_search_begin()
@@ -68,8 +98,8 @@ class _TrialHooks:
         self.hypermodel.trial_id = trial_id
         if self.hypermodel.seed is not None:
             keras.utils.set_random_seed(self.hypermodel.seed)
-        backup = keras.callbacks.BackupAndRestore(
-            os.path.join(self.get_trial_dir(trial_id), "backup"), delete_checkpoint=True)
+        backup = _TimedBackup(os.path.join(self.get_trial_dir(trial_id), "backup"),
+                              self._kr_backup_interval)
         kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + [backup]
         return super().run_trial(trial, *args, **kwargs)
 
@@ -140,7 +170,7 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="hyp
            project_name="search", overwrite=False, seed=None, callbacks=None, verbose=0,
            batch_size=32, num_classes=None, patience="auto", learning_rate=2e-3,
            steps_per_execution=8, max_retries_per_trial=1, max_consecutive_failed_trials=3,
-           max_attempts=3, progress=None, hyperband_factor=3):
+           max_attempts=3, progress=None, hyperband_factor=3, backup_interval=20.0):
     """Searches the regularization strength of a model with KerasTuner.
 
     Every trial rebuilds the model with `build_model(reg)` (`reg` is the trial's
@@ -184,6 +214,8 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="hyp
             is marked failed.
         progress: None or `progress(record, n, total)`, called when each trial ends.
         hyperband_factor: Hyperband's reduction factor.
+        backup_interval: seconds between the per-trial backups an interrupted trial resumes
+            from (written at epoch ends; 0 writes every epoch).
 
     Returns:
         A `SearchResult` (`.best_hyperparameters`, `.best_regularization`, `.best_model`,
@@ -248,13 +280,16 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="hyp
         common.update(max_epochs=epochs, factor=hyperband_factor)
     else:
         common.update(max_trials=max_trials)
+    if tuner == "bayesian":  # KerasTuner's default (3 random points per dimension) would
+        # leave a small budget entirely random: fit the Gaussian process after half of it.
+        common.update(num_initial_points=max(2, min(3 * len(space.searched), max_trials // 2)))
     if overwrite:
         shutil.rmtree(os.path.join(str(directory), project_name), ignore_errors=True)
     with contextlib.redirect_stdout(io.StringIO()):  # KerasTuner's "Reloading Tuner" line
         kt = _TUNER_CLASSES[tuner](**common)
     if tuner == "hyperband":
         kt.oracle.max_trials = max_trials  # Hyperband has no cap of its own
-    kt._kr_setup(progress, max_attempts, max_trials)
+    kt._kr_setup(progress, max_attempts, max_trials, backup_interval)
     debug, kt_config.DEBUG = kt_config.DEBUG, verbose > 0  # its traceback per failed trial
     try:
         kt.search(train, validation_data=validation, epochs=epochs, callbacks=callbacks,

@@ -178,11 +178,6 @@ class _Param:
         if spec is None or spec is False:
             return "off", None
         if isinstance(spec, tuple):
-            if name == "norm":
-                raise TypeError(
-                    "Invalid value for argument `norm`: expected a list of choices among "
-                    f"'batch', 'group', None, one of them, or None. Received: norm={spec!r}"
-                )
             if len(spec) != 2:
                 raise ValueError(
                     f"Invalid value for argument `{name}`: expected a range (low, high), a list "
