@@ -198,7 +198,8 @@ def check_mirrored_fit(model_fn, x, y, loss="mse", epochs=1):
     """Fits `model_fn()` built under a MirroredStrategy over two logical CPUs; finite loss.
 
     The global batch is the whole of `x` (give an even number of samples so both replicas
-    get data). Skips when the two logical devices could not be configured.
+    get data); the model's variables are mirrored, so a check after `fit` can change them
+    (e.g. a layer's `rate`) and fit again. Skips when the two logical devices could not be configured.
 
     Returns:
         The trained model.
@@ -206,7 +207,12 @@ def check_mirrored_fit(model_fn, x, y, loss="mse", epochs=1):
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     if len(devices) < 2:
         pytest.skip("two logical CPU devices are not available")
-    strategy = tf.distribute.MirroredStrategy(devices[:2])
+    # ReductionToOneDevice: a second collective-all-reduce MirroredStrategy in one process
+    # reuses the first one's collective keys and fails ("Shape mismatch in the collective
+    # instance", TF 2.21), so every test creating its own strategy avoids collectives.
+    strategy = tf.distribute.MirroredStrategy(
+        devices[:2], cross_device_ops=tf.distribute.ReductionToOneDevice()
+    )
     with strategy.scope():
         model = model_fn()
         model.compile(optimizer=keras.optimizers.SGD(0.01), loss=loss)
