@@ -17,7 +17,9 @@ Random bits: on the TensorFlow backend the mask comes from 16-bit slices of Phil
 half the random bits of a float32 uniform draw per element, and Philox also under XLA, where
 TensorFlow's default algorithm is two to three orders of magnitude slower on CPU. A unit is kept
 when its 16 bits are >= round(rate * 2**16), so the effective drop probability is within
-2**-17 (7.6e-6) of `rate`. Other backends use `keras.random.uniform` in float32.
+2**-17 (7.6e-6) of `rate`. XLA's Philox gives the same bits as TensorFlow's kernel, so the
+fused graph kernel and an eager call draw the same mask for the same seed. Other backends use
+`keras.random.uniform` in float32 (not exercised by the test suite, which runs TensorFlow).
 """
 
 import keras

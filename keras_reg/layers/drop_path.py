@@ -3,7 +3,14 @@
 import keras
 
 from keras_reg._validation import check_int, check_rate, check_seed
-from keras_reg.layers._rate import RateLayer, keep_one, keep_scale, rate_tensor, scaled_mask
+from keras_reg.layers._rate import (
+    RateLayer,
+    apply_mask,
+    keep_one,
+    keep_scale,
+    rate_tensor,
+    scaled_mask,
+)
 
 
 def _check_scale_by_keep(value):
@@ -59,15 +66,7 @@ def drop_path(x, rate, seed=None, training=False, scale_by_keep=True):
     x = keras.ops.convert_to_tensor(x)
     if not training:
         return x
-    return apply_sample_mask(x, sample_mask(x, rate, seed, scale_by_keep))
-
-
-def apply_sample_mask(x, mask):
-    """`x * mask`; half-precision inputs are multiplied in float32 (the scale is not rounded)."""
-    dtype = keras.backend.standardize_dtype(x.dtype)
-    if dtype in ("float16", "bfloat16"):
-        return keras.ops.cast(keras.ops.cast(x, "float32") * mask, dtype)
-    return x * keras.ops.cast(mask, dtype)
+    return apply_mask(x, sample_mask(x, rate, seed, scale_by_keep))
 
 
 def drop_path_rates(depth, max_rate, min_rate=0.0):

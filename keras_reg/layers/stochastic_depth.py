@@ -3,8 +3,8 @@
 import keras
 
 from keras_reg._validation import check_choice, check_rate, check_seed
-from keras_reg.layers._rate import RateLayer, keep_one, scaled_mask
-from keras_reg.layers.drop_path import _check_scale_by_keep, apply_sample_mask, sample_mask
+from keras_reg.layers._rate import RateLayer, apply_mask, keep_one, scaled_mask
+from keras_reg.layers.drop_path import _check_scale_by_keep, sample_mask
 
 _MODES = ("row", "batch")
 
@@ -108,14 +108,14 @@ class StochasticDepth(RateLayer):
             if not training:
                 return shortcut + residual
             mask = sample_mask(residual, rate, self.seed_generator, self.scale_by_keep)
-            return shortcut + apply_sample_mask(residual, mask)
+            return shortcut + apply_mask(residual, mask)
         # mode == "batch": tensorflow-addons / keras-cv semantics.
         if not training:
             if not self.scale_by_keep:
                 return shortcut + residual
-            return shortcut + apply_sample_mask(residual, 1.0 - rate)
+            return shortcut + apply_mask(residual, 1.0 - rate)
         keep = scaled_mask((), rate, self.seed_generator, keep_one(rate))
-        return shortcut + apply_sample_mask(residual, keep)
+        return shortcut + apply_mask(residual, keep)
 
     def compute_output_shape(self, input_shape):
         shortcut, _ = _check_pair(input_shape)
