@@ -96,7 +96,10 @@ def _check_noise_shape(noise_shape):
     if (
         isinstance(noise_shape, str)
         or entries is None
-        or not all(d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0) for d in entries)
+        or not all(
+            d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0)
+            for d in entries
+        )
     ):
         raise ValueError(
             "Invalid value for argument `noise_shape`: expected a tuple of positive integers "

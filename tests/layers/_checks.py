@@ -139,7 +139,7 @@ def check_export(model, x, tmp_path, atol=1e-6):
     x_t = tf.convert_to_tensor(x)
     first = reloaded.serve(x_t)
     second = reloaded.serve(x_t)
-    first, second = (np.asarray(o) if not isinstance(o, (list, tuple)) else o for o in (first, second))
+    first, second = np.asarray(first), np.asarray(second)
     np.testing.assert_array_equal(first, second)
     expected = keras.ops.convert_to_numpy(model(x, training=False))
     np.testing.assert_allclose(first, expected, rtol=0, atol=atol)
@@ -199,7 +199,8 @@ def check_mirrored_fit(model_fn, x, y, loss="mse", epochs=1):
 
     The global batch is the whole of `x` (give an even number of samples so both replicas
     get data); the model's variables are mirrored, so a check after `fit` can change them
-    (e.g. a layer's `rate`) and fit again. Skips when the two logical devices could not be configured.
+    (e.g. a layer's `rate`) and fit again. Skips when the two logical devices could not be
+    configured.
 
     Returns:
         The trained model.

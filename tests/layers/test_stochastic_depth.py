@@ -100,7 +100,8 @@ def test_row_mode_drops_whole_samples_with_train_time_scaling():
     dropped = np.all(np.abs(branch) < 1e-6, axis=1)
     assert abs(dropped.mean() - 0.2) < _binomial_tol(0.2, len(out))
     # Survivors: shortcut + residual / (1 - rate), exactly as a per-sample drop_path.
-    np.testing.assert_allclose(out[~dropped], (shortcut + residual / np.float32(0.8))[~dropped], rtol=1e-6, atol=1e-6)
+    expected = shortcut + residual / np.float32(0.8)
+    np.testing.assert_allclose(out[~dropped], expected[~dropped], rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(out[dropped], shortcut[dropped])
 
 
@@ -108,12 +109,14 @@ def test_row_mode_inference_is_plain_sum():
     shortcut, residual = _pair()
     layer = StochasticDepth(0.7)
     for training in (None, False):
-        np.testing.assert_array_equal(_np(layer([shortcut, residual], training=training)), shortcut + residual)
+        out = _np(layer([shortcut, residual], training=training))
+        np.testing.assert_array_equal(out, shortcut + residual)
 
 
 def test_row_mode_without_scale_by_keep():
     shortcut, residual = _pair((2000, 2))
-    out = _np(StochasticDepth(0.5, seed=1, scale_by_keep=False)([shortcut, residual], training=True))
+    layer = StochasticDepth(0.5, seed=1, scale_by_keep=False)
+    out = _np(layer([shortcut, residual], training=True))
     kept = np.any(np.abs(out - shortcut) > 1e-6, axis=1)
     np.testing.assert_array_equal(out[kept], (shortcut + residual)[kept])
     assert abs((~kept).mean() - 0.5) < _binomial_tol(0.5, 2000)
@@ -123,7 +126,7 @@ def test_row_mode_without_scale_by_keep():
 
 
 def test_batch_mode_matches_tensorflow_addons_semantics():
-    """tfa/keras-cv: train `s + b * r` with b ~ Bernoulli(1 - rate) per call; test `s + (1 - rate) r`."""
+    """tfa / keras-cv: train `s + b r`, b ~ Bernoulli(1 - rate) per call; test `s + (1-rate) r`."""
     shortcut, residual = _pair((5, 3))
     layer = StochasticDepth(0.3, seed=7, mode="batch")
     step = tf.function(lambda s, r: layer([s, r], training=True))
@@ -131,10 +134,12 @@ def test_batch_mode_matches_tensorflow_addons_semantics():
     for _ in range(400):
         out = step(shortcut, residual).numpy()
         whole_kept = np.array_equal(out, shortcut + residual)
-        assert whole_kept or np.array_equal(out, shortcut), "the branch is dropped for the whole batch"
+        # The branch is kept or dropped for the whole batch.
+        assert whole_kept or np.array_equal(out, shortcut)
         kept.append(whole_kept)
     assert abs(1 - np.mean(kept) - 0.3) < _binomial_tol(0.3, 400)
-    np.testing.assert_allclose(_np(layer([shortcut, residual])), shortcut + np.float32(0.7) * residual, rtol=1e-6)
+    expected = shortcut + np.float32(0.7) * residual
+    np.testing.assert_allclose(_np(layer([shortcut, residual])), expected, rtol=1e-6)
 
 
 def test_batch_mode_without_scale_by_keep_is_plain_sum_at_inference():
