@@ -5,13 +5,7 @@ import numbers
 import keras
 from keras import ops
 
-from keras_reg._validation import check_float
-
-
-def _fail(name, expected, value, error=ValueError):
-    raise error(
-        f"Invalid value for argument `{name}`: expected {expected}. Received: {name}={value!r}"
-    )
+from keras_reg._validation import _fail, check_float
 
 
 def _check_groups(groups):
@@ -133,6 +127,8 @@ def group_norm(x, groups, gamma=None, beta=None, axis=-1, epsilon=1e-3):
     axis = _check_axis(axis)
     epsilon = check_float("epsilon", epsilon, low=0.0, low_open=True)
     x = ops.convert_to_tensor(x)
+    if not keras.backend.is_float_dtype(x.dtype):
+        x = ops.cast(x, "float32")
     axis, channels, groups = _resolve(tuple(x.shape), groups, axis)
     return _group_norm(x, groups, channels, gamma, beta, axis, epsilon)
 
@@ -153,18 +149,25 @@ def _group_norm(x, groups, channels, gamma, beta, axis, epsilon):
 
 # TensorFlow fast path: the backward pass (two per-channel reductions and the dx update, a
 # handful of full-tensor passes in graph mode) runs as one XLA-compiled function, which fuses
-# them into about two passes; the math is the same keras.ops code as the general path. Only
-# when the non-batch shape is static and inside a traced function (graph mode), so XLA
-# compiles once per traced step and batch size, never once per eager call.
+# them into about two passes; the math is the same keras.ops code as the general path. Used
+# only inside a traced function (graph mode), when the non-batch shape is static (XLA then
+# compiles once per traced step and batch size) and large enough that the per-step saving
+# outweighs a compile of about a second: small activations take the general path.
 _COMPILE_BACKWARD = True
+_COMPILE_BACKWARD_MIN_SIZE = 1 << 15  # elements per sample
 
 
-def _maybe_compiled(fn, static):
-    if _COMPILE_BACKWARD and static and keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+def _maybe_compiled(fn, shape):
+    static = all(isinstance(dim, int) for dim in shape[1:])
+    if not (_COMPILE_BACKWARD and static and keras.backend.backend() == "tensorflow"):
+        return fn
+    size = 1
+    for dim in shape[1:]:
+        size *= dim
+    import tensorflow as tf
 
-        if not tf.executing_eagerly():
-            return tf.function(fn, jit_compile=True, autograph=False)
+    if size >= _COMPILE_BACKWARD_MIN_SIZE and not tf.executing_eagerly():
+        return tf.function(fn, jit_compile=True, autograph=False)
     return fn
 
 
@@ -182,7 +185,6 @@ def _make_group_norm(out_shape, view, channels, groups, epsilon, has_gamma, has_
     dgamma = sum(dy * xhat), dbeta = sum(dy).
     """
     shape, spatial, stat_shape, positions = view
-    static = all(isinstance(dim, int) for dim in shape[1:])
     group_shape = (-1, groups, channels // groups)
 
     def grouped(t):  # (N, 1, C, 1) per-channel statistic -> (N, G, C/G)
@@ -244,7 +246,7 @@ def _make_group_norm(out_shape, view, channels, groups, epsilon, has_gamma, has_
             if upstream is None:
                 (upstream,) = args
             extra = (gamma,) if has_gamma else ()
-            fn = _maybe_compiled(backward, static)
+            fn = _maybe_compiled(backward, shape)
             grads = fn(upstream, d, scale, mu, inv, *extra)
             return tuple(grads) if len(grads) > 1 else grads[0]
 

@@ -138,7 +138,7 @@ class WeightNoise(keras.layers.Wrapper):
         mapping = []
         for variable in self.layer.weights:
             value = variable.value
-            if variable.trainable and variable.name in _KERNEL_NAMES:
+            if variable.name in _KERNEL_NAMES:
                 noise = keras.random.normal(
                     variable.shape, dtype="float32", seed=self.seed_generator
                 )
