@@ -87,16 +87,30 @@ def _check_out(out):
 
 
 def _quiet_tensorflow():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Imports TensorFlow with its start-up chatter (C++ logs written to fd 2) silenced."""
     import warnings
 
     warnings.filterwarnings("ignore")
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        import absl.logging
+        os.dup2(devnull, 2)
+        import tensorflow as tf
 
-        absl.logging.set_verbosity(absl.logging.ERROR)
-    except ImportError:
-        pass
+        tf.config.list_logical_devices()  # device initialisation logs too
+        try:
+            import absl.logging
+
+            absl.logging.set_verbosity(absl.logging.ERROR)
+        except ImportError:
+            pass
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _splits(args, info_train):

@@ -170,6 +170,7 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
         self.transforms[self.trial_id] = transform
         callbacks = list(callbacks or []) + self.early_stopping()
         kwargs.setdefault("verbose", 0)
+        kwargs.setdefault("shuffle", False)  # the pipeline shuffles; Keras would warn
         start = time.perf_counter()
         history = model.fit(train, validation_data=validation, callbacks=callbacks, **kwargs)
         self.fit_seconds[self.trial_id] = time.perf_counter() - start
@@ -203,5 +204,5 @@ def train(reg, train, validation, *, build_model=None, input_shape=None, num_cla
     train_ds, val_ds, _ = hm.pipeline(reg, train, validation)
     callbacks = list(callbacks or []) + hm.early_stopping()
     history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks,
-                        verbose=verbose)
+                        verbose=verbose, shuffle=False)
     return model, history

@@ -68,6 +68,13 @@ class _TrialHooks:
         self._kr_start = {}
         self._kr_done = []
 
+    def _populate_initial_space(self):
+        # The space has no conditional parameters: declaring it is enough. KerasTuner would
+        # also build a model here, outside any trial, where a failing builder is not caught.
+        hp = self.oracle.get_space()
+        self.hypermodel.declare_hyperparameters(hp)
+        self.oracle.update_space(hp)
+
     def _try_build(self, hp):
         if not self.hypermodel.reuse_models:
             return super()._try_build(hp)  # clears the session and builds a new model

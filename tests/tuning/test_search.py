@@ -1,0 +1,175 @@
+"""search(): a tiny real KerasTuner search, its result, per-trial pipelines, failures, resume."""
+
+import json
+import math
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from keras_reg.data import MixupCutMix, load
+from keras_reg.tuning import (Regularization, RegularizationSpace, SearchError, SearchResult,
+                              search)
+
+SPACE = RegularizationSpace(l2=(1e-5, 1e-3), dropout=(0.0, 0.3), drop_path=None,
+                            mixup_alpha=(0.2, 0.6), cutmix_alpha=None,
+                            label_smoothing=(0.0, 0.1), norm=None)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load("digits", ("train[:64]", "train[80%:]"), batch_size=32)
+
+
+@pytest.fixture(scope="module")
+def tiny(data, tmp_path_factory):
+    train, val = data
+    directory = tmp_path_factory.mktemp("search")
+    seen = []
+    result = search(train=train, validation=val, space=SPACE, tuner="random", max_trials=2,
+                    epochs=2, directory=str(directory), seed=1,
+                    progress=lambda rec, n, total: seen.append((rec.trial_id, n, total)))
+    return result, seen, directory
+
+
+def test_result_holds_every_trial_with_finite_objectives_equal_to_the_oracle(tiny):
+    result, _, _ = tiny
+    assert isinstance(result, SearchResult)
+    assert [t.trial_id for t in result.trials] == ["0", "1"]
+    oracle = result.tuner.oracle
+    for record in result.trials:
+        assert record.status == "COMPLETED"
+        assert math.isfinite(record.objective)
+        assert record.objective == pytest.approx(oracle.get_trial(record.trial_id).score)
+        assert record.epochs == 2 and 0 < record.fit_seconds <= record.seconds
+        assert SPACE.contains(record.regularization)
+    best = min(result.trials, key=lambda t: t.objective)
+    assert result.best_trial.trial_id == best.trial_id
+    assert result.best_hyperparameters.values == oracle.get_best_trials(1)[0].hyperparameters.values
+    assert SPACE.contains(result.best_regularization)
+
+
+def test_best_model_predicts_probabilities(tiny, data):
+    result, _, _ = tiny
+    images, _ = next(iter(data[1]))
+    probs = keras.ops.convert_to_numpy(result.best_model(images[:4], training=False))
+    assert probs.shape == (4, 10)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_each_trial_rebuilds_the_pipeline_from_its_values(tiny):
+    result, _, _ = tiny
+    transforms = result.tuner.hypermodel.transforms
+    alphas = set()
+    for record in result.trials:
+        t = transforms[record.trial_id]
+        assert isinstance(t, MixupCutMix)
+        assert t.mixup_alpha == pytest.approx(record.values["mixup_alpha"])
+        assert t.label_smoothing == pytest.approx(record.values["label_smoothing"], abs=1e-7)
+        alphas.add(round(t.mixup_alpha, 6))
+    assert len(alphas) == 2  # two trials, two different pipelines
+
+
+def test_each_trial_model_carries_its_strengths(tiny, data):
+    result, _, _ = tiny
+    hm = result.tuner.hypermodel
+    reg = result.trials[1].regularization
+    model = hm.make_model(reg)
+    drops = [layer.rate for layer in model.layers if type(layer).__name__ == "InvertedDropout"]
+    assert drops == [pytest.approx(reg.dropout)]
+    assert model._keras_reg_l2.l2 == pytest.approx(reg.l2)
+
+
+def test_progress_called_once_per_trial_and_records_written(tiny):
+    result, seen, directory = tiny
+    assert seen == [("0", 1, 2), ("1", 2, 2)]
+    with open(os.path.join(directory, "search", "trial_0", "keras_reg_trial.json")) as f:
+        record = json.load(f)
+    assert record["status"] == "COMPLETED" and record["tuner_id"] == "tuner0"
+    assert "trial" in str(result) and "val_loss" in result.to_markdown()
+
+
+def test_no_completed_trial_raises_with_the_first_failure(data, tmp_path):
+    train, val = data
+
+    def broken(reg):
+        raise RuntimeError("broken builder for the test")
+
+    with pytest.raises(SearchError, match="broken builder for the test"):
+        search(broken, train, val, space=SPACE, tuner="random", max_trials=1, epochs=1,
+               directory=str(tmp_path), seed=0, max_retries_per_trial=0)
+
+
+def test_resume_keeps_finished_trials(data, tmp_path):
+    train, val = data
+    args = dict(train=train, validation=val, space=SPACE, tuner="random", epochs=1,
+                directory=str(tmp_path), seed=2)
+    first = search(max_trials=1, **args)
+    ran = []
+    second = search(max_trials=2, progress=lambda rec, n, total: ran.append(rec.trial_id),
+                    **args)
+    assert ran == ["1"]  # trial 0 was not run again
+    assert second.trials[0].values == first.trials[0].values
+    assert second.trials[0].objective == first.trials[0].objective
+    attempts = json.load(open(tmp_path / "search" / "trial_0" / "keras_reg_attempts.json"))
+    assert attempts == {"attempts": 1}
+    # a finished search resumed again runs nothing
+    ran.clear()
+    third = search(max_trials=2, progress=lambda rec, n, total: ran.append(rec.trial_id),
+                   **args)
+    assert ran == [] and len(third.trials) == 2
+
+
+def test_arrays_and_user_model(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 8, 8, 1)).astype("float32")
+    y = rng.integers(0, 3, 40).astype("int32")
+    built = []
+
+    def build(reg):
+        built.append(reg)
+        return keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                                 keras.layers.Dense(3, activation="softmax",
+                                                    kernel_regularizer=reg.kernel_regularizer())])
+
+    result = search(build, (x, y), (x[:16], y[:16]), space=RegularizationSpace(
+        l2=[1e-4, 1e-3], dropout=None, drop_path=None, mixup_alpha=None, cutmix_alpha=None,
+        label_smoothing=None, norm=None), tuner="bayesian", max_trials=1, epochs=1,
+        directory=str(tmp_path), seed=0)
+    assert result.trials[0].status == "COMPLETED"
+    assert all(isinstance(r, Regularization) and r.l2 in (1e-4, 1e-3) for r in built)
+
+
+def test_rejects_unknown_tuner(data):
+    with pytest.raises(ValueError, match="tuner"):
+        search(train=data[0], tuner="grid")
+
+
+def test_rejects_zero_max_trials(data):
+    with pytest.raises(ValueError, match="max_trials"):
+        search(train=data[0], max_trials=0)
+
+
+def test_rejects_zero_epochs(data):
+    with pytest.raises(ValueError, match="epochs"):
+        search(train=data[0], epochs=0)
+
+
+def test_rejects_non_copyable_callbacks(data):
+    class Unpicklable(keras.callbacks.Callback):
+        def __deepcopy__(self, memo):
+            raise TypeError("no copies")
+
+    with pytest.raises(TypeError, match="callbacks"):
+        search(train=data[0], callbacks=[Unpicklable()])
+
+
+def test_rejects_space_of_wrong_type(data):
+    with pytest.raises(TypeError, match="space"):
+        search(train=data[0], space={"l2": 1e-4})
+
+
+def test_rejects_missing_train():
+    with pytest.raises(ValueError, match="train"):
+        search()
