@@ -1,0 +1,50 @@
+"""The layers' behaviour checks on the JAX backend (tests/_workers/jax_layer_checks.py).
+
+The Keras backend is fixed when keras is first imported, and this pytest process runs
+TensorFlow, so the checks run in a subprocess with KERAS_BACKEND=jax. The same script also runs
+on TensorFlow here, which keeps it honest (backend-agnostic). Skipped with a reason when jax is
+not installed (`pip install "keras_reg[jax]"` or `pip install "jax[cpu]"`).
+"""
+
+import importlib.util
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+SCRIPT = pathlib.Path(__file__).parent / "_workers" / "jax_layer_checks.py"
+ROOT = pathlib.Path(__file__).parent.parent
+
+
+def _run(backend, timeout=300):
+    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3",
+               JAX_PLATFORMS="cpu")
+    proc = subprocess.Popen([sys.executable, str(SCRIPT)], env=env, cwd=str(ROOT),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the {backend} layer checks did not finish in {timeout} s")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    return proc.returncode, out.decode(errors="replace")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None,
+                    reason="jax is not installed (pip install 'jax[cpu]')")
+def test_layers_on_jax_backend():
+    code, out = _run("jax")
+    assert code == 0, out[-6000:]
+    assert "9/9 checks passed on jax" in out, out[-3000:]
+
+
+@pytest.mark.slow
+def test_same_checks_on_tensorflow_backend():
+    code, out = _run("tensorflow")
+    assert code == 0, out[-6000:]
+    assert "9/9 checks passed on tensorflow" in out, out[-3000:]
