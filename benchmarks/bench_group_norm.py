@@ -117,7 +117,8 @@ def main(argv=None):
 
     header = [
         "shape (NHWC)", "mode", "Keras ms (x bound)", "keras_reg ms (x bound)", "speed-up",
-        "max |dy| vs Keras", "max |d dx| vs Keras", "err @ N(1000,1): Keras / keras_reg",
+        "output: max diff vs Keras", "input grad: max diff vs Keras",
+        "output error at N(1000, 1): Keras / keras_reg",
     ]
     table, speedups = [], {"graph": [], "xla": []}
     for shape in shapes:

@@ -60,8 +60,10 @@ class WeightNoise(keras.layers.Wrapper):
     noise is additive, so the gradient with respect to the kernel is the gradient at the
     noisy kernel). At inference the wrapped layer runs unchanged with its clean kernel, so the
     output is exactly the layer's own and an exported model holds no random op. The bias is
-    not perturbed. Weight noise regularizes like an L2 penalty on the output's curvature in
-    the weights; it differs from `GaussianNoise`, which perturbs activations.
+    not perturbed. This is the "noise robustness" of the lecture notes applied to the weights:
+    to second order the expected loss gains `stddev^2 / 2 * trace(H)` (H the Hessian of the
+    loss in the kernel), a preference for flat minima. `keras.layers.GaussianNoise`, by
+    contrast, perturbs activations.
 
     Supported layers: `Dense`, `Conv1D`, `Conv2D`, `Conv3D`, `DepthwiseConv1D`,
     `DepthwiseConv2D` and `SeparableConv1D/2D` (both their kernels are perturbed).
