@@ -7,8 +7,8 @@ number with stateless ops (`tf.random.stateless_*`, Philox counter-based) from a
 that depends only on things that do not change with the execution order:
 
 - the transform's base `seed` (an integer, drawn once at construction when `seed=None`);
-- a fingerprint of the batch's content (farmhash of a strided sub-sample of the pixels and of
-  the labels: a cheap function of the data, not of when it arrives);
+- a fingerprint of the batch's content (farmhash of about 16 pixel rows per image and of the
+  labels: a cheap function of the data, not of when it arrives);
 - optionally an integer stream position (`apply(dataset)` zips the dataset with
   `tf.data.Dataset.random`, which is per position and re-randomised each epoch).
 
@@ -38,69 +38,75 @@ def _fingerprint(tensor):
 
 
 def image_fingerprint(images, channels_first=False):
-    """Fingerprint of a strided sub-sample (about 16 x 16 pixels per image) of a rank-4 batch.
+    """Fingerprint of about 16 evenly spaced full pixel rows of every image of a rank-4 batch.
 
-    The sample is taken in channels-last order, so a channels-first batch gets the same
-    fingerprint (hence the same draws) as its channels-last transpose.
+    Rows are taken with one `gather` (strided slices of uint8 tensors are slow in TensorFlow)
+    and put in channels-last order, so a channels-first batch gets the same fingerprint (hence
+    the same draws) as its channels-last transpose.
     """
-    shape = tf.shape(images)
-    spatial = (2, 3) if channels_first else (1, 2)
-    strides = [1] * 4
-    for axis in spatial:
-        strides[axis] = tf.maximum(shape[axis] // _FINGERPRINT_GRID, 1)
-    sample = tf.strided_slice(images, tf.zeros([4], tf.int32), shape, tf.stack(strides))
+    h_axis = 2 if channels_first else 1
+    height = images.shape[h_axis]
+    if height is None:
+        height = tf.shape(images)[h_axis]
+        rows = tf.range(0, height, tf.maximum(height // _FINGERPRINT_GRID, 1))
+    else:
+        rows = list(range(0, height, max(height // _FINGERPRINT_GRID, 1)))
+    sample = tf.gather(images, rows, axis=h_axis)
     if channels_first:
         sample = tf.transpose(sample, [0, 2, 3, 1])
     return _fingerprint(sample)
 
 
-def mix_key(key, value):
-    """A new [2] int64 Philox key from `key` and an int64 scalar `value` (order-sensitive)."""
-    value = tf.cast(value, tf.int64)
-    return tf.random.stateless_uniform(
-        [2], seed=key + tf.stack([value, tf.constant(0x9E3779B97F4A7C15 - 2**64, tf.int64)]),
-        minval=None, maxval=None, dtype=tf.int64,
-    )
+def _splitmix64(value):
+    """A well-mixed signed 64-bit integer from a Python int (SplitMix64 finaliser)."""
+    z = (value + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    z ^= z >> 31
+    return z - (1 << 64) if z >= 1 << 63 else z
 
 
 def batch_key(seed, fingerprints, position=None):
-    """The per-batch [2] int64 key from the base seed, content fingerprints and a position."""
-    key = tf.constant([seed, 0x2545F4914F6CDD1D], tf.int64)
-    for value in fingerprints:
-        key = mix_key(key, value)
+    """The per-batch [2] int64 Philox key: (mixed seed XOR first fingerprint, second
+    fingerprint + position). Philox itself mixes the key; three small ops per batch."""
+    first = tf.bitwise.bitwise_xor(fingerprints[0], tf.constant(_splitmix64(seed), tf.int64))
+    second = fingerprints[1] if len(fingerprints) > 1 else tf.constant(0, tf.int64)
     if position is not None:
-        key = mix_key(key, position)
-    return key
+        second = second + tf.cast(position, tf.int64)
+    return tf.stack([first, second])
+
+
+def mix_key(key, value):
+    """A new [2] int64 Philox key from `key` and an integer `value`."""
+    return tf.random.stateless_uniform(
+        [2], seed=key + tf.stack([tf.cast(value, tf.int64), tf.constant(0, tf.int64)]),
+        minval=None, maxval=None, dtype=tf.int64, alg="philox",
+    )
 
 
 def split_key(key, count):
     """`count` independent [2] int64 keys derived from one key."""
     return tf.random.stateless_uniform(
-        [count, 2], seed=key, minval=None, maxval=None, dtype=tf.int64
+        [count, 2], seed=key, minval=None, maxval=None, dtype=tf.int64, alg="philox"
     )
+
+
+def uniform(key, shape):
+    """Floats uniform in [0, 1) on a 2**-24 grid, from Philox integers.
+
+    Built from `stateless_uniform`'s full-range integers, whose bits are the same with and
+    without XLA (its float path is not), so `jit_compile` does not change any draw.
+    """
+    bits = tf.random.stateless_uniform(shape, seed=key, minval=None, maxval=None,
+                                       dtype=tf.int32, alg="philox")
+    return tf.cast(tf.bitwise.bitwise_and(bits, 0xFFFFFF), tf.float32) * (2.0 ** -24)
 
 
 def uniform_index(key, shape, limit):
     """Integers uniform in [0, limit) (limit an int32 tensor broadcastable to `shape`)."""
-    u = tf.random.stateless_uniform(shape, seed=key, dtype=tf.float32)
-    limit = tf.cast(limit, tf.float32)
-    index = tf.cast(tf.floor(u * limit), tf.int32)
-    return tf.minimum(index, tf.maximum(tf.cast(limit, tf.int32) - 1, 0))
-
-
-def beta(key, shape, alpha):
-    """Beta(alpha, alpha) samples as G1 / (G1 + G2) of two stateless gammas.
-
-    Not XLA-compilable (TensorFlow has no XLA kernel for the gamma sampler): call it outside
-    any `jit_compile` region. `alpha` must be > 0; when both gammas underflow to 0 (tiny alpha,
-    where the distribution sits on {0, 1}) the larger one (ties: the first) takes weight 1.
-    """
-    keys = split_key(key, 2)
-    g1 = tf.random.stateless_gamma(shape, seed=keys[0], alpha=alpha, dtype=tf.float32)
-    g2 = tf.random.stateless_gamma(shape, seed=keys[1], alpha=alpha, dtype=tf.float32)
-    total = g1 + g2
-    safe = tf.where(total > 0, total, tf.ones_like(total))
-    return tf.where(total > 0, g1 / safe, tf.cast(g1 >= g2, tf.float32))
+    limit = tf.cast(limit, tf.int32)
+    index = tf.cast(tf.floor(uniform(key, shape) * tf.cast(limit, tf.float32)), tf.int32)
+    return tf.minimum(index, tf.maximum(limit - 1, 0))
 
 
 def apply_with_positions(transform, dataset, seed, num_parallel_calls=None, deterministic=True):

@@ -9,6 +9,31 @@ from keras_reg._validation import check_choice, check_float, check_rate, check_s
 from keras_reg.data import _boxes, _random, _structure
 
 
+def _kernel(images, key, size, prob, fill, channels_first):
+    """Draws each image's square from `key` and erases it (one XLA-compiled function)."""
+    h_axis, w_axis = _boxes.spatial_axes(channels_first)
+    shape = tf.shape(images)
+    batch, height, width = shape[0], shape[h_axis], shape[w_axis]
+    if isinstance(size, int):
+        side = tf.constant(size, tf.int32)
+    else:
+        side = tf.cast(tf.round(size * tf.cast(tf.minimum(height, width), tf.float32)), tf.int32)
+    keys = _random.split_key(key, 3)
+    erase = _random.uniform(keys[0], [batch]) < prob
+    # Centre uniform over the whole image (the Cutout paper); the square is clipped at borders.
+    y0 = _random.uniform_index(keys[1], [batch], height) - side // 2
+    x0 = _random.uniform_index(keys[2], [batch], width) - side // 2
+    y1 = tf.where(erase, tf.clip_by_value(y0 + side, 0, height), 0)
+    x1 = tf.where(erase, tf.clip_by_value(x0 + side, 0, width), 0)
+    y0 = tf.where(erase, tf.clip_by_value(y0, 0, height), 0)
+    x0 = tf.where(erase, tf.clip_by_value(x0, 0, width), 0)
+    return _boxes.erase(images, y0, y1, x0, x1, fill, channels_first)
+
+
+_kernel_xla = tf.function(_kernel, jit_compile=True, reduce_retracing=True)
+_kernel_plain = tf.function(_kernel, reduce_retracing=True)
+
+
 @keras.saving.register_keras_serializable(package="keras_reg")
 class Cutout:
     """Erases one random square per image (Cutout), labels untouched.
@@ -82,28 +107,12 @@ class Cutout:
         if single:
             images = images[None]
         images, channels_first = _structure.check_images(images, "Cutout", self.data_format)
-        axes = _boxes.spatial_axes(channels_first)
         # Keyed by the images only: the same images get the same draws with or without labels.
         fingerprints = [_random.image_fingerprint(images, channels_first)]
         key = _random.batch_key(self._base_seed, fingerprints, position)
-        keys = _random.split_key(key, 3)
-        shape = tf.shape(images)
-        batch, height, width = shape[0], shape[axes[0]], shape[axes[1]]
-        if isinstance(self.size, int):
-            side = tf.constant(self.size, tf.int32)
-        else:
-            side = tf.cast(
-                tf.round(self.size * tf.cast(tf.minimum(height, width), tf.float32)), tf.int32
-            )
-        erase = tf.random.stateless_uniform([batch], keys[0]) < self.prob
-        y0 = _random.uniform_index(keys[1], [batch], height) - side // 2
-        x0 = _random.uniform_index(keys[2], [batch], width) - side // 2
-        y1 = tf.where(erase, tf.clip_by_value(y0 + side, 0, height), 0)
-        x1 = tf.where(erase, tf.clip_by_value(x0 + side, 0, width), 0)
-        y0 = tf.where(erase, tf.clip_by_value(y0, 0, height), 0)
-        x0 = tf.where(erase, tf.clip_by_value(x0, 0, width), 0)
-        out = _boxes.erase_pixels(images, y0, y1, x0, x1, tf.constant(self.fill, tf.float32),
-                                  channels_first, self.jit_compile)
+        kernel = _kernel_xla if self.jit_compile else _kernel_plain
+        out = kernel(images, key, self.size, tf.constant(self.prob, tf.float32),
+                     tf.constant(self.fill, tf.float32), channels_first)
         if single:
             out = out[0]
         return repack(out, labels)

@@ -10,24 +10,29 @@ from keras_reg.data.label_smoothing import _smooth, one_hot
 _MODES = ("batch", "pair", "elem")
 
 
-def _draw_params(key, n, height, width, prob, switch_prob, mixup_alpha, cutmix_alpha,
-                 cutmix_minmax, correct_lam):
-    """Draws `n` sets of (lam, box) — stateless, outside XLA (the gamma sampler has no kernel).
+def _params(key, gammas, height, width, prob, switch_prob, mixup_alpha, cutmix_alpha,
+            cutmix_minmax, correct_lam):
+    """The per-draw parameters: lam (the weight of each sample's own label: 1 unmixed, 1 -
+    pasted fraction for CutMix with `correct_lam`), the blend weight (1 for CutMix) and boxes.
 
-    Returns lam (the weight of each sample's own label: 1 for an unmixed sample, 1 - pasted
-    fraction for CutMix with `correct_lam`), the blend weight (1 for CutMix samples) and boxes.
+    `gammas` `(n, 2, 2)` are Gamma(alpha) draws made outside XLA (no XLA kernel for the gamma
+    sampler): `[..., 0]` with `mixup_alpha`, `[..., 1]` with `cutmix_alpha`; Beta(a, a) is
+    G1 / (G1 + G2). Everything else is drawn here from Philox integers.
     """
-    keys = _random.split_key(key, 7)
+    n = tf.shape(gammas)[0]
+    keys = _random.split_key(key, 6)
     mix_on = mixup_alpha > 0.0
-    cut_on = (cutmix_alpha > 0.0) | tf.constant(cutmix_minmax is not None)
-    apply = tf.random.stateless_uniform([n], keys[0]) < prob
-    switch = tf.random.stateless_uniform([n], keys[1]) < switch_prob
+    cut_on = (cutmix_alpha > 0.0) | (cutmix_minmax is not None)
+    apply = _random.uniform(keys[0], [n]) < prob
+    switch = _random.uniform(keys[1], [n]) < switch_prob
     use_cut = tf.where(mix_on & cut_on, switch, tf.fill([n], cut_on))
     active = apply & (mix_on | cut_on)
     use_cut &= active
-    alpha = tf.where(use_cut, cutmix_alpha, mixup_alpha)
-    alpha = tf.where(alpha > 0.0, alpha, tf.ones_like(alpha))  # unused draws: any valid alpha
-    lam = _random.beta(keys[2], [n], alpha)
+    g = tf.where(use_cut[:, None], gammas[:, :, 1], gammas[:, :, 0])
+    total = g[:, 0] + g[:, 1]
+    # Both gammas underflow to 0 only for tiny alpha, where Beta sits on {0, 1}.
+    lam = tf.where(total > 0, g[:, 0] / tf.where(total > 0, total, 1.0),
+                   tf.cast(g[:, 0] >= g[:, 1], tf.float32))
 
     h = tf.cast(height, tf.float32)
     w = tf.cast(width, tf.float32)
@@ -36,17 +41,17 @@ def _draw_params(key, n, height, width, prob, switch_prob, mixup_alpha, cutmix_a
         cut_h = tf.cast(tf.floor(h * ratio), tf.int32)
         cut_w = tf.cast(tf.floor(w * ratio), tf.int32)
         # Box centre uniform over the image (timm's rand_bbox); the box is clipped at borders.
-        y0 = _random.uniform_index(keys[3], [n], height) - cut_h // 2
-        x0 = _random.uniform_index(keys[4], [n], width) - cut_w // 2
+        y0 = _random.uniform_index(keys[2], [n], height) - cut_h // 2
+        x0 = _random.uniform_index(keys[3], [n], width) - cut_w // 2
     else:
         lo, hi = cutmix_minmax
         # Side fractions uniform in [lo, hi) as in timm's rand_bbox_minmax; the box lies inside.
-        h_lo, h_hi = tf.cast(h * lo, tf.int32), tf.cast(h * hi, tf.int32)
-        w_lo, w_hi = tf.cast(w * lo, tf.int32), tf.cast(w * hi, tf.int32)
-        cut_h = h_lo + _random.uniform_index(keys[5], [n], tf.maximum(h_hi - h_lo, 1))
-        cut_w = w_lo + _random.uniform_index(keys[6], [n], tf.maximum(w_hi - w_lo, 1))
-        y0 = _random.uniform_index(keys[3], [n], height - cut_h + 1)
-        x0 = _random.uniform_index(keys[4], [n], width - cut_w + 1)
+        h_lo, h_hi = (tf.cast(h * f, tf.int32) for f in (lo, hi))
+        w_lo, w_hi = (tf.cast(w * f, tf.int32) for f in (lo, hi))
+        cut_h = h_lo + _random.uniform_index(keys[4], [n], tf.maximum(h_hi - h_lo, 1))
+        cut_w = w_lo + _random.uniform_index(keys[5], [n], tf.maximum(w_hi - w_lo, 1))
+        y0 = _random.uniform_index(keys[2], [n], height - cut_h + 1)
+        x0 = _random.uniform_index(keys[3], [n], width - cut_w + 1)
     y1 = tf.clip_by_value(y0 + cut_h, 0, height)
     x1 = tf.clip_by_value(x0 + cut_w, 0, width)
     y0 = tf.clip_by_value(y0, 0, height)
@@ -59,6 +64,33 @@ def _draw_params(key, n, height, width, prob, switch_prob, mixup_alpha, cutmix_a
     lam = tf.where(active, lam, tf.ones_like(lam))
     blend = tf.where(use_cut, tf.ones_like(lam), lam)
     return lam, blend, (y0, y1, x0, x1)
+
+
+def _kernel(images, targets, key, gammas, prob, switch_prob, mixup_alpha, cutmix_alpha,
+            label_smoothing, num_classes, mode, correct_lam, cutmix_minmax, channels_first):
+    """Everything after the gamma draws: parameters, boxes, pixels and targets (one function,
+    XLA-compiled per input shape by `mixup_cutmix`; shapes are static inside it)."""
+    targets = _smooth(targets, label_smoothing, num_classes)
+    h_axis, w_axis = _boxes.spatial_axes(channels_first)
+    batch, height, width = images.shape[0], images.shape[h_axis], images.shape[w_axis]
+    if batch is None or height is None or width is None:  # plain (non-XLA) graph
+        shape = tf.shape(images)
+        batch, height, width = shape[0], shape[h_axis], shape[w_axis]
+    lam, blend, box = _params(key, gammas, height, width, prob, switch_prob, mixup_alpha,
+                              cutmix_alpha, cutmix_minmax, correct_lam)
+    if mode == "batch":
+        lam, blend, *box = (tf.broadcast_to(v, [batch]) for v in (lam, blend) + box)
+    elif mode == "pair":
+        # Sample i and its partner batch-1-i share one draw (timm's "pair" mode).
+        index = tf.minimum(tf.range(batch), batch - 1 - tf.range(batch))
+        lam, blend, *box = (tf.gather(v, index) for v in (lam, blend) + box)
+    mixed = _boxes.mix(images, *box, blend, channels_first)
+    lam = lam[:, None]
+    return mixed, lam * targets + (1.0 - lam) * tf.reverse(targets, axis=[0])
+
+
+_kernel_xla = tf.function(_kernel, jit_compile=True, reduce_retracing=True)
+_kernel_plain = tf.function(_kernel, reduce_retracing=True)
 
 
 def mixup_cutmix(images, labels, num_classes, key, mixup_alpha=0.8, cutmix_alpha=1.0,
@@ -74,7 +106,7 @@ def mixup_cutmix(images, labels, num_classes, key, mixup_alpha=0.8, cutmix_alpha
         mixup_alpha, cutmix_alpha, cutmix_minmax, prob, switch_prob, mode, correct_lam,
             label_smoothing: as in `MixupCutMix` (floats may be scalar tensors or variables).
         channels_first: whether images are `(batch, channels, height, width)`.
-        jit_compile: run the pixel work as one XLA-compiled function.
+        jit_compile: run everything but the gamma draws as one XLA-compiled function.
 
     Returns:
         `(mixed_images, targets)`: images of the input dtype and float32 soft targets.
@@ -89,37 +121,21 @@ def mixup_cutmix(images, labels, num_classes, key, mixup_alpha=0.8, cutmix_alpha
     >>> bool(np.allclose(mixed[0].numpy(), y[0, 1].numpy()))  # pixel = weight of image 1
     True
     """
-    key = tf.cast(tf.convert_to_tensor(key), tf.int64)
     images = tf.convert_to_tensor(images)
-    targets = _smooth(one_hot(labels, num_classes), tf.cast(label_smoothing, tf.float32),
-                      num_classes)
-    shape = tf.shape(images)
-    batch = shape[0]
-    h_axis, w_axis = _boxes.spatial_axes(channels_first)
-    n = 1 if mode == "batch" else batch
-    lam, blend, (y0, y1, x0, x1) = _draw_params(
-        key, n, shape[h_axis], shape[w_axis], tf.cast(prob, tf.float32),
-        tf.cast(switch_prob, tf.float32), tf.cast(mixup_alpha, tf.float32),
-        tf.cast(cutmix_alpha, tf.float32), cutmix_minmax, correct_lam,
+    targets = one_hot(labels, num_classes)
+    keys = _random.split_key(tf.cast(tf.convert_to_tensor(key), tf.int64), 2)
+    n = 1 if mode == "batch" else tf.shape(images)[0]
+    alphas = tf.stack([tf.cast(mixup_alpha, tf.float32), tf.cast(cutmix_alpha, tf.float32)])
+    # Gamma has no XLA kernel: drawn here, for both alphas (a disabled one draws with alpha 1).
+    gammas = tf.random.stateless_gamma(
+        tf.stack([n, 2, 2]), seed=keys[0], alpha=tf.where(alphas > 0, alphas, 1.0))
+    kernel = _kernel_xla if jit_compile else _kernel_plain
+    return kernel(
+        images, targets, keys[1], gammas, tf.cast(prob, tf.float32),
+        tf.cast(switch_prob, tf.float32), alphas[0], alphas[1],
+        tf.cast(label_smoothing, tf.float32), int(num_classes), mode, correct_lam,
+        None if cutmix_minmax is None else tuple(cutmix_minmax), channels_first,
     )
-    if mode == "batch":
-        lam, blend, y0, y1, x0, x1 = (
-            tf.repeat(v, batch) for v in (lam, blend, y0, y1, x0, x1)
-        )
-    elif mode == "pair":
-        # Sample i and its partner batch-1-i share one draw (timm's "pair" mode).
-        index = tf.minimum(tf.range(batch), batch - 1 - tf.range(batch))
-        lam, blend, y0, y1, x0, x1 = (
-            tf.gather(v, index) for v in (lam, blend, y0, y1, x0, x1)
-        )
-    mixed = tf.cond(
-        tf.reduce_any(lam < 1.0),
-        lambda: _boxes.mix_pixels(images, y0, y1, x0, x1, blend, channels_first, jit_compile),
-        lambda: tf.identity(images),
-    )
-    lam = lam[:, None]
-    targets = lam * targets + (1.0 - lam) * tf.reverse(targets, axis=[0])
-    return mixed, targets
 
 
 def _variable(value, name):
@@ -293,7 +309,8 @@ class MixupCutMix:
         )
         mixed, targets = mixup_cutmix(
             images, targets, self.num_classes, key,
-            mixup_alpha=self.mixup_alpha_variable, cutmix_alpha=self.cutmix_alpha_variable,
+            mixup_alpha=self.mixup_alpha_variable.read_value(),
+            cutmix_alpha=self.cutmix_alpha_variable.read_value(),
             cutmix_minmax=self.cutmix_minmax, prob=self.prob_variable,
             switch_prob=self.switch_prob, mode=self.mode, correct_lam=self.correct_lam,
             label_smoothing=self.label_smoothing_variable, channels_first=channels_first,

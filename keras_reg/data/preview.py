@@ -47,12 +47,13 @@ def _columns(images, labels, names, seed, photo):
     """(title, images, targets) for each column of the grid."""
     k = len(names)
     plain = np.eye(k, dtype=np.float32)[labels]
+    # A handful of small images: the plain kernels (same draws as XLA, no compilation wait).
     mixup = MixupCutMix(k, mixup_alpha=1.0, cutmix_alpha=0.0, mode="elem",
-                        label_smoothing=0.0, seed=seed)
+                        label_smoothing=0.0, seed=seed, jit_compile=False)
     cutmix = MixupCutMix(k, mixup_alpha=0.0, cutmix_alpha=1.0, mode="elem",
-                         label_smoothing=0.0, seed=seed)
-    smoothed = MixupCutMix(k, seed=seed + 1)  # default arguments: switch, smoothing 0.1
-    cutout = Cutout(0.4, seed=seed)
+                         label_smoothing=0.0, seed=seed, jit_compile=False)
+    smoothed = MixupCutMix(k, seed=seed + 1, jit_compile=False)  # defaults: switch, eps 0.1
+    cutout = Cutout(0.4, seed=seed, jit_compile=False)
     aug = augment(flip=photo, rotation=0.05, zoom=0.15, translation=0.1, brightness=0.2,
                   contrast=0.2, value_range=(0, 255) if photo else (0, 1), seed=seed)
     augmented = aug(images)
