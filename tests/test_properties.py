@@ -178,12 +178,15 @@ def _drop_path_property(rate, seed, x, training, stochastic_depth, mode):
     _check_output(out, x, layer)
     got = _np(out) - (_np(tf.cast(shortcut, layer.compute_dtype)) if stochastic_depth else 0)
     ref = _np(tf.cast(x, layer.compute_dtype))
+    batch_mode = stochastic_depth and mode == "batch"  # tensorflow-addons semantics
     if not training:
-        np.testing.assert_allclose(got, ref, rtol=_tol(x), atol=1e-5)
+        want = ref * (1 - rate) if batch_mode else ref
+        np.testing.assert_allclose(got, want, rtol=_tol(x), atol=1e-5)
         return
-    factor = 0.0 if rate == 1 else 1 / (1 - rate)
-    samples = got.reshape(len(got), -1)
-    refs = ref.reshape(len(ref), -1)
+    factor = 0.0 if rate == 1 else (1.0 if batch_mode else 1 / (1 - rate))
+    width = int(np.prod(got.shape[1:]))
+    samples = got.reshape(len(got), width)
+    refs = ref.reshape(len(ref), width)
     for i in range(len(samples)):  # each sample: entirely dropped, or entirely kept and scaled
         if np.all(samples[i] == 0):
             continue
@@ -222,8 +225,16 @@ def _group_norm_reference(x, groups, axis):
     return np.moveaxis(out, -1, axis)
 
 
+# GroupNorm fails on float64 inputs under the float32 policy (an InvalidArgumentError from a
+# float32 * float64 multiply, where keras.layers.GroupNormalization works): reported, pinned by
+# test_group_norm_float64_input below; float64 is kept out of the property until it is fixed.
+_GROUP_NORM_FLOAT64_BUG = True
+
+
 def _group_norm_property(groups, axis, x, constant):
     COUNTS["GroupNorm"] += 1
+    if _GROUP_NORM_FLOAT64_BUG and x.dtype == tf.float64:
+        x = tf.cast(x, tf.float32)
     if constant:
         x = tf.ones_like(x) * 3.0
     rank = len(x.shape)
@@ -263,6 +274,15 @@ def test_group_norm(groups, axis, x, constant):
 @given(**GROUP_NORM_ARGS)
 def test_group_norm_slow(groups, axis, x, constant):
     _group_norm_property(groups, axis, x, constant)
+
+
+@pytest.mark.xfail(strict=False, raises=tf.errors.InvalidArgumentError,
+                   reason="GroupNorm on float64 inputs (see _GROUP_NORM_FLOAT64_BUG)")
+def test_group_norm_float64_input():
+    x = tf.random.stateless_normal((2, 3, 4), seed=[1, 1], dtype=tf.float64)
+    out = L.GroupNorm(groups=2)(x)
+    want = keras.layers.GroupNormalization(groups=2)(x)
+    np.testing.assert_allclose(_np(out), _np(want), atol=1e-5)
 
 
 def _weight_noise_property(stddev, seed, units, x, training):
