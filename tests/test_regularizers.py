@@ -482,3 +482,17 @@ def test_apply_reaches_the_layer_inside_weight_noise():
     assert new.trainable_weights[0].path.endswith("kernel")
     x = np.ones((2, 4), "float32")
     assert np.array_equal(model(x), new(x))
+
+
+def test_mixed_precision_penalty_in_float32():
+    keras.mixed_precision.set_dtype_policy("mixed_float16")
+    reg = regularizers.l2(0.5)
+    model = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(2, kernel_initializer="ones", kernel_regularizer=reg)]
+    )
+    assert model.layers[0].compute_dtype == "float16"
+    value = regularizers.penalty(model)
+    assert keras.backend.standardize_dtype(value.dtype) == "float32" and float(value) == 3.0
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    loss = model.fit(np.zeros((4, 3)), np.zeros((4, 2)), verbose=0).history["loss"]
+    assert loss == [pytest.approx(3.0)]  # data loss 0 (zero inputs, zero bias) + penalty
