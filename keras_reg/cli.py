@@ -101,6 +101,7 @@ def _quiet_tensorflow():
         import tensorflow as tf
 
         tf.config.list_logical_devices()  # device initialisation logs too
+        tf.get_logger().setLevel("ERROR")  # retracing notices of the final evaluations
         try:
             import absl.logging
 

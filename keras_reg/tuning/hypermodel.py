@@ -138,6 +138,7 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
             entry = (model, model.get_weights(), [v.numpy() for v in model.optimizer.variables])
             self._cache[reg.norm] = entry
         model, weights, slots = entry
+        model._initial_epoch = None  # set by BackupAndRestore when a trial resumed
         model.set_weights(weights)
         for variable, value in zip(model.optimizer.variables, slots):
             variable.assign(value)

@@ -1,0 +1,145 @@
+"""Resume after a real process kill (SIGKILL mid-trial), and bounded retries of crashing trials."""
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+SCRIPT = textwrap.dedent("""
+    import os, sys
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    from keras_reg.data import load
+    from keras_reg.tuning import RegularizationSpace, SearchError, search
+
+    directory, mode = sys.argv[1], sys.argv[2]
+    train, val = load("digits", ("train[:96]", "train[80%:]"), batch_size=32)
+    space = RegularizationSpace(l2=(1e-5, 1e-3), dropout=(0.0, 0.3), drop_path=None,
+                                mixup_alpha=None, cutmix_alpha=None, label_smoothing=None,
+                                norm=None)
+    build = None
+    if mode == "crash":
+        def build(reg):  # the process dies inside every trial, as on an out-of-memory kill
+            os._exit(17)
+    try:
+        result = search(build, train, val, space=space, tuner="random", max_trials=3,
+                        epochs=25 if mode == "long" else 1, patience=None, seed=0,
+                        directory=directory, backup_interval=0, max_attempts=2,
+                        progress=lambda rec, n, total: print("ended", rec.trial_id, flush=True))
+    except SearchError as e:
+        print("SearchError:", e, flush=True)
+        sys.exit(3)
+    print("done", [(t.trial_id, t.status) for t in result.trials], flush=True)
+""")
+
+
+def _start(script, directory, mode):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.Popen([sys.executable, str(script), str(directory), mode], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def _records(directory):
+    out = {}
+    for path in glob.glob(os.path.join(directory, "search", "trial_*", "keras_reg_trial.json")):
+        with open(path) as f:
+            record = json.load(f)
+        out[record["trial_id"]] = record
+    return out
+
+
+def _attempts(directory, trial_id):
+    path = os.path.join(directory, "search", f"trial_{trial_id}", "keras_reg_attempts.json")
+    with open(path) as f:
+        return json.load(f)["attempts"]
+
+
+def _kill_when(proc, condition, timeout=240):
+    """SIGKILLs `proc` as soon as `condition()` holds; fails if it never does in time."""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail("the search ended before it could be killed:\n" + proc.stdout.read())
+            if condition():
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=30)
+                return
+            time.sleep(0.05)
+        pytest.fail("the kill condition was never reached")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+def _backup_exists(directory, trial_id):
+    return bool(glob.glob(os.path.join(directory, "search", f"trial_{trial_id}", "backup",
+                                       "*.json")))
+
+
+@pytest.mark.slow
+def test_killed_search_resumes_without_rerunning_finished_trials(tmp_path):
+    script = tmp_path / "search_script.py"
+    script.write_text(SCRIPT)
+    directory = tmp_path / "tuner"
+
+    # 1. Kill inside the very first trial, after some epochs were backed up.
+    _kill_when(_start(script, directory, "long"), lambda: _backup_exists(directory, "0"))
+    assert _records(directory) == {}
+
+    # 2. Resume: trial 0 continues from its backup; kill inside trial 1.
+    _kill_when(_start(script, directory, "long"),
+               lambda: "0" in _records(directory) and _backup_exists(directory, "1"))
+    first = _records(directory)["0"]
+    assert first["status"] == "COMPLETED"
+    assert first["epochs"] < 25  # resumed from its last backed-up epoch, not from epoch 0
+
+    # 3. Resume to the end.
+    proc = _start(script, directory, "long")
+    try:
+        out, _ = proc.communicate(timeout=400)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out[-3000:]
+    ended = [line.split()[1] for line in out.splitlines() if line.startswith("ended")]
+    assert ended == ["1", "2"]  # trial 0 was not run again
+    records = _records(directory)
+    assert records["0"] == first  # kept as it was, values and objective
+    assert records["1"]["epochs"] < 25 and records["1"]["status"] == "COMPLETED"
+    assert records["2"]["epochs"] == 25
+    assert [_attempts(directory, t) for t in "012"] == [2, 2, 1]
+    assert "done [('0', 'COMPLETED'), ('1', 'COMPLETED'), ('2', 'COMPLETED')]" in out
+
+
+@pytest.mark.slow
+def test_a_trial_that_always_kills_the_process_is_given_up(tmp_path):
+    script = tmp_path / "search_script.py"
+    script.write_text(SCRIPT)
+    directory = tmp_path / "tuner"
+    codes = []
+    out = ""
+    for _ in range(8):  # bounded: the search must give the trials up well before this
+        proc = _start(script, directory, "crash")
+        try:
+            out, _ = proc.communicate(timeout=240)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        codes.append(proc.returncode)
+        if proc.returncode != 17:
+            break
+    # each trial may be started max_attempts=2 times; then it is FAILED, never retried again
+    assert codes[-1] == 3, (codes, out[-2000:])
+    assert "No trial completed" in out and "started 2 times" in out
+    assert len(codes) <= 7
+    records = _records(directory)
+    assert records and all(r["status"] == "FAILED" for r in records.values())
