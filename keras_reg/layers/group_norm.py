@@ -142,7 +142,7 @@ def _group_norm(x, groups, channels, gamma, beta, axis, epsilon):
         params.append(ops.reshape(ops.cast(beta, dtype), (1, groups, channels // groups)))
     view = _channel_view(x, axis)
     fn = _make_group_norm(
-        ops.shape(x), view, channels, groups, epsilon, gamma is not None, beta is not None
+        ops.shape(x), view, channels, groups, epsilon, gamma is not None, beta is not None, dtype
     )
     return fn(x, *params)
 
@@ -171,7 +171,7 @@ def _maybe_compiled(fn, shape):
     return fn
 
 
-def _make_group_norm(out_shape, view, channels, groups, epsilon, has_gamma, has_beta):
+def _make_group_norm(out_shape, view, channels, groups, epsilon, has_gamma, has_beta, dtype):
     """The normalization with its hand-derived gradient, for one input configuration.
 
     Statistics (per sample; S positions, Cg channels per group, M = S * Cg):
@@ -193,13 +193,12 @@ def _make_group_norm(out_shape, view, channels, groups, epsilon, has_gamma, has_
     def spread(t):  # (N, G, C/G) or (N, G, 1) -> broadcastable against the view
         return ops.reshape(t * ones, stat_shape)
 
-    ones = ops.ones((1, 1, channels // groups))
+    ones = ops.ones((1, 1, channels // groups), dtype=dtype)
 
     @ops.custom_gradient
     def forward(x, *params):
         gamma = params[0] if has_gamma else None
         beta = params[-1] if has_beta else None
-        dtype = _statistics_dtype(x.dtype)
         s = ops.cast(positions, dtype)
         m = s * (channels // groups)
         xv = ops.reshape(ops.cast(x, dtype), shape)

@@ -29,7 +29,7 @@ def _value_and_grads(layer, x, dy):
     with tf.GradientTape() as tape:
         tape.watch(x)
         y = layer(x)
-        loss = tf.reduce_sum(y * dy)
+        loss = tf.reduce_sum(y * tf.cast(dy, y.dtype))
     grads = tape.gradient(loss, [x] + layer.trainable_weights)
     return [y.numpy()] + [g.numpy() for g in grads]
 
@@ -234,6 +234,22 @@ def test_pure_function_equals_layer():
     layer.set_weights([gamma, beta])
     np.testing.assert_array_equal(layer(x), group_norm(x, 4, gamma, beta, axis=1))
     np.testing.assert_allclose(group_norm(x, 2), _numpy_group_norm(x, 2, -1), atol=2e-5)
+
+
+def test_float64_input_matches_keras():
+    """float64 inputs are normalized in float64 and cast to the compute dtype, as Keras does."""
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(3.0, 2.0, (2, 3, 4)))
+    dy = tf.constant(rng.normal(size=(2, 3, 4)))
+    ref, ours = _pair((2, 3, 4), 2, -1)
+    got, expected = _value_and_grads(ours, x, dy), _value_and_grads(ref, x, dy)
+    assert got[0].dtype == expected[0].dtype == np.float32
+    assert got[1].dtype == np.float64
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, atol=2e-6, rtol=1e-6)
+    y = group_norm(x, 2)
+    assert y.dtype == tf.float64
+    np.testing.assert_allclose(y, _numpy_group_norm(x.numpy(), 2, -1), atol=1e-12)
 
 
 # --- numerics ----------------------------------------------------------------------------------
