@@ -267,10 +267,11 @@ class GroupNorm(keras.layers.Layer):
     channel) is instance normalization.
 
     Same arguments, defaults, weights (`gamma`, `beta`, shape `(channels,)`) and outputs as
-    `keras.layers.GroupNormalization`, so weights transfer with `set_weights`; it is faster
-    (a hand-derived gradient that reuses the forward statistics) and computes its statistics
-    in float32 under mixed precision, shifted by a value of each group so that inputs with a
-    large mean (x ~ 1e3) keep their accuracy.
+    `keras.layers.GroupNormalization`, so weights transfer with `set_weights`. It is faster
+    (a hand-derived gradient that reuses the forward statistics; on TensorFlow in graph mode
+    the backward pass of large activations runs as one XLA-compiled function) and computes
+    its statistics in float32 under mixed precision (float64 inputs in float64), shifted by a
+    value of each channel so that inputs with a large mean (x ~ 1e3) keep their accuracy.
 
     Args:
         groups: number of groups; must divide the number of channels. -1 means one group
