@@ -32,9 +32,8 @@ def base_seed(seed):
 
 
 def _fingerprint(tensor):
-    """A scalar int64 farmhash fingerprint of a tensor's bytes (stable across platforms)."""
-    flat = tf.reshape(tensor, [1, -1])
-    return tf.bitcast(tf.fingerprint(flat), tf.int64)[0]
+    """The `(1, 8)` uint8 farmhash fingerprint of a tensor's bytes (stable across platforms)."""
+    return tf.fingerprint(tf.reshape(tensor, [1, -1]))
 
 
 def image_fingerprint(images, channels_first=False):
@@ -67,13 +66,17 @@ def _splitmix64(value):
 
 
 def batch_key(seed, fingerprints, position=None):
-    """The per-batch [2] int64 Philox key: (mixed seed XOR first fingerprint, second
-    fingerprint + position). Philox itself mixes the key; three small ops per batch."""
-    first = tf.bitwise.bitwise_xor(fingerprints[0], tf.constant(_splitmix64(seed), tf.int64))
-    second = fingerprints[1] if len(fingerprints) > 1 else tf.constant(0, tf.int64)
+    """The per-batch [2] int64 Philox key: the two fingerprints' 64-bit words XOR the mixed
+    seed, plus the stream position on the second word. Philox itself mixes the key; three small
+    ops per batch."""
+    if len(fingerprints) == 1:
+        fingerprints = [fingerprints[0], tf.zeros([1, 8], tf.uint8)]
+    words = tf.bitcast(tf.concat(fingerprints, axis=0), tf.int64)  # (2,)
+    key = tf.bitwise.bitwise_xor(
+        words, tf.constant([_splitmix64(seed), _splitmix64(seed + 1)], tf.int64))
     if position is not None:
-        second = second + tf.cast(position, tf.int64)
-    return tf.stack([first, second])
+        key = key + tf.stack([tf.constant(0, tf.int64), tf.cast(position, tf.int64)])
+    return key
 
 
 def mix_key(key, value):

@@ -55,6 +55,8 @@ class Cutout:
         fill: float, the value written into the square.
         seed: None or int >= 0.
         data_format: `"channels_last"`, `"channels_first"` or None (Keras's default).
+        jit_compile: bool, XLA-compile the per-batch work (default; the plain graph makes the
+            same draws).
 
     Call arguments:
         an image batch `(batch, H, W, C)` or one image, alone, in an `(images, labels, ...)`

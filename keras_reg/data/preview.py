@@ -145,3 +145,9 @@ def make_preview(out, seed=0, dpi=100):
         raise ValueError(f"Invalid value for argument `out`: cannot write it "
                          f"({error.strerror}). Received: out={str(out)!r}") from None
     return str(path)
+
+
+# `keras_reg.data.preview` is this function (exported under that name); the attribute keeps
+# `keras_reg.data.preview.make_preview(...)` working whether the name resolves to the module
+# or to the function.
+make_preview.make_preview = make_preview
