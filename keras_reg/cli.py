@@ -205,6 +205,8 @@ def run_search(args):
         input_shape=tuple(info.image_shape),
     )
     written = _write_outputs(args, result, runs, info, n_fit, n_val, search_seconds)
+    written.append(_write_summary(args, result, runs, search_seconds,
+                                  time.perf_counter() - start))
     print()
     print(report.comparison_table(runs))
     print()
@@ -264,6 +266,29 @@ def _write_outputs(args, result, runs, info, n_fit, n_val, search_seconds):
     with open(md, "w") as f:
         f.write("\n".join(text) + "\n")
     return [md] + written
+
+
+def _write_summary(args, result, runs, search_seconds, total_seconds):
+    """summary.json: the figures of report.md, machine-readable."""
+    import json
+
+    trial_seconds = sum(t.seconds for t in result.trials)
+    fit_seconds = sum(t.fit_seconds for t in result.trials)
+    summary = {
+        "args": {k: v for k, v in vars(args).items() if k != "command"},
+        "search_seconds": search_seconds,
+        "total_seconds": total_seconds,
+        "trials": len(result.trials),
+        "completed": len(result.completed),
+        "trial_overhead": (trial_seconds - fit_seconds) / trial_seconds if trial_seconds else None,
+        "best_values": result.best_regularization.to_dict(),
+        "best_val_loss": result.best_trial.objective,
+        "runs": {name: dict(run.metrics, epochs=run.epochs) for name, run in runs.items()},
+    }
+    path = os.path.join(args.out, "summary.json")
+    with open(path, "w") as f:
+        json.dump(summary, f, indent=1)
+    return path
 
 
 def run_preview(args):

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from keras_reg.cli import main
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -81,9 +83,17 @@ def test_unknown_dataset_exits_2(tmp_path):
     assert_user_error(proc, "no_such_dataset_xyz")
 
 
-def test_train_size_larger_than_the_data_exits_2(tmp_path):
-    proc = run_cli("search", "--train-size", "100000", "--out", str(tmp_path))
-    assert_user_error(proc, "--train-size")
+def test_train_size_larger_than_the_data_exits_2(tmp_path, capsys):
+    code = main(["search", "--train-size", "100000", "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--train-size" in err[0]
+
+
+def test_preview_writes_a_png(tmp_path, capsys):
+    out = tmp_path / "pics" / "preview.png"
+    assert main(["preview", "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert str(out) in capsys.readouterr().out
 
 
 def test_no_subcommand_prints_help():

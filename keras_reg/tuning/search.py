@@ -233,11 +233,13 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="hyp
 
     Example:
 
+    >>> import tempfile
     >>> from keras_reg.data import load
     >>> from keras_reg.tuning import RegularizationSpace, search
     >>> train, val = load("digits", ("train[:64]", "train[80%:]"), batch_size=32)
     >>> result = search(train=train, validation=val, tuner="random", max_trials=1, epochs=1,
-    ...                 space=RegularizationSpace(norm=None), directory=str(tmp), seed=0)
+    ...                 space=RegularizationSpace(norm=None), directory=tempfile.mkdtemp(),
+    ...                 seed=0)
     >>> len(result.trials), result.trials[0].status
     (1, 'COMPLETED')
     """
