@@ -294,3 +294,16 @@ def test_every_layer_and_mixup_under_mirrored_model_fit():
     per_replica = distribute.fit(_every_layer_model(strategy), _mixed_digits(), epochs=2,
                                  strategy=strategy, verbose=0).history["loss"]
     assert np.all(np.isfinite(per_replica)) and not np.allclose(per_replica, want, rtol=1e-6)
+
+
+def test_mixed_float16_matches_float32():
+    # compile wraps the optimizer in a LossScaleOptimizer: fit scales the loss and the
+    # optimizer unscales the gradients; the losses follow the float32 run closely.
+    strategy = _mirrored()
+    want = distribute.fit(_model(strategy), _data(32), epochs=2, strategy=strategy,
+                          verbose=0).history["loss"]
+    keras.mixed_precision.set_dtype_policy("mixed_float16")
+    model = _model(strategy)
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    got = distribute.fit(model, _data(32), epochs=2, strategy=strategy, verbose=0)
+    np.testing.assert_allclose(got.history["loss"], want, rtol=1e-2)
