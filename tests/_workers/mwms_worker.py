@@ -3,7 +3,9 @@
 Usage: python mwms_worker.py MODE INDEX PORT0,PORT1 OUT.json
 MODE: "keras_fit" (plain `model.fit`, broken upstream: keras-team/keras#20585),
 "reg_fit" (keras_reg.distribute.fit), "single" (no strategy: the single-process reference),
-"masks" (the dropout masks each replica draws through keras_reg.distribute.fit).
+"masks" (the dropout masks each replica draws through keras_reg.distribute.fit),
+"every_layer" (every keras_reg layer + MixupCutMix via distribute.fit) and
+"every_layer_mirrored" (the same in one process on 2 logical CPUs: its reference).
 Writes a JSON object with the per-epoch losses and the final weights, or the error.
 """
 
@@ -27,6 +29,11 @@ import tensorflow as tf  # noqa: E402
 
 if mode == "single":
     strategy = tf.distribute.get_strategy()
+elif mode == "every_layer_mirrored":
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    strategy = tf.distribute.MirroredStrategy(
+        ["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice())
 else:
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
 
@@ -65,11 +72,46 @@ def build():
     return model
 
 
+def build_every_layer():
+    from keras_reg import layers as L
+
+    keras.utils.set_random_seed(2)
+    inputs = keras.Input((8, 8, 1))
+    x = L.WeightNoise(keras.layers.Conv2D(4, 3, padding="same"), 0.05, seed=1)(inputs)
+    x = L.GroupNorm(groups=2)(x)
+    x = keras.layers.Activation("relu")(x)
+    y = L.DropPath(0.2, seed=2)(keras.layers.Conv2D(4, 3, padding="same")(x))
+    x = L.StochasticDepth(0.2, seed=3)([x, y])
+    x = L.StochasticDepth(0.3, seed=4, mode="batch")([x, x])
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = L.InvertedDropout(0.3, seed=5)(x)
+    model = keras.Model(inputs, keras.layers.Dense(10)(x))
+    model.compile(optimizer=keras.optimizers.SGD(0.05),
+                  loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def mixed_digits():
+    from keras_reg import data as D
+
+    ds = D.load("digits", "train[:64]", batch_size=16, shuffle=False)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.map(D.MixupCutMix(10, seed=0)).with_options(options)
+
+
 result = {"mode": mode, "index": index}
 try:
     with strategy.scope():
         model = build()
-    if mode == "keras_fit":
+    if mode.startswith("every_layer"):
+        with strategy.scope():
+            model = build_every_layer()
+        history = distribute.fit(model, mixed_digits(), epochs=2, strategy=strategy, verbose=0)
+        result["loss"] = [float(v) for v in history.history["loss"]]
+        result["weights"] = [w.tolist() for w in model.get_weights()]
+        history = None
+    elif mode == "keras_fit":
         history = model.fit(dataset(), epochs=2, verbose=0)
     elif mode == "masks":
         with strategy.scope():
