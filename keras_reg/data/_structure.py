@@ -42,10 +42,11 @@ def check_images(images, name, data_format):
     """Converts to a tensor and checks for a rank-4 batch; returns (images, channels_first)."""
     images = tf.convert_to_tensor(images)
     if images.shape.rank != 4:
+        layout = ("(batch, channels, height, width)" if data_format == "channels_first"
+                  else "(batch, height, width, channels)")
         raise ValueError(
             f"Invalid value for argument `images`: {name} expects a batch of images of rank 4 "
-            f"({'(batch, channels, height, width)' if data_format == 'channels_first' else '(batch, height, width, channels)'}); "
-            f"map it after `dataset.batch(...)`. Received: images.shape={images.shape}"
+            f"{layout}; map it after `dataset.batch(...)`. Received: images.shape={images.shape}"
         )
     if not (images.dtype.is_floating or images.dtype.is_integer):
         raise TypeError(
