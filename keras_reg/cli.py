@@ -1,6 +1,6 @@
 """`keras-reg` (also `python -m keras_reg`): search regularization strength, preview transforms.
 
-    keras-reg search [--dataset digits] [--tuner bayesian] [--max-trials 12] [--epochs 40]
+    keras-reg search [--dataset digits] [--tuner bayesian] [--max-trials 10] [--epochs 30]
                      [--train-size N] [--batch-size 32] [--seed 0] [--out keras_reg_out]
     keras-reg preview --out preview.png
 
@@ -15,7 +15,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-DEFAULTS = dict(dataset="digits", tuner="bayesian", max_trials=12, epochs=40, batch_size=32,
+DEFAULTS = dict(dataset="digits", tuner="bayesian", max_trials=10, epochs=30, batch_size=32,
                 seed=0, out="keras_reg_out")
 
 

@@ -260,6 +260,12 @@ def _norm_key(value):
     return "none" if value is None else value
 
 
+_MIXUP = (0.0, 0.1, 0.2, 0.4, 0.8)
+_CUTMIX = (0.0, 0.2, 0.5, 1.0)
+_SMOOTHING = (0.0, 0.05, 0.1, 0.2)
+_NORMS = ("batch", "group", None)
+
+
 class RegularizationSpace:
     """The regularization strengths a search explores, with sensible defaults.
 
@@ -271,9 +277,11 @@ class RegularizationSpace:
     - `None`: disabled (0, or no normalization for `norm`).
 
     The defaults cover what helps a small convolutional net on small data: an L2 penalty
-    λ ∈ [1e-6, 1e-2] (log-uniform), dropout ∈ [0, 0.5], drop-path ∈ [0, 0.3], Mixup α and
-    CutMix α ∈ [0, 1], label smoothing ε ∈ [0, 0.2] and the normalization layer among
-    batch norm, group norm and none.
+    λ ∈ [1e-6, 1e-2] (log-uniform), dropout ∈ [0, 0.5], drop-path ∈ [0, 0.3], Mixup α among
+    0 (off), 0.1, 0.2, 0.4, 0.8, CutMix α among 0, 0.2, 0.5, 1, label smoothing ε among 0, 0.05,
+    0.1, 0.2, and the normalization layer among batch norm, group norm and none. The data-side
+    techniques are choices that include 0 so that a search can turn them off: on small images
+    a little Mixup often helps while strong Mixup/CutMix raise the validation loss.
 
     Args:
         l2: L2 strength λ (a range is log-uniform, so its low end must be > 0; a list may
@@ -297,10 +305,13 @@ class RegularizationSpace:
     """
 
     def __init__(self, l2=(1e-6, 1e-2), dropout=(0.0, 0.5), drop_path=(0.0, 0.3),
-                 mixup_alpha=(0.0, 1.0), cutmix_alpha=(0.0, 1.0), label_smoothing=(0.0, 0.2),
-                 norm=("batch", "group", None)):
-        if isinstance(norm, tuple):  # the default, written as a tuple to stay immutable
-            norm = list(norm)
+                 mixup_alpha=_MIXUP, cutmix_alpha=_CUTMIX, label_smoothing=_SMOOTHING,
+                 norm=_NORMS):
+        # The default choices are tuples to stay immutable; a user's tuple is a range.
+        norm, mixup_alpha, cutmix_alpha, label_smoothing = (
+            list(v) if v is d else v for v, d in ((norm, _NORMS), (mixup_alpha, _MIXUP),
+                                                   (cutmix_alpha, _CUTMIX),
+                                                   (label_smoothing, _SMOOTHING)))
         specs = dict(l2=l2, dropout=dropout, drop_path=drop_path, mixup_alpha=mixup_alpha,
                      cutmix_alpha=cutmix_alpha, label_smoothing=label_smoothing, norm=norm)
         self._params = {
