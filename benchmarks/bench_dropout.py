@@ -11,8 +11,12 @@ memory-traffic bound (bytes that must move / measured copy bandwidth).
   for context, unless --quick.
 - StochasticDepth(0.1) in training vs a hand-written `x + r * (mask / keep)` with a per-sample
   mask (graph, target <= 1.1x), vs a plain `x + r` under XLA (target <= 1.05x), and at
-  inference vs `x + r` (target: the same cost, <= 1.05x; timed in both orders, geometric mean
-  of the two median ratios, and the two graphs compared op by op).
+  inference vs `x + r` (target: the same cost, <= 1.05x; the two graphs are also compared op
+  by op).
+
+Every comparison is timed twice, in both candidate orders, and its ratio is the geometric mean
+of the two medians of per-round ratios (the position in a round biases a candidate by a few
+percent on a shared machine).
 
 Usage: python benchmarks/bench_dropout.py [--quick] [--rounds N]
 """
@@ -51,6 +55,32 @@ def _fwd_bwd(fn, jit, n_inputs=1):
     return step
 
 
+class _Timings:
+    """Interleaved timings taken twice, in the given order and reversed.
+
+    A candidate's position in a round biases it by a few percent on this machine (measured:
+    two identical graphs differ by up to 1.25x in one order); each ratio is the geometric mean
+    of the two orders' medians of per-round ratios, which cancels that bias.
+    """
+
+    def __init__(self, candidates, rounds, inner):
+        half = max(1, rounds // 2)
+        self.forward = _harness.interleaved(candidates, rounds=half, inner=inner)
+        reverse = dict(reversed(list(candidates.items())))
+        self.backward = _harness.interleaved(reverse, rounds=half, inner=inner)
+
+    def ratio(self, numerator, denominator):
+        return math.sqrt(
+            _harness.median_ratio(self.forward, numerator, denominator)
+            * _harness.median_ratio(self.backward, numerator, denominator)
+        )
+
+    def ms(self):
+        """Milliseconds per call: the mean of the two orders' medians."""
+        both = (self.forward, self.backward)
+        return {k: 1e3 * sum(_harness.median(t, k) for t in both) / 2 for k in self.forward}
+
+
 def _bound_ms(nbytes, bandwidth):
     return nbytes / bandwidth * 1e3
 
@@ -71,12 +101,12 @@ def bench_dropout_shape(shape, rounds, inner, bandwidth, keras_xla):
         "ours_xla": _fwd_bwd(lambda a: ours(a, training=True), True),
     }
     candidates = {name: (lambda s=s: s((x,), dy)) for name, s in steps.items()}
-    times = _harness.interleaved(candidates, rounds=rounds, inner=inner)
+    timings = _Timings(candidates, rounds, inner)
     # x read, y written, dy read, dx written: 4 float32 tensors.
     bound = _bound_ms(4 * 4 * x.shape.num_elements(), bandwidth)
-    speedup = _harness.median_ratio(times, "keras", "ours")
-    xla_ratio = _harness.median_ratio(times, "ours_xla", "ours")
-    ms = {k: _harness.median(times, k) * 1e3 for k in times}
+    speedup = timings.ratio("keras", "ours")
+    xla_ratio = timings.ratio("ours_xla", "ours")
+    ms = timings.ms()
     rows = [
         [
             "InvertedDropout graph: speed-up vs keras Dropout",
@@ -146,28 +176,20 @@ def bench_stochastic_depth_shape(shape, rounds, inner, bandwidth):
         "add_inf": tf.function(lambda a, b: a + b),
     }
     candidates = {name: (lambda s=s: s((x, r), dy)) for name, s in train.items()}
-    times = _harness.interleaved(candidates, rounds=rounds, inner=inner)
-    # Inference on its own (not right after the heavier training steps), more calls per round,
-    # in both orders: the position in a round biases a pair this cheap by several percent.
+    timings = _Timings(candidates, rounds, inner)
+    # Inference on its own (not right after the heavier training steps), more calls per round.
     infer_candidates = {name: (lambda s=s: s(x, r)) for name, s in infer.items()}
-    forward = _harness.interleaved(infer_candidates, rounds=rounds, inner=3 * inner)
-    backward = _harness.interleaved(
-        dict(reversed(list(infer_candidates.items()))), rounds=rounds, inner=3 * inner
-    )
-    times.update({k: forward[k] + backward[k] for k in forward})
-    inference = math.sqrt(
-        _harness.median_ratio(forward, "sd_inf", "add_inf")
-        * _harness.median_ratio(backward, "sd_inf", "add_inf")
-    )
+    infer_timings = _Timings(infer_candidates, rounds, 3 * inner)
+    inference = infer_timings.ratio("sd_inf", "add_inf")
     same_graph = _op_types(infer["sd_inf"], x, r) == _op_types(infer["add_inf"], x, r)
-    ms = {k: _harness.median(times, k) * 1e3 for k in times}
+    ms = {**timings.ms(), **infer_timings.ms()}
     n = x.shape.num_elements()
     # Training: x, r read, y written, dy read, d_residual written (d_shortcut is dy itself).
     train_bound = _bound_ms(5 * 4 * n, bandwidth)
     infer_bound = _bound_ms(3 * 4 * n, bandwidth)
-    graph = _harness.median_ratio(times, "sd", "hand")
-    xla = _harness.median_ratio(times, "sd_xla", "add_xla")
-    plain = _harness.median_ratio(times, "sd", "add")
+    graph = timings.ratio("sd", "hand")
+    xla = timings.ratio("sd_xla", "add_xla")
+    plain = timings.ratio("sd", "add")
     return [
         [
             "StochasticDepth train graph / hand-written x + r*mask/keep",
@@ -218,7 +240,8 @@ def main(argv=None):
     header = ["figure", "shape", "ms (median)", "ratio", "target", "status", "x bound"]
     table = _harness.markdown_table(header, rows)
     note = (
-        f"\nfwd+bwd, float32, rate {RATE}, {rounds} interleaved rounds x {inner} calls; "
+        f"\nfwd+bwd, float32, rate {RATE}, {rounds} interleaved rounds x {inner} calls "
+        "(half in each candidate order); "
         f"copy bandwidth {bandwidth / 1e9:.1f} GB/s; `x bound` = time / (bytes moved / bandwidth)."
     )
     print(table + note)
