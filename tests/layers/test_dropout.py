@@ -46,13 +46,18 @@ def _model(scaling="train", rate=0.25):
 @pytest.mark.parametrize("scaling", ["train", "test"])
 def test_keras_file_round_trip(tmp_path, scaling):
     model = keras.Sequential(
-        [keras.Input((6,)), keras.layers.Dense(8), InvertedDropout(0.4, seed=1, scaling=scaling)]
+        [
+            keras.Input((6,)),
+            keras.layers.Dense(8),
+            InvertedDropout(0.4, noise_shape=(None, 8), seed=1, scaling=scaling),
+        ]
     )
     x = np.random.default_rng(0).standard_normal((5, 6)).astype("float32")
     model.layers[-1].rate = 0.3  # a changed rate is saved with the model
     loaded = _checks.check_keras_file_round_trip(model, x, tmp_path)
     assert loaded.layers[-1].rate == pytest.approx(0.3)
     assert loaded.layers[-1].scaling == scaling
+    assert loaded.layers[-1].noise_shape == (None, 8)
 
 
 def test_export_has_no_random_op_and_scaled_inference(tmp_path):
