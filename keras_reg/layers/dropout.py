@@ -16,12 +16,19 @@ from keras_reg.layers._rate import (
 _SCALINGS = ("train", "test")
 
 
-def _check_rank(x, noise_shape):
-    if noise_shape is not None and len(noise_shape) != len(x.shape):
+def _check_noise_shape_fits(input_shape, noise_shape):
+    """One entry per axis, each None, 1 or the axis size: the mask must broadcast."""
+    if noise_shape is None:
+        return
+    input_shape = tuple(input_shape)
+    fits = len(noise_shape) == len(input_shape) and all(
+        d is None or d == 1 or n is None or d == n for d, n in zip(noise_shape, input_shape)
+    )
+    if not fits:
         raise ValueError(
-            "Invalid value for argument `noise_shape`: expected one entry per input axis "
-            f"({len(x.shape)}). Received: noise_shape={tuple(noise_shape)!r} for an input of "
-            f"shape {tuple(x.shape)!r}"
+            "Invalid value for argument `noise_shape`: expected one entry per input axis, each "
+            "None, 1 or the size of that axis. Received: "
+            f"noise_shape={tuple(noise_shape)!r} for an input of shape {input_shape!r}"
         )
 
 
@@ -50,8 +57,8 @@ def inverted_dropout(x, rate, noise_shape=None, seed=None, training=False, scali
     With `scaling="train"` (inverted dropout, as `keras.layers.Dropout`) kept units are
     multiplied by `1 / (1 - rate)` in training and the function is the identity at inference.
     With `scaling="test"` (the original "standard" dropout) nothing is scaled in training and
-    the output is `x * (1 - rate)` at inference. Either way `E[output] = x` in training equals
-    the inference output in expectation. Rate 1 gives zeros (never NaN).
+    the output is `x * (1 - rate)` at inference. Either way the expected training output equals
+    the inference output. Rate 1 gives zeros (never NaN).
 
     Args:
         x: input tensor.
@@ -81,7 +88,7 @@ def inverted_dropout(x, rate, noise_shape=None, seed=None, training=False, scali
         if scaling == "train":
             return x
         return keras.ops.cast(x * keras.ops.cast(1.0 - rate, x.dtype), x.dtype)
-    _check_rank(x, noise_shape)
+    _check_noise_shape_fits(x.shape, noise_shape)
     value = keep_scale(rate) if scaling == "train" else keep_one(rate)
     return _dropout(x, noise_shape, rate, seed, value)
 
@@ -157,12 +164,7 @@ class InvertedDropout(RateLayer):
         self.supports_masking = True
 
     def build(self, input_shape):
-        if self.noise_shape is not None and len(self.noise_shape) != len(input_shape):
-            raise ValueError(
-                "Invalid value for argument `noise_shape`: expected one entry per input axis "
-                f"({len(input_shape)}). Received: noise_shape={self.noise_shape!r} for an input "
-                f"of shape {tuple(input_shape)!r}"
-            )
+        _check_noise_shape_fits(input_shape, self.noise_shape)
         self.built = True
 
     def call(self, inputs, training=None):

@@ -175,6 +175,11 @@ def test_noise_shape_rank_mismatch_is_rejected():
         InvertedDropout(0.5, noise_shape=(None, 1))(np.ones((2, 3, 4), "float32"))
 
 
+def test_noise_shape_that_cannot_broadcast_is_rejected():
+    with pytest.raises(ValueError, match="noise_shape"):
+        InvertedDropout(0.5, noise_shape=(None, 5))(keras.Input((8,)))
+
+
 def test_rate_zero_is_identity_in_training():
     x = np.random.default_rng(8).standard_normal((50, 40)).astype("float32")
     np.testing.assert_array_equal(_np(InvertedDropout(0.0)(x, training=True)), x)
