@@ -158,6 +158,18 @@ def _write_json(path, value):
     os.replace(tmp, path)
 
 
+def _start_from(oracle, space):
+    """Makes the oracle's first trial the space's starting point (`space.start()`)."""
+    populate = oracle.populate_space
+
+    def populate_space(trial_id):
+        if not oracle.trials:
+            return {"status": "RUNNING", "values": space.hp_values(space.start())}
+        return populate(trial_id)
+
+    oracle.populate_space = populate_space
+
+
 def _objective(objective):
     """`keras_tuner.Objective` from a metric name (direction from the name) or an Objective."""
     if isinstance(objective, keras_tuner.Objective):
@@ -190,7 +202,8 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="hyp
     With `overwrite=False` and the same `directory`/`project_name`, a search resumes: finished
     trials are kept (never re-run), an interrupted trial continues from its last finished epoch
     (per-trial `BackupAndRestore`), and a trial whose process died `max_attempts` times is given
-    up. With the `KERASTUNER_TUNER_ID` / `KERASTUNER_ORACLE_IP` / `KERASTUNER_ORACLE_PORT`
+    up. A random or Bayesian search evaluates `space.start()` first (with the default space: batch
+    norm, next to no L2, everything else off). With the `KERASTUNER_TUNER_ID` / `KERASTUNER_ORACLE_IP` / `KERASTUNER_ORACLE_PORT`
     environment of KerasTuner's chief/worker mode, the chief serves the oracle and each worker
     runs trials. Nothing is pinned to a device: on a GPU machine trials use the GPU.
 
@@ -299,6 +312,8 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="hyp
     if tuner == "hyperband":
         kt.oracle.max_trials = max_trials  # Hyperband has no cap of its own
     kt._kr_setup(progress, max_attempts, max_trials, backup_interval)
+    if tuner != "hyperband":
+        _start_from(kt.oracle, space)
     debug, kt_config.DEBUG = kt_config.DEBUG, verbose > 0  # its traceback per failed trial
     try:
         kt.search(train, validation_data=validation, epochs=epochs, callbacks=callbacks,

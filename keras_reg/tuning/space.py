@@ -233,6 +233,16 @@ class _Param:
             return None if value == "none" else value
         return hp.Fixed(self.name, self.values)
 
+    def start(self):
+        """The starting value: the low end of a range, the first choice, the fixed value."""
+        if self.kind == "off":
+            return None
+        if self.kind == "range":
+            return self.values[0]
+        if self.kind == "choice":
+            return self.values[0]
+        return self.values
+
     def contains(self, value):
         if self.kind == "off":
             return value in (0.0, None)
@@ -344,6 +354,26 @@ class RegularizationSpace:
             if value is not None:
                 values[name] = value
         return Regularization(**values)
+
+    def start(self):
+        """The space's starting point, the first trial of a random or Bayesian search.
+
+        The low end of every range, the first of every list of choices: with the defaults,
+        batch norm with next to no L2 and every other technique off, a strong anchor that the
+        search then improves on.
+        """
+        values = {n: p.start() for n, p in self._params.items() if p.kind != "off"}
+        return Regularization(**values)
+
+    def hp_values(self, reg):
+        """The KerasTuner values of `reg` for the searched and fixed parameters."""
+        values = {}
+        for name, param in self._params.items():
+            if param.kind == "off":
+                continue
+            value = getattr(reg, name)
+            values[name] = _norm_key(value) if name == "norm" else value
+        return values
 
     def contains(self, reg):
         """Whether the `Regularization` `reg` lies in this space."""

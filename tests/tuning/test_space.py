@@ -152,3 +152,16 @@ def test_transform_rejects_one_class():
 def test_drop_path_rates_rejects_zero_depth():
     with pytest.raises(ValueError, match="depth"):
         Regularization(drop_path=0.1).drop_path_rates(0)
+
+
+def test_start_is_the_low_end_and_first_choices():
+    space = RegularizationSpace(l2=(1e-5, 1e-2), dropout=[0.1, 0.3], drop_path=None,
+                                mixup_alpha=0.2, norm=["group", None])
+    start = space.start()
+    assert start.to_dict() == {"l2": 1e-5, "dropout": 0.1, "drop_path": 0.0, "mixup_alpha": 0.2,
+                               "cutmix_alpha": 0.0, "label_smoothing": 0.0, "norm": "group"}
+    assert space.contains(start)
+    hp = keras_tuner.HyperParameters()
+    space.declare(hp)
+    hp.values.update(space.hp_values(Regularization(l2=1e-3, dropout=0.3, mixup_alpha=0.2)))
+    assert space.declare(hp) == Regularization(l2=1e-3, dropout=0.3, mixup_alpha=0.2)
