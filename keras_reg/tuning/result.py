@@ -72,7 +72,9 @@ class SearchResult:
 
     Attributes:
         trials: list of `TrialRecord`, in trial order.
-        best_hyperparameters: the best trial's `keras_tuner.HyperParameters`.
+        best_hyperparameters: the best trial's `keras_tuner.HyperParameters` (None on a
+            distributed worker, which sees only its own trials; its best_trial is the best of
+            them, or None).
         best_regularization: the best trial's `Regularization`.
         best_trial: the best trial's `TrialRecord`.
         objective: the objective's name; `direction`: `"min"` or `"max"`.
@@ -96,7 +98,7 @@ class SearchResult:
 
     @property
     def best_regularization(self):
-        return self.best_trial.regularization
+        return None if self.best_trial is None else self.best_trial.regularization
 
     @property
     def best_model(self):
@@ -136,6 +138,9 @@ class SearchResult:
                 ))
         done = [t for t in trials if t.status == "COMPLETED" and t.objective is not None
                 and math.isfinite(t.objective)]
+        if not done and tuner._is_worker():  # the chief judges the search as a whole
+            return cls(trials, None, None, objective.name, objective.direction,
+                       directory=directory)
         if not done:
             failed = [t for t in trials if t.message]
             first = f" First failure (trial {failed[0].trial_id}): {failed[0].message}" if (
@@ -172,11 +177,15 @@ class SearchResult:
 
     def __str__(self):
         best = self.best_trial
+        if best is None:
+            return f"Search: {len(self.trials)} trial(s) run here\n\n{self.to_markdown()}"
         return (f"Search: {len(self.completed)}/{len(self.trials)} trials completed; best "
                 f"{self.objective} = {best.objective:.4f} (trial {best.trial_id}: "
                 f"{self.best_regularization.describe()})\n\n{self.to_markdown()}")
 
     def __repr__(self):
+        if self.best_trial is None:
+            return f"SearchResult(trials={len(self.trials)}, best_trial=None)"
         return (f"SearchResult(trials={len(self.trials)}, best_trial={self.best_trial.trial_id!r}, "
                 f"{self.objective}={self.best_trial.objective:.4g})")
 

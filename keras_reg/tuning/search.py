@@ -91,16 +91,18 @@ class _TrialHooks:
         super().on_trial_begin(trial)
         self._kr_start[trial.trial_id] = time.perf_counter()
         path = self._attempts_file(trial.trial_id)
-        attempts = _read_json(path, {"attempts": 0})["attempts"] + 1
-        _write_json(path, {"attempts": attempts})
+        counts = _read_json(path, {"attempts": 0, "ended": 0})
+        counts["attempts"] += 1
+        _write_json(path, counts)
 
     def run_trial(self, trial, *args, **kwargs):
         trial_id = trial.trial_id
-        attempts = _read_json(self._attempts_file(trial_id), {"attempts": 1})["attempts"]
-        if attempts > self._kr_max_attempts:
+        counts = _read_json(self._attempts_file(trial_id), {"attempts": 1, "ended": 0})
+        died = counts["attempts"] - 1 - counts.get("ended", 0)  # starts that never ended
+        if died >= self._kr_max_attempts:
             raise kt_errors.FailedTrialError(
-                f"trial {trial_id} was started {attempts - 1} times and never ended (the "
-                "process died each time); giving it up"
+                f"trial {trial_id} was started {died} times and never ended (the process "
+                "died each time); giving it up"
             )
         self.hypermodel.trial_id = trial_id
         if self.hypermodel.seed is not None:
@@ -113,6 +115,10 @@ class _TrialHooks:
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
         trial_id = trial.trial_id
+        path = self._attempts_file(trial_id)
+        counts = _read_json(path, {"attempts": 1, "ended": 0})
+        counts["ended"] = counts.get("ended", 0) + 1
+        _write_json(path, counts)
         seconds = time.perf_counter() - self._kr_start.pop(trial_id, time.perf_counter())
         ended = self.oracle.get_trial(trial_id)
         hm = self.hypermodel
@@ -222,7 +228,8 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="hyp
         overwrite: start over instead of resuming.
         seed: None or int >= 0: the oracle's seed and every model's and transform's seed.
         callbacks: extra deep-copyable Keras callbacks for every trial.
-        verbose: `fit` verbosity inside trials (KerasTuner's own printing is silenced).
+        verbose: `fit` verbosity inside trials; 0 (the default) also silences KerasTuner's
+            own per-trial printout and tracebacks (use `progress`, and the records).
         batch_size: batch size when `train`/`validation` are arrays.
         num_classes: None to read it from the labels.
         patience: early-stopping patience in epochs; "auto" is `max(5, epochs // 4)`, None

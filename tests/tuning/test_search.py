@@ -112,8 +112,8 @@ def test_resume_keeps_finished_trials(data, tmp_path):
     assert ran == ["1"]  # trial 0 was not run again
     assert second.trials[0].values == first.trials[0].values
     assert second.trials[0].objective == first.trials[0].objective
-    attempts = json.load(open(tmp_path / "search" / "trial_0" / "keras_reg_attempts.json"))
-    assert attempts == {"attempts": 1}
+    with open(tmp_path / "search" / "trial_0" / "keras_reg_attempts.json") as f:
+        assert json.load(f) == {"attempts": 1, "ended": 1}
     # a finished search resumed again runs nothing
     ran.clear()
     third = search(max_trials=2, progress=lambda rec, n, total: ran.append(rec.trial_id),
