@@ -348,3 +348,13 @@ def test_invalid_noise_shape():
 def test_invalid_seed():
     with pytest.raises(ValueError, match="seed"):
         InvertedDropout(0.1, seed=-3)
+
+
+def test_random_op_detector_sees_the_training_graph():
+    """The export check's detector finds the (nested, XLA-compiled) random op in training only."""
+    layer = InvertedDropout(0.5, seed=1)
+    spec = tf.TensorSpec([4, 8])
+    train = tf.function(lambda a: layer(a, training=True)).get_concrete_function(spec)
+    infer = tf.function(lambda a: layer(a, training=False)).get_concrete_function(spec)
+    assert any("Random" in t for t in _checks.random_op_types(train))
+    assert _checks.random_op_types(infer) == []
