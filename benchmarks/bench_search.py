@@ -44,7 +44,8 @@ def run_once(size, seed, out, extra):
 def mean_sd(values, fmt="{:.4f}"):
     if len(values) == 1:
         return fmt.format(values[0])
-    return f"{fmt.format(statistics.mean(values))} ± {fmt.format(statistics.stdev(values))}"
+    spread = fmt.replace("+", "").format(statistics.stdev(values))
+    return f"{fmt.format(statistics.mean(values))} ± {spread}"
 
 
 def main():

@@ -53,20 +53,23 @@ def _seed(text):
 def build_parser():
     parser = _Parser(prog="keras-reg", description="Regularization toolkit for Keras 3.")
     sub = parser.add_subparsers(dest="command", metavar="{search,preview}")
-    s = sub.add_parser("search", help="search regularization strength; compare with a baseline")
+    s = sub.add_parser("search", help="search regularization strength; compare with a baseline",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     s.add_argument("--dataset", default=DEFAULTS["dataset"],
                    help="'digits' (embedded, no download) or a TensorFlow Datasets name")
     s.add_argument("--tuner", default=DEFAULTS["tuner"], choices=("hyperband", "bayesian",
-                                                                  "random"))
+                                                                  "random"),
+                   help="KerasTuner's tuner")
     s.add_argument("--max-trials", type=_positive("--max-trials"),
-                   default=DEFAULTS["max_trials"])
+                   default=DEFAULTS["max_trials"], help="number of trials")
     s.add_argument("--epochs", type=_positive("--epochs"), default=DEFAULTS["epochs"],
                    help="epochs per trial (early stopping inside), and for the final models")
     s.add_argument("--train-size", type=_positive("--train-size"), default=None,
                    help="train on the first N examples only (where overfitting shows)")
     s.add_argument("--batch-size", type=_positive("--batch-size"),
-                   default=DEFAULTS["batch_size"])
-    s.add_argument("--seed", type=_seed, default=DEFAULTS["seed"])
+                   default=DEFAULTS["batch_size"], help="batch size")
+    s.add_argument("--seed", type=_seed, default=DEFAULTS["seed"],
+                   help="seed of the tuner, the models and the data order")
     s.add_argument("--out", default=DEFAULTS["out"], help="folder for everything it writes")
     s.add_argument("--quiet", action="store_true", help="no line per trial")
     p = sub.add_parser("preview", help="a picture grid of MixupCutMix / Cutout / augment")

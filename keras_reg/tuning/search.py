@@ -319,7 +319,7 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="hyp
     if tuner == "hyperband":
         kt.oracle.max_trials = max_trials  # Hyperband has no cap of its own
     kt._kr_setup(progress, max_attempts, max_trials, backup_interval)
-    if tuner != "hyperband":
+    if tuner != "hyperband" and not kt._is_worker():  # the chief's (or local) oracle
         _start_from(kt.oracle, space)
     debug, kt_config.DEBUG = kt_config.DEBUG, verbose > 0  # its traceback per failed trial
     try:
