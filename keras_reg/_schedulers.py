@@ -160,15 +160,25 @@ class RateScheduler(_Callback):
             if _has_rate(layer) and id(layer.rate_variable) not in seen:
                 seen.add(id(layer.rate_variable))
                 found.append(layer)
-        if not found:
+        return found
+
+    def set_model(self, model):
+        # `fit` attaches the model to every callback before any `on_train_begin`, so the rates
+        # recorded here are the model's own even when a `BackupAndRestore` listed first then
+        # restores scheduled rates in its `on_train_begin`.
+        super().set_model(model)
+        self._record_initial()
+
+    def on_train_begin(self, logs=None):
+        self._record_initial()
+        if not self._layers:
             warnings.warn(
                 "RateScheduler found no keras_reg rate layers (InvertedDropout, DropPath, "
                 "StochasticDepth) in the model; it does nothing.",
                 stacklevel=2,
             )
-        return found
 
-    def on_train_begin(self, logs=None):
+    def _record_initial(self):
         self._layers = self._find_layers()
         for layer in self._layers:
             self._initial.setdefault(id(layer.rate_variable), layer.rate)

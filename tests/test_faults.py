@@ -6,10 +6,9 @@ from a callback, or by SIGKILL in a subprocess, `slow`) and resumed in a fresh m
 continues from the last epoch backup with the scheduled rates / strengths / mixing of that epoch
 and ends with the weights of an uninterrupted run.
 
-Keras 3.15 limits, documented by the tests below:
-- the state of `keras.random.SeedGenerator`s is not part of the weights file, so a resumed run
-  draws dropout masks from the seed's start again: with active random layers the resumed
-  weights differ from an uninterrupted run (rates and schedules are still restored);
+The keras_reg layers save their `keras.random.SeedGenerator` state with their weights (Keras
+3.15 does not), so with active random layers the resumed run draws the masks of the
+uninterrupted one and ends bit-identical to it. Keras limit, documented by the tests below:
 - with `save_freq=<int>` the backup holds mid-epoch weights but the epoch restarts from its
   first batch (no batch skipping), so only `save_freq="epoch"` resumes exactly.
 """
@@ -106,13 +105,7 @@ def _rates_run(backup, order, crash=None):
     return seen
 
 
-@pytest.mark.parametrize("order", [
-    "scheduler_first",
-    pytest.param("backup_first", marks=pytest.mark.xfail(strict=False, reason=(
-        "RateScheduler(from_initial=True) records the initial rates in on_train_begin, after "
-        "BackupAndRestore (listed first) restored the scheduled rates: the resumed run scales "
-        "an already scaled rate"))),
-])
+@pytest.mark.parametrize("order", ["scheduler_first", "backup_first"])
 def test_resume_restores_scheduled_rates(tmp_path, order):
     reference = _rates_run(tmp_path / "ref", order)
     with pytest.raises(_Crash):
@@ -123,8 +116,6 @@ def test_resume_restores_scheduled_rates(tmp_path, order):
         assert got == pytest.approx(want, rel=1e-6), (order, resumed, reference)
 
 
-@pytest.mark.xfail(strict=False, reason="Keras 3.15 does not save SeedGenerator states in "
-                   "weights files: resumed dropout masks restart from the seed")
 def test_resume_with_active_dropout_is_bit_exact(tmp_path):
     def run(backup, crash=None):
         model = _rate_model()

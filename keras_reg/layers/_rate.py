@@ -25,17 +25,19 @@ fused graph kernel and an eager call draw the same mask for the same seed. Other
 import keras
 
 from keras_reg._validation import check_rate
+from keras_reg.layers._seed_state import SeedStateMixin
 
 _BITS = 16
 _LEVELS = 2**_BITS
 
 
-class RateLayer(keras.layers.Layer):
+class RateLayer(SeedStateMixin, keras.layers.Layer):
     """Base layer with a schedulable drop probability `rate`.
 
     Subclasses call `super().__init__(rate, seed, **kwargs)`; the variable is created at
     construction (float32, non-trainable, never autocast under mixed precision) and the seed
-    generator is `self.seed_generator`.
+    generator is `self.seed_generator`, whose state is saved with the weights (a model restored
+    mid-training continues the same stream of masks).
     """
 
     def __init__(self, rate, seed=None, **kwargs):

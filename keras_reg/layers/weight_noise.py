@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_reg._validation import check_float, check_seed
+from keras_reg.layers._seed_state import SeedStateMixin
 
 # Layer types whose weights named below are perturbed. The wrapped layer's own `__call__` does
 # the computation (with the noisy kernel substituted through `keras.StatelessScope`), so every
@@ -52,7 +53,7 @@ def _check_layer(layer):
 
 
 @keras.saving.register_keras_serializable(package="keras_reg")
-class WeightNoise(keras.layers.Wrapper):
+class WeightNoise(SeedStateMixin, keras.layers.Wrapper):
     """Adds Gaussian noise to the kernel of a Dense or convolution layer during training.
 
     In training the wrapped layer computes its output with `kernel + N(0, stddev^2)` — fresh
