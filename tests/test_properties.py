@@ -225,16 +225,8 @@ def _group_norm_reference(x, groups, axis):
     return np.moveaxis(out, -1, axis)
 
 
-# GroupNorm fails on float64 inputs under the float32 policy (an InvalidArgumentError from a
-# float32 * float64 multiply, where keras.layers.GroupNormalization works): reported, pinned by
-# test_group_norm_float64_input below; float64 is kept out of the property until it is fixed.
-_GROUP_NORM_FLOAT64_BUG = True
-
-
 def _group_norm_property(groups, axis, x, constant):
     COUNTS["GroupNorm"] += 1
-    if _GROUP_NORM_FLOAT64_BUG and x.dtype == tf.float64:
-        x = tf.cast(x, tf.float32)
     if constant:
         x = tf.ones_like(x) * 3.0
     rank = len(x.shape)
@@ -276,9 +268,7 @@ def test_group_norm_slow(groups, axis, x, constant):
     _group_norm_property(groups, axis, x, constant)
 
 
-@pytest.mark.xfail(strict=False, raises=tf.errors.InvalidArgumentError,
-                   reason="GroupNorm on float64 inputs (see _GROUP_NORM_FLOAT64_BUG)")
-def test_group_norm_float64_input():
+def test_group_norm_float64_input():  # once an InvalidArgumentError (float32 * float64)
     x = tf.random.stateless_normal((2, 3, 4), seed=[1, 1], dtype=tf.float64)
     out = L.GroupNorm(groups=2)(x)
     want = keras.layers.GroupNormalization(groups=2)(x)
