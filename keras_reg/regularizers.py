@@ -93,6 +93,23 @@ class _StrengthRegularizer(keras.regularizers.Regularizer):
         return f"{self.__class__.__name__}({args})"
 
 
+def _strength_property(name):
+    """The `name` strength of a `_StrengthRegularizer` as a validated, settable float."""
+
+    def get(self):
+        return self._get(name)
+
+    def set_(self, value):
+        self._set(name, value)
+
+    return property(get, set_, doc=f"The current `{name}` strength (float); settable, validated.")
+
+
+def _variable_property(name):
+    return property(lambda self: self._strengths[name],
+                    doc=f"The non-trainable float32 variable holding the `{name}` strength.")
+
+
 def _l1_term(variable, x):
     return ops.cast(variable, x.dtype) * ops.sum(ops.absolute(x))
 
@@ -130,18 +147,8 @@ class L2(_StrengthRegularizer):
     def __init__(self, l2=0.01):
         super().__init__(l2=l2)
 
-    @property
-    def l2(self):
-        """The current strength (float); settable, validated."""
-        return self._get("l2")
-
-    @l2.setter
-    def l2(self, value):
-        self._set("l2", value)
-
-    @property
-    def l2_variable(self):
-        return self._strengths["l2"]
+    l2 = _strength_property("l2")
+    l2_variable = _variable_property("l2")
 
     def __call__(self, x):
         x = ops.convert_to_tensor(x)
@@ -170,18 +177,8 @@ class L1(_StrengthRegularizer):
     def __init__(self, l1=0.01):
         super().__init__(l1=l1)
 
-    @property
-    def l1(self):
-        """The current strength (float); settable, validated."""
-        return self._get("l1")
-
-    @l1.setter
-    def l1(self, value):
-        self._set("l1", value)
-
-    @property
-    def l1_variable(self):
-        return self._strengths["l1"]
+    l1 = _strength_property("l1")
+    l1_variable = _variable_property("l1")
 
     def __call__(self, x):
         x = ops.convert_to_tensor(x)
@@ -212,29 +209,10 @@ class L1L2(_StrengthRegularizer):
     def __init__(self, l1=0.0, l2=0.0):
         super().__init__(l1=l1, l2=l2)
 
-    @property
-    def l1(self):
-        return self._get("l1")
-
-    @l1.setter
-    def l1(self, value):
-        self._set("l1", value)
-
-    @property
-    def l2(self):
-        return self._get("l2")
-
-    @l2.setter
-    def l2(self, value):
-        self._set("l2", value)
-
-    @property
-    def l1_variable(self):
-        return self._strengths["l1"]
-
-    @property
-    def l2_variable(self):
-        return self._strengths["l2"]
+    l1 = _strength_property("l1")
+    l2 = _strength_property("l2")
+    l1_variable = _variable_property("l1")
+    l2_variable = _variable_property("l2")
 
     def __call__(self, x):
         x = ops.convert_to_tensor(x)
