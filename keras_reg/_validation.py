@@ -8,6 +8,9 @@ value received, in the Keras style:
 import math
 import numbers
 
+# The largest float32: every float argument ends up in a float32 tensor or variable.
+FLOAT32_MAX = 3.4028234663852886e38
+
 
 def _fail(name, expected, value, error=ValueError):
     raise error(
@@ -26,7 +29,8 @@ def check_float(name, value, low=None, high=None, low_open=False, high_open=Fals
 
     Raises:
         TypeError: `value` is not a real number (bools and strings included).
-        ValueError: `value` is NaN, infinite where a bound forbids it, or out of range.
+        ValueError: `value` is NaN, infinite where a bound forbids it, out of range, or beyond
+            the float32 range.
     """
     lo = "-inf" if low is None else f"{low:g}"
     hi = "inf" if high is None else f"{high:g}"
@@ -51,6 +55,9 @@ def check_float(name, value, low=None, high=None, low_open=False, high_open=Fals
     if math.isinf(value_f) and (low is None or high is None):
         # Unbounded intervals still reject infinities: no strength or scale is infinite.
         _fail(name, expected.replace("float", "finite float"), value)
+    if abs(value_f) > FLOAT32_MAX:
+        # Finite in float64 but not in float32, where it would be stored.
+        _fail(name, f"{expected} within the float32 range (|value| <= {FLOAT32_MAX:.8g})", value)
     return value_f
 
 
