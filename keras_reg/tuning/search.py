@@ -23,6 +23,18 @@ RECORD = "keras_reg_trial.json"
 ATTEMPTS = "keras_reg_attempts.json"
 
 
+def oracle_seed(seed):
+    """The seed handed to KerasTuner's oracle for a `search` seed (None stays None).
+
+    KerasTuner replaces a false seed by a random one (`seed or random.randint(1, 10000)`), so
+    seed 0 would not fix the trials. Seeds are shifted by one into [1, 2**32 - 1] (the range
+    scikit-learn's Gaussian process accepts for the Bayesian tuner), one to one below 2**32 - 1.
+    """
+    if seed is None:
+        return None
+    return seed % (2**32 - 1) + 1
+
+
 class _TimedBackup(keras.callbacks.BackupAndRestore):
     """`BackupAndRestore` that writes at the end of an epoch only every `interval` seconds.
 
@@ -226,7 +238,8 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="hyp
         epochs: epochs per trial (Hyperband's `max_epochs`).
         directory, project_name: where the tuner keeps its state.
         overwrite: start over instead of resuming.
-        seed: None or int >= 0: the oracle's seed and every model's and transform's seed.
+        seed: None or int >= 0: the oracle's seed (via `oracle_seed`: 0 fixes the trials too)
+            and every model's and transform's seed.
         callbacks: extra deep-copyable Keras callbacks for every trial.
         verbose: `fit` verbosity inside trials; 0 (the default) also silences KerasTuner's
             own per-trial printout and tracebacks (use `progress`, and the records).
@@ -300,7 +313,7 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="hyp
         steps_per_execution=steps_per_execution, seed=seed,
     )
     common = dict(
-        hypermodel=hypermodel, objective=obj, seed=seed, directory=str(directory),
+        hypermodel=hypermodel, objective=obj, seed=oracle_seed(seed), directory=str(directory),
         project_name=project_name, overwrite=overwrite,
         max_retries_per_trial=max_retries_per_trial,
         max_consecutive_failed_trials=max_consecutive_failed_trials,

@@ -173,3 +173,27 @@ def test_rejects_space_of_wrong_type(data):
 def test_rejects_missing_train():
     with pytest.raises(ValueError, match="train"):
         search()
+
+
+def test_oracle_seed_is_never_false_and_one_to_one():
+    from keras_reg.tuning.search import oracle_seed
+
+    assert oracle_seed(None) is None
+    assert oracle_seed(0) == 1  # KerasTuner would replace a seed of 0 by a random one
+    seeds = [oracle_seed(s) for s in (0, 1, 2, 10_000, 2**31, 2**32 - 2)]
+    assert len(set(seeds)) == len(seeds) and all(1 <= s <= 2**32 - 1 for s in seeds)
+
+
+def test_seed_zero_fixes_the_trials(data, tmp_path):
+    train, val = data
+    space = RegularizationSpace(l2=(1e-5, 1e-3), dropout=(0.0, 0.3), drop_path=None,
+                                mixup_alpha=None, cutmix_alpha=None, label_smoothing=None,
+                                norm=None)
+    runs = []
+    for name in ("a", "b"):
+        result = search(train=train.take(1), validation=val.take(1), space=space,
+                        tuner="random", max_trials=2, epochs=1, directory=str(tmp_path / name),
+                        seed=0)
+        runs.append([t.values for t in result.trials])
+    assert runs[0] == runs[1]
+    assert runs[0][0] != runs[0][1]
