@@ -1,4 +1,5 @@
-"""Regularization layers: dropout, drop path, stochastic depth, group norm, weight noise.
+"""Regularization layers: dropout, drop path, DropBlock, stochastic depth, group norm, weight
+noise.
 
 Every layer is serializable under the `keras_reg` package name, works in Sequential and
 Functional models, under `jit_compile=True`, `tf.distribute` and mixed precision, and is the
@@ -7,6 +8,7 @@ exact identity (or a fixed scaling) at inference, so an exported model holds no 
 
 from keras_reg.layers.dropout import InvertedDropout, inverted_dropout
 from keras_reg.layers.drop_path import DropPath, drop_path, drop_path_rates
+from keras_reg.layers.drop_block import DropBlock, drop_block
 from keras_reg.layers.stochastic_depth import StochasticDepth
 from keras_reg.layers.group_norm import GroupNorm, group_norm
 from keras_reg.layers.weight_noise import WeightNoise
@@ -17,6 +19,8 @@ __all__ = [
     "DropPath",
     "drop_path",
     "drop_path_rates",
+    "DropBlock",
+    "drop_block",
     "StochasticDepth",
     "GroupNorm",
     "group_norm",
