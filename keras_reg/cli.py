@@ -153,7 +153,7 @@ def _progress(record, n, total):
         result = f"{record.objective:.4f}"
     else:
         result = f"{record.status}" + (f" ({record.message})" if record.message else "")
-    print(f"trial {n:>2}/{total}  {values:<80s}  val_loss {result}  "
+    print(f"trial {n:>2}/{total}  {values:<80s}  val_data_loss {result}  "
           f"{record.epochs:>3d} epochs  {record.seconds:6.1f}s", flush=True)
 
 
@@ -196,7 +196,7 @@ def run_search(args):
         return 0
     best = result.best_regularization
     print(f"search done in {search_seconds:.0f}s: {len(result.completed)}/{len(result.trials)} "
-          f"trials completed; best val_loss {result.best_trial.objective:.4f} with "
+          f"trials completed; best {result.objective} {result.best_trial.objective:.4f} with "
           f"{best.describe()}", flush=True)
     print("retraining the unregularized baseline and the best values from scratch "
           "(same epochs, early stopping and seed)...", flush=True)
@@ -245,15 +245,16 @@ def _write_outputs(args, result, runs, info, n_fit, n_val, search_seconds):
         + "`",
         "",
         f"Data: {n_fit} training, {n_val} validation (held out from the train split; the "
-        f"objective), {info.num_examples['test']} test examples. Search: "
+        f"objective, {result.objective}), {info.num_examples['test']} test examples. Search: "
         f"{len(result.completed)}/{len(result.trials)} trials completed in "
         f"{search_seconds:.0f}s.",
         "",
         "## Baseline vs best (held-out test split)",
         "",
         "Both models are trained from scratch with the same protocol (epochs, early stopping on "
-        "val_loss with the best weights restored, seed, optimizer); the gap is train minus "
-        "test accuracy on the clean training data.",
+        "the validation data loss with the best weights restored, seed, optimizer); losses are "
+        "the cross-entropy of the predictions (the weight penalty is not counted); the gap is "
+        "train minus test accuracy on the clean training data.",
         "",
         report.comparison_table(runs),
         "",
@@ -285,7 +286,8 @@ def _write_summary(args, result, runs, search_seconds, total_seconds):
         "completed": len(result.completed),
         "trial_overhead": (trial_seconds - fit_seconds) / trial_seconds if trial_seconds else None,
         "best_values": result.best_regularization.to_dict(),
-        "best_val_loss": result.best_trial.objective,
+        "objective": result.objective,
+        "best_objective": result.best_trial.objective,
         "runs": {name: dict(run.metrics, epochs=run.epochs) for name, run in runs.items()},
     }
     path = os.path.join(args.out, "summary.json")

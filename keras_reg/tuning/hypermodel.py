@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_reg.data import one_hot
+from keras_reg.regularizers import penalty
 from keras_reg.tuning import _model
 from keras_reg.tuning.space import Regularization, RegularizationSpace
 
@@ -55,6 +56,26 @@ def data_spec(train, num_classes=None):
             top = train.map(lambda *b: tf.reduce_max(tf.cast(b[1], tf.int64)))
             num_classes = int(top.reduce(tf.constant(0, tf.int64), tf.maximum)) + 1
     return input_shape, max(int(num_classes), 2)
+
+
+class ValidationDataLoss(keras.callbacks.Callback):
+    """Logs `val_data_loss = val_loss − penalty(model)`, the validation loss of the predictions.
+
+    Keras's `val_loss` adds the weight penalty `λ·Σw²` to the data loss; the penalty grows with
+    the very strength a search compares, so ranking trials by `val_loss` is biased against
+    weight regularization. The weights do not change during evaluation, so the penalty read
+    at the end of the epoch is the one `val_loss` holds. Listed first, so early stopping and
+    KerasTuner's own callbacks see the key.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and "val_loss" in logs:
+            logs["val_data_loss"] = float(logs["val_loss"]) - float(penalty(self.model))
+
+
+def data_callbacks(callbacks, early_stopping):
+    """`[ValidationDataLoss()] + callbacks + early_stopping`."""
+    return [ValidationDataLoss()] + list(callbacks or []) + list(early_stopping)
 
 
 class RegularizationHyperModel(keras_tuner.HyperModel):
@@ -169,7 +190,7 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
         reg = self.regularization(hp)
         train, validation, transform = self.pipeline(reg, train, validation_data)
         self.transforms[self.trial_id] = transform
-        callbacks = list(callbacks or []) + self.early_stopping()
+        callbacks = data_callbacks(callbacks, self.early_stopping())
         kwargs.setdefault("verbose", 0)
         kwargs.setdefault("shuffle", False)  # the pipeline shuffles; Keras would warn
         start = time.perf_counter()
@@ -180,7 +201,7 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
 
 
 def train(reg, train, validation, *, build_model=None, input_shape=None, num_classes=None,
-          epochs=30, patience=None, objective="val_loss", direction="min", seed=None,
+          epochs=30, patience=None, objective="val_data_loss", direction="min", seed=None,
           learning_rate=2e-3, steps_per_execution=1, callbacks=None, verbose=0):
     """Trains one model with `reg` under the search's protocol; returns `(model, history)`.
 
@@ -203,7 +224,7 @@ def train(reg, train, validation, *, build_model=None, input_shape=None, num_cla
     keras.backend.clear_session()
     model = hm.make_model(reg)
     train_ds, val_ds, _ = hm.pipeline(reg, train, validation)
-    callbacks = list(callbacks or []) + hm.early_stopping()
+    callbacks = data_callbacks(callbacks, hm.early_stopping())
     history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks,
                         verbose=verbose, shuffle=False)
     return model, history

@@ -188,8 +188,16 @@ def _start_from(oracle, space):
     oracle.populate_space = populate_space
 
 
+DATA_LOSS = "val_data_loss"
+
+
 def _objective(objective):
-    """`keras_tuner.Objective` from a metric name (direction from the name) or an Objective."""
+    """`keras_tuner.Objective` from a metric name (direction from the name) or an Objective.
+
+    `"val_loss"` is scored as `"val_data_loss"` (the validation loss without the weight penalty,
+    see `hypermodel.ValidationDataLoss`); a `keras_tuner.Objective("val_loss", "min")` keeps
+    Keras's penalized `val_loss`.
+    """
     if isinstance(objective, keras_tuner.Objective):
         return objective
     if not isinstance(objective, str) or not objective:
@@ -197,7 +205,7 @@ def _objective(objective):
             "Invalid value for argument `objective`: expected a metric name such as 'val_loss' "
             f"or a keras_tuner.Objective. Received: objective={objective!r}"
         )
-    name = objective
+    name = DATA_LOSS if objective == "val_loss" else objective
     maximize = any(k in name for k in ("acc", "auc", "precision", "recall", "f1"))
     return keras_tuner.Objective(name, "max" if maximize else "min")
 
@@ -233,7 +241,10 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="hyp
         space: a `RegularizationSpace` (defaults: `RegularizationSpace()`).
         tuner: `"hyperband"`, `"bayesian"` or `"random"` (KerasTuner's own tuners).
         objective: a logged metric name (`"val_loss"`, `"val_accuracy"`, ...) or a
-            `keras_tuner.Objective`.
+            `keras_tuner.Objective`. `"val_loss"` is scored without the weight penalty, as
+            `"val_data_loss"` (`val_loss − λ·Σw²`): Keras's `val_loss` includes the penalty,
+            which grows with the L2 strength being searched and would favour no L2 at all;
+            pass `keras_tuner.Objective("val_loss", "min")` for Keras's own figure.
         max_trials: the most trials (Hyperband also stops after its brackets).
         epochs: epochs per trial (Hyperband's `max_epochs`).
         directory, project_name: where the tuner keeps its state.

@@ -87,7 +87,20 @@ def test_progress_called_once_per_trial_and_records_written(tiny):
     with open(os.path.join(directory, "search", "trial_0", "keras_reg_trial.json")) as f:
         record = json.load(f)
     assert record["status"] == "COMPLETED" and record["tuner_id"] == "tuner0"
-    assert "trial" in str(result) and "val_loss" in result.to_markdown()
+    assert "trial" in str(result) and "val_data_loss" in result.to_markdown()
+
+
+def test_val_loss_objective_is_scored_without_the_weight_penalty(tiny):
+    result, _, _ = tiny
+    assert result.objective == "val_data_loss"
+    for record in result.trials:
+        metrics = result.tuner.oracle.get_trial(record.trial_id).metrics
+        # KerasTuner keeps the metrics of the trial's best epoch
+        (val_loss,) = [o.value[0] for o in metrics.get_history("val_loss")]
+        (data_loss,) = [o.value[0] for o in metrics.get_history("val_data_loss")]
+        # l2 in (1e-5, 1e-3) on every kernel: a positive penalty, far below the loss itself
+        assert 0 < val_loss - data_loss < 0.5 * val_loss
+        assert record.objective == pytest.approx(data_loss)
 
 
 def test_no_completed_trial_raises_with_the_first_failure(data, tmp_path):
@@ -197,3 +210,41 @@ def test_seed_zero_fixes_the_trials(data, tmp_path):
         runs.append([t.values for t in result.trials])
     assert runs[0] == runs[1]
     assert runs[0][0] != runs[0][1]
+
+
+def test_validation_data_loss_is_the_loss_of_the_predictions():
+    from keras_reg import regularizers
+    from keras_reg.tuning.hypermodel import ValidationDataLoss
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 4)).astype("float32"), rng.normal(size=(32, 1)).astype("float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(
+        1, kernel_regularizer=regularizers.l2(1.0), kernel_initializer="ones")])
+    model.compile("sgd", "mse")
+    history = model.fit(x, y, validation_data=(x, y), epochs=1, batch_size=32, verbose=0,
+                        callbacks=[ValidationDataLoss()])
+    mse = float(np.mean((model.predict(x, verbose=0) - y) ** 2))
+    assert history.history["val_data_loss"][0] == pytest.approx(mse, rel=1e-5)
+    assert history.history["val_loss"][0] > mse + 1.0  # the penalty (~4 at the start)
+
+
+def test_report_losses_leave_out_the_weight_penalty():
+    from keras_reg import regularizers
+    from keras_reg.tuning.report import evaluate
+
+    images = np.random.default_rng(1).random((16, 8, 8, 1)).astype("float32")
+    labels = np.arange(16) % 10
+    ds = tf_data(images, labels)
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(
+        10, activation="softmax", kernel_regularizer=regularizers.l2(10.0))])
+    model.compile("adam", "categorical_crossentropy", metrics=["accuracy"])
+    probs = model.predict(images, verbose=0)
+    cross_entropy = float(np.mean(-np.log(probs[np.arange(16), labels])))
+    assert float(regularizers.penalty(model)) > 1.0
+    assert evaluate(model, ds, 10)["loss"] == pytest.approx(cross_entropy, rel=1e-5)
+
+
+def tf_data(images, labels):
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices((images, labels)).batch(8)
