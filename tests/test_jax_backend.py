@@ -42,11 +42,11 @@ def _run(backend, timeout=300):
 def test_layers_on_jax_backend():
     code, out = _run("jax")
     assert code == 0, out[-6000:]
-    assert "9/9 checks passed on jax" in out, out[-3000:]
+    assert "11/11 checks passed on jax" in out, out[-3000:]
 
 
 @pytest.mark.slow
 def test_same_checks_on_tensorflow_backend():
     code, out = _run("tensorflow")
     assert code == 0, out[-6000:]
-    assert "9/9 checks passed on tensorflow" in out, out[-3000:]
+    assert "11/11 checks passed on tensorflow" in out, out[-3000:]

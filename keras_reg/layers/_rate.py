@@ -70,9 +70,16 @@ class RateLayer(SeedStateMixin, keras.layers.Layer):
 
 
 def rate_tensor(rate):
-    """`rate` (a float, tensor or variable) as a float32 tensor; Python numbers are validated."""
+    """`rate` (a float, tensor or variable) as a float32 tensor; Python numbers are validated.
+
+    A variable is read into a tensor here (a `tf.Variable` passed through `cast` unchanged
+    would be captured by the custom gradients of the layers' functions)."""
     if isinstance(rate, (int, float)):
         rate = check_rate(rate)
+    elif isinstance(rate, keras.Variable):
+        rate = rate.value
+    elif hasattr(rate, "read_value"):  # a backend variable (tf.Variable)
+        rate = rate.read_value()
     return keras.ops.cast(rate, "float32")
 
 
@@ -97,11 +104,21 @@ def draw_seed(seed):
             _default_generator = keras.random.SeedGenerator()
         return _default_generator.next()
     if isinstance(seed, int) and not isinstance(seed, bool):
-        return keras.ops.convert_to_tensor([seed, 0], dtype="int32")
+        return keras.ops.convert_to_tensor([seed, 0], dtype=_int_seed_dtype())
     raise TypeError(
         "Invalid value for argument `seed`: expected None, an int or a "
         f"keras.random.SeedGenerator. Received: seed={seed!r}"
     )
+
+
+def _int_seed_dtype():
+    """int32 on TensorFlow (its stateless ops and XLA take int32 seeds), else the backend's
+    own seed dtype (JAX wants uint32 key data)."""
+    if keras.backend.backend() == "tensorflow":
+        return "int32"
+    from keras.src.backend import random_seed_dtype
+
+    return random_seed_dtype()
 
 
 def keep_one(rate):

@@ -154,6 +154,28 @@ def fit_and_save_round_trip():
                                rtol=1e-5, atol=1e-6)
 
 
+@check
+def pure_functions_take_int_seeds():
+    a = _np(L.drop_path(X, 0.5, seed=2, training=True))
+    b = _np(L.drop_path(X, 0.5, seed=2, training=True))
+    np.testing.assert_array_equal(a, b)
+    per_sample = a.reshape(len(a), -1)
+    assert all(np.all(r == 0) or np.allclose(r, 2 * X[i].ravel()) for i, r in enumerate(per_sample))
+    out = _np(L.inverted_dropout(X, 0.25, seed=3, training=True))
+    kept = out != 0
+    np.testing.assert_allclose(out[kept], X[kept] / 0.75, rtol=1e-6)
+
+
+@check
+def drop_block_squares_and_scale():
+    x = np.ones((16, 12, 12, 4), "float32")
+    out = _np(L.DropBlock(0.2, block_size=3, seed=5)(x, training=True))
+    kept = out != 0
+    assert 0 < kept.mean() < 1
+    np.testing.assert_allclose(out[kept], x.size / kept.sum(), rtol=1e-5)  # count / kept
+    np.testing.assert_array_equal(_np(L.DropBlock(0.2, block_size=3)(x, training=False)), x)
+
+
 def main():
     failures = 0
     for fn in CHECKS:

@@ -358,3 +358,18 @@ def test_random_op_detector_sees_the_training_graph():
     infer = tf.function(lambda a: layer(a, training=False)).get_concrete_function(spec)
     assert any("Random" in t for t in _checks.random_op_types(train))
     assert _checks.random_op_types(infer) == []
+
+
+def test_function_takes_a_tf_variable_rate_inside_tf_function():
+    # A raw tf.Variable used to reach the custom gradient ("grad_fn must accept `variables`").
+    rate = tf.Variable(0.5)
+    x = tf.ones((64, 16))
+    step = tf.function(lambda x: inverted_dropout(x, rate, seed=1, training=True))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = step(x)
+    grad = tape.gradient(y, x)
+    np.testing.assert_array_equal(grad.numpy(), y.numpy())  # d(x·mask)/dx = mask (x = 1)
+    assert set(np.unique(y.numpy())) == {0.0, 2.0}
+    rate.assign(0.0)
+    np.testing.assert_array_equal(step(x).numpy(), x.numpy())  # the new rate, no retrace
