@@ -35,6 +35,7 @@ LAYERS = {
     "DropPath": lambda s: L.DropPath(0.5, seed=s),
     "StochasticDepth_row": lambda s: L.StochasticDepth(0.5, seed=s),
     "StochasticDepth_batch": lambda s: L.StochasticDepth(0.5, seed=s, mode="batch"),
+    "DropBlock": lambda s: L.DropBlock(0.5, block_size=3, seed=s),
     "WeightNoise": lambda s: L.WeightNoise(
         keras.layers.Dense(5, kernel_initializer=keras.initializers.GlorotUniform(seed=0)),
         0.5, seed=s),

@@ -48,7 +48,7 @@ FLOATS = ("float16", "bfloat16", "float32", "float64")
 def _report_counts():
     yield
     lines = [f"| {name} | {count} |" for name, count in sorted(COUNTS.items())]
-    total = sum(COUNTS.values())
+    total = sum(v for k, v in COUNTS.items() if " (" not in k)  # "(layer ran)": a subset
     text = "\n".join(["| property | examples run |", "| --- | --- |", *lines,
                       f"| **total** | **{total}** |"])
     print("\nhypothesis examples run:\n" + text)
@@ -211,6 +211,68 @@ def test_drop_path_and_stochastic_depth(rate, seed, x, training, stochastic_dept
 @given(**DROP_PATH_ARGS)
 def test_drop_path_and_stochastic_depth_slow(rate, seed, x, training, stochastic_depth, mode):
     _drop_path_property(rate, seed, x, training, stochastic_depth, mode)
+
+
+
+def _drop_block_property(rate, block_size, seed, data_format, x, training):
+    COUNTS["DropBlock"] += 1
+    valid = (is_rate(rate) and is_seed(seed) and isinstance(block_size, int)
+             and not isinstance(block_size, bool) and block_size >= 1
+             and data_format in (None, "channels_last", "channels_first"))
+    layer = _build_or_reject(
+        lambda: L.DropBlock(rate, block_size=block_size, seed=seed, data_format=data_format),
+        valid, ("rate", "block_size", "seed", "data_format"))
+    if layer is None:
+        return
+    try:
+        out = layer(x, training=training)
+    except ValueError as error:
+        assert len(x.shape) != 4, f"valid input rejected: {error}"
+        assert "`inputs`" in str(error), str(error)
+        return
+    assert len(x.shape) == 4, "an input of rank other than 4 accepted"
+    COUNTS["DropBlock (layer ran)"] += 1
+    _check_output(out, x, layer)
+    got, ref = _np(out), _np(tf.cast(x, layer.compute_dtype))
+    if not training:
+        np.testing.assert_array_equal(got, ref)
+        return
+    if rate == 1:
+        assert np.all(got == 0)
+        return
+    kept = (got != 0) | (ref == 0)
+    if got.size and kept.any():  # every survivor scaled by the same count / kept
+        np.testing.assert_allclose(got[kept], ref[kept] * got.size / kept.sum(),
+                                   rtol=4 * _tol(x), atol=1e-5)
+
+
+# Mostly valid arguments and rank-4 inputs (where the layer runs), hostile ones among them.
+def _mostly(valid, hostile):
+    return st.one_of(valid, valid, valid, hostile)  # one_of weighs its branches equally
+
+
+DROP_BLOCK_ARGS = dict(rate=_mostly(st.floats(0.0, 1.0), hostile_numbers()),
+                       block_size=_mostly(st.integers(1, 6),
+                                          st.sampled_from([0, -1, 2.0, "3", True])),
+                       seed=st.one_of(st.none(), st.integers(0, 2**31), seeds()),
+                       data_format=st.sampled_from([None, "channels_last", "channels_first",
+                                                    "NHWC"]),
+                       x=st.one_of(tensors(min_rank=4, max_rank=4), tensors(min_rank=3,
+                                                                           max_rank=5)),
+                       training=st.booleans())
+
+
+@DEFAULT
+@given(**DROP_BLOCK_ARGS)
+def test_drop_block(rate, block_size, seed, data_format, x, training):
+    _drop_block_property(rate, block_size, seed, data_format, x, training)
+
+
+@pytest.mark.slow
+@SLOW
+@given(**DROP_BLOCK_ARGS)
+def test_drop_block_slow(rate, block_size, seed, data_format, x, training):
+    _drop_block_property(rate, block_size, seed, data_format, x, training)
 
 
 def _group_norm_reference(x, groups, axis):

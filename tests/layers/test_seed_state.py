@@ -16,12 +16,13 @@ MAKERS = {
     "DropPath": lambda: L.DropPath(0.5, seed=3),
     "StochasticDepth": lambda: L.StochasticDepth(0.5, seed=3),
     "WeightNoise": lambda: L.WeightNoise(keras.layers.Dense(4), stddev=0.5, seed=3),
+    "DropBlock": lambda: L.DropBlock(0.5, block_size=2, seed=3),
 }
 
 
 def _model(name):
     layer = MAKERS[name]()
-    inputs = keras.Input((6,))
+    inputs = keras.Input((6,) if name != "DropBlock" else (6, 6, 2))
     if name == "StochasticDepth":
         outputs = layer([inputs, keras.layers.Dense(6, name="branch")(inputs)])
     else:
@@ -35,7 +36,8 @@ def _np(x):
 
 @pytest.mark.parametrize("name", sorted(MAKERS))
 def test_restored_model_continues_the_mask_stream(tmp_path, name):
-    x = np.random.default_rng(0).normal(size=(16, 6)).astype("float32")
+    shape = (16, 6) if name != "DropBlock" else (16, 6, 6, 2)
+    x = np.random.default_rng(0).normal(size=shape).astype("float32")
     model, layer = _model(name)
     for _ in range(3):  # advance the stream past its start
         model(x, training=True)
