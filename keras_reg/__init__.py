@@ -1,6 +1,6 @@
 """keras_reg: a regularization toolkit for Keras 3 on TensorFlow.
 
-Sub-packages: `layers` (dropout, drop path, stochastic depth, group norm, weight noise),
+Sub-packages: `layers` (dropout, drop path, stochastic depth, DropBlock, group norm, weight noise),
 `data` (Mixup/CutMix, Cutout, label smoothing, augmentation, data loading for tf.data),
 `regularizers` (schedulable L1/L2 and `apply` for existing models), `callbacks`, `blocks`,
 `tuning` (a KerasTuner search of the regularization strength) and `distribute`.

@@ -105,7 +105,7 @@ def _has_rate(layer):
 
 
 class RateScheduler(_Callback):
-    """Sets the `rate` of DropPath / StochasticDepth / InvertedDropout layers each epoch.
+    """Sets the `rate` of InvertedDropout / DropPath / StochasticDepth / DropBlock layers per epoch.
 
     At the start of every epoch each layer's rate becomes `schedule(epoch, rate)`. The rates are
     non-trainable variables read by the traced step, so the new rate is used from the next step
@@ -142,7 +142,8 @@ class RateScheduler(_Callback):
             if bad:
                 raise TypeError(
                     "Invalid value for argument `layers`: expected keras_reg rate layers "
-                    "(InvertedDropout, DropPath, StochasticDepth) whose rate is a variable. "
+                    "(InvertedDropout, DropPath, StochasticDepth, DropBlock) whose rate is a "
+                    "variable. "
                     f"Received: layers={bad!r}"
                 )
         self._explicit_layers = layers
@@ -174,7 +175,7 @@ class RateScheduler(_Callback):
         if not self._layers:
             warnings.warn(
                 "RateScheduler found no keras_reg rate layers (InvertedDropout, DropPath, "
-                "StochasticDepth) in the model; it does nothing.",
+                "StochasticDepth, DropBlock) in the model; it does nothing.",
                 stacklevel=2,
             )
 

@@ -1,4 +1,5 @@
-"""Private machinery shared by the rate-bearing layers (dropout, drop path, stochastic depth).
+"""Private machinery shared by the rate-bearing layers (dropout, drop path, stochastic depth,
+DropBlock).
 
 - `RateLayer`: a Keras layer base holding the drop probability in a non-trainable float32
   variable, exposed as the `rate` property (validated setter) and `rate_variable`, so a callback
