@@ -24,7 +24,8 @@ def saved(tmp_path_factory):
     x = L.GroupNorm(groups=2, name="gn")(x)
     y = L.WeightNoise(keras.layers.Conv2D(4, 3, padding="same"), 0.1, seed=2, name="wn")(x)
     y = L.DropPath(0.1, seed=3, name="dp")(y)
-    out = L.StochasticDepth(0.1, seed=4, name="sd")([x, y])
+    y = L.StochasticDepth(0.1, seed=4, name="sd")([x, y])
+    out = L.DropBlock(0.1, block_size=3, seed=5, name="db")(y)
     path = tmp_path_factory.mktemp("tampered") / "model.keras"
     keras.Model(inp, out).save(path)
     return path
@@ -77,6 +78,10 @@ def test_untampered_file_loads(saved):
         ("gn", "axis", 17, "axis"),
         ("wn", "stddev", -0.1, "stddev"),
         ("wn", "stddev", math.inf, "stddev"),
+        ("db", "rate", -0.1, "rate"),
+        ("db", "block_size", 0, "block_size"),
+        ("db", "block_size", 2.5, "block_size"),
+        ("db", "data_format", "NHWC", "data_format"),
     ],
 )
 def test_bad_value_is_a_clear_error(saved, tmp_path, layer, key, value, match):
@@ -87,7 +92,7 @@ def test_bad_value_is_a_clear_error(saved, tmp_path, layer, key, value, match):
         _load(path)
 
 
-@pytest.mark.parametrize("layer", ["drop", "dp", "sd", "gn", "wn"])
+@pytest.mark.parametrize("layer", ["drop", "dp", "sd", "gn", "wn", "db"])
 def test_unknown_key_is_a_clear_error(saved, tmp_path, layer):
     path = _tamper(saved, tmp_path / "unknown.keras", layer,
                    lambda c: c.__setitem__("evil_argument", 1))
