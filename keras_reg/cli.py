@@ -202,8 +202,11 @@ def run_search(args):
           "(same epochs, early stopping and seed)...", flush=True)
     from keras_reg.tuning import Regularization
 
+    def reload(index):  # a fresh dataset per run: the same shuffle order for both models
+        return lambda: _load(args)[index]
+
     runs = report.retrain(
-        {"baseline": Regularization.none(), "best": best}, train, val, test,
+        {"baseline": Regularization.none(), "best": best}, reload(0), reload(1), test,
         num_classes=info.num_classes, epochs=args.epochs, patience=patience, seed=args.seed,
         input_shape=tuple(info.image_shape),
     )

@@ -150,7 +150,9 @@ def load(name="digits", split="train", batch_size=32, shuffle=None, seed=0, with
         batch_size: int >= 1 (the last batch may be smaller).
         shuffle: shuffle the examples (reshuffled every epoch); default True for splits starting
             with `"train"`, False otherwise.
-        seed: None or int >= 0, the shuffle seed (same seed, same order of epochs).
+        seed: None or int >= 0, the shuffle seed: with the same TensorFlow global seed
+            (`keras.utils.set_random_seed`), the same seed gives a new dataset the same order
+            of epochs.
         with_info: also return a `DatasetInfo` (`.name`, `.num_classes`, `.image_shape`,
             `.num_examples`).
         data_dir: TFDS data directory (ignored for digits).

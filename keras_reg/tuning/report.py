@@ -2,6 +2,8 @@
 
 import time
 
+import keras
+
 from keras_reg.data import one_hot
 from keras_reg.regularizers import penalty
 from keras_reg.tuning.hypermodel import train as train_model
@@ -45,21 +47,30 @@ def retrain(regs, train, validation, test, *, num_classes, epochs, patience, see
     optimizer for every entry, so the baseline and the best searched values are compared on
     equal terms. The gap is measured on the clean (unmixed) training data.
 
+    `train` and `validation` are datasets or functions returning one. Pass functions that build
+    the datasets anew (e.g. `lambda: load(...)`) for an identical data order in every run: a
+    dataset shuffled with a seed gives each new iteration the next order of its sequence, so
+    a dataset object shared by the runs (and by the search before them) gives each run other
+    epochs.
+
     Returns:
         A dict `name -> Run`.
     """
     runs = {}
     for name, reg in regs.items():
         start = time.perf_counter()
+        if seed is not None:  # tf.data's seeded shuffle also depends on the global seed
+            keras.utils.set_random_seed(seed)
         model, history = train_model(
-            reg, train, validation, build_model=build_model, input_shape=input_shape,
+            reg, _fresh(train), _fresh(validation), build_model=build_model,
+            input_shape=input_shape,
             num_classes=num_classes, epochs=epochs, patience=patience, objective=objective,
             direction=direction, seed=seed, learning_rate=learning_rate,
             steps_per_execution=steps_per_execution,
         )
         seconds = time.perf_counter() - start
-        test_m = evaluate(model, test, num_classes)
-        train_m = evaluate(model, train, num_classes)
+        test_m = evaluate(model, _fresh(test), num_classes)
+        train_m = evaluate(model, _fresh(train), num_classes)
         metrics = {
             "test_accuracy": test_m["accuracy"], "test_loss": test_m["loss"],
             "train_accuracy": train_m["accuracy"], "train_loss": train_m["loss"],
@@ -68,6 +79,10 @@ def retrain(regs, train, validation, test, *, num_classes, epochs, patience, see
         }
         runs[name] = Run(name, reg, model, history, metrics, seconds)
     return runs
+
+
+def _fresh(data):
+    return data() if callable(data) else data
 
 
 def comparison_table(runs):
