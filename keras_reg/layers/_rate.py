@@ -69,6 +69,10 @@ class RateLayer(SeedStateMixin, keras.layers.Layer):
         """The non-trainable float32 variable holding the rate (read at run time)."""
         return self._rate_variable
 
+    def get_config(self):
+        """The base config with the current `rate` and the `seed`; subclasses add theirs."""
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
 
 def rate_tensor(rate):
     """`rate` (a float, tensor or variable) as a float32 tensor; Python numbers are validated.

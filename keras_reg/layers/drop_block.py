@@ -253,9 +253,7 @@ class DropBlock(RateLayer):
     def get_config(self):
         return {
             **super().get_config(),
-            "rate": self.rate,
             "block_size": self.block_size,
-            "seed": self.seed,
             "data_format": self.data_format,
             "scale_by_keep": self.scale_by_keep,
         }

@@ -173,7 +173,5 @@ class DropPath(RateLayer):
     def get_config(self):
         return {
             **super().get_config(),
-            "rate": self.rate,
-            "seed": self.seed,
             "scale_by_keep": self.scale_by_keep,
         }

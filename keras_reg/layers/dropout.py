@@ -183,8 +183,6 @@ class InvertedDropout(RateLayer):
     def get_config(self):
         return {
             **super().get_config(),
-            "rate": self.rate,
             "noise_shape": self.noise_shape,
-            "seed": self.seed,
             "scaling": self.scaling,
         }

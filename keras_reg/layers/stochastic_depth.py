@@ -124,8 +124,6 @@ class StochasticDepth(RateLayer):
     def get_config(self):
         return {
             **super().get_config(),
-            "rate": self.rate,
-            "seed": self.seed,
             "scale_by_keep": self.scale_by_keep,
             "mode": self.mode,
         }
