@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from keras_reg import data as D
 from keras_reg import layers as L
+from keras_reg._validation import FLOAT32_MAX
 
 settings.register_profile(
     "keras_reg-default", max_examples=20, deadline=datetime.timedelta(seconds=60),
@@ -77,6 +78,11 @@ def seeds():
 def is_rate(value):
     return (isinstance(value, (int, float)) and not isinstance(value, bool)
             and not math.isnan(value) and 0.0 <= value <= 1.0)
+
+
+def is_float32(value):
+    """A finite float that float32 can hold: what the float arguments accept."""
+    return math.isfinite(value) and abs(value) <= FLOAT32_MAX
 
 
 def is_seed(value):
@@ -340,7 +346,7 @@ def test_group_norm_float64_input():  # once an InvalidArgumentError (float32 * 
 def _weight_noise_property(stddev, seed, units, x, training):
     COUNTS["WeightNoise"] += 1
     valid = (isinstance(stddev, (int, float)) and not isinstance(stddev, bool)
-             and math.isfinite(stddev) and stddev >= 0 and is_seed(seed))
+             and is_float32(stddev) and stddev >= 0 and is_seed(seed))
     dense = keras.layers.Dense(units)
     layer = _build_or_reject(lambda: L.WeightNoise(dense, stddev, seed=seed), valid,
                              ("stddev", "seed"))
@@ -431,7 +437,7 @@ def _mixup_property(num_classes, mixup_alpha, cutmix_alpha, prob, switch_prob, m
     args = dict(mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, prob=prob,
                 switch_prob=switch_prob, mode=mode, label_smoothing=label_smoothing, seed=0)
     valid = (isinstance(num_classes, int) and num_classes >= 2
-             and all(isinstance(v, float) and math.isfinite(v) and v >= 0
+             and all(isinstance(v, float) and is_float32(v) and v >= 0
                      for v in (mixup_alpha, cutmix_alpha))
              and all(is_rate(v) for v in (prob, switch_prob, label_smoothing))
              and mode in ("batch", "pair", "elem"))
@@ -492,7 +498,7 @@ def _cutout_property(size, prob, fill, images):
     COUNTS["Cutout"] += 1
     valid_size = ((isinstance(size, int) and not isinstance(size, bool) and size >= 1)
                   or (isinstance(size, float) and 0 < size <= 1))
-    valid = valid_size and is_rate(prob) and isinstance(fill, float) and math.isfinite(fill)
+    valid = valid_size and is_rate(prob) and isinstance(fill, float) and is_float32(fill)
     cut = _build_or_reject(lambda: D.Cutout(size, prob=prob, fill=fill, seed=0), valid,
                            ("size", "prob", "fill"))
     if cut is None:
@@ -532,7 +538,7 @@ def _augment_property(rotation, zoom, translation, brightness, contrast, noise, 
     args = dict(rotation=rotation, zoom=zoom, translation=translation, brightness=brightness,
                 contrast=contrast, noise_stddev=noise, seed=0)
     valid = (0 <= rotation <= 0.5 and 0 <= zoom < 1 and 0 <= translation <= 1
-             and 0 <= brightness <= 1 and 0 <= contrast <= 1 and math.isfinite(noise)
+             and 0 <= brightness <= 1 and 0 <= contrast <= 1 and is_float32(noise)
              and noise >= 0)
     aug = _build_or_reject(lambda: D.augment(**args), valid, tuple(
         k if k != "noise" else "noise_stddev" for k in
