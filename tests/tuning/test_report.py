@@ -27,6 +27,7 @@ def test_fresh_datasets_give_every_run_the_same_data_order():
     assert "| a |" in comparison_table(runs)
 
 
+@pytest.mark.slow
 def test_a_shared_shuffled_dataset_gives_the_second_run_other_epochs():
     # Why the CLI hands retrain dataset factories: the same reg and seed, other results.
     train, val, test = _data()
