@@ -171,8 +171,7 @@ class RateScheduler(_Callback):
         self._record_initial()
 
     def on_train_begin(self, logs=None):
-        self._record_initial()
-        if not self._layers:
+        if not self._layers:  # found by `set_model`, which `fit` calls first
             warnings.warn(
                 "RateScheduler found no keras_reg rate layers (InvertedDropout, DropPath, "
                 "StochasticDepth, DropBlock) in the model; it does nothing.",
