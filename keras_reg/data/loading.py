@@ -24,6 +24,8 @@ class DatasetInfo:
         num_examples: dict split -> number of examples, for the base splits and every split
             string that was asked for (slices included).
         class_names: the label names (may be empty).
+        description: how the splits were made, when it is not the dataset's own split (e.g.
+            "validation: a stratified 20% hold-out of the training data ..."); may be empty.
     """
 
     name: str
@@ -31,6 +33,7 @@ class DatasetInfo:
     image_shape: tuple
     num_examples: dict
     class_names: tuple = ()
+    description: str = ""
 
 
 @functools.lru_cache(maxsize=1)
