@@ -199,6 +199,9 @@ def _assemble(source, name, given, image_size, train_size, validation_fraction,
         arrays["train"] = (x[rest], y[rest])
         descriptions.append(f"{split}: a stratified {fraction:.0%} hold-out of the training "
                             f"data ({count} examples, seed {seed})")
+    if len(np.unique(arrays["train"][1])) < 2:
+        raise _bad(source, f"{len(given['train'][1])} training examples are too few: after the "
+                           "validation and test hold-outs a single class is left for training")
     if train_size is not None:
         x, y = arrays["train"]
         if train_size > len(y):
