@@ -1,9 +1,12 @@
 """Mixup and CutMix with switch probability, per-sample lambda and label smoothing, in tf.data."""
 
+import functools
+
 import keras
 import tensorflow as tf
 
 from keras_reg._validation import check_choice, check_float, check_int, check_rate, check_seed
+from keras_reg._variables import float_setting, float_variable
 from keras_reg.data import _boxes, _random, _structure
 from keras_reg.data.label_smoothing import _smooth, one_hot
 
@@ -138,11 +141,6 @@ def mixup_cutmix(images, labels, num_classes, key, mixup_alpha=0.8, cutmix_alpha
     )
 
 
-def _variable(value, name):
-    with tf.init_scope():
-        return tf.Variable(value, trainable=False, dtype=tf.float32, name=name)
-
-
 @keras.saving.register_keras_serializable(package="keras_reg")
 class MixupCutMix:
     """Mixup and CutMix for `tf.data` batches, one object as in timm, with label smoothing.
@@ -222,6 +220,15 @@ class MixupCutMix:
         Localizable Features", ICCV 2019.
     """
 
+    # Settable strengths held in variables, read at run time inside the tf.data graph.
+    prob = float_setting("prob", functools.partial(check_rate, name="prob"))
+    mixup_alpha = float_setting(
+        "mixup_alpha", functools.partial(check_float, "mixup_alpha", low=0.0))
+    cutmix_alpha = float_setting(
+        "cutmix_alpha", functools.partial(check_float, "cutmix_alpha", low=0.0))
+    label_smoothing = float_setting(
+        "label_smoothing", functools.partial(check_rate, name="label_smoothing"))
+
     def __init__(self, num_classes, mixup_alpha=0.8, cutmix_alpha=1.0, cutmix_minmax=None,
                  prob=1.0, switch_prob=0.5, mode="batch", correct_lam=True, label_smoothing=0.1,
                  seed=None, data_format=None, jit_compile=True):
@@ -259,43 +266,10 @@ class MixupCutMix:
         )
         self.jit_compile = bool(jit_compile)
         self._base_seed = _random.base_seed(self.seed)
-        self.prob_variable = _variable(prob, "prob")
-        self.mixup_alpha_variable = _variable(mixup_alpha, "mixup_alpha")
-        self.cutmix_alpha_variable = _variable(cutmix_alpha, "cutmix_alpha")
-        self.label_smoothing_variable = _variable(label_smoothing, "label_smoothing")
-
-    # Variable-backed settable strengths (read at run time inside the tf.data graph).
-    @property
-    def prob(self):
-        return float(self.prob_variable.numpy())
-
-    @prob.setter
-    def prob(self, value):
-        self.prob_variable.assign(check_rate(value, name="prob"))
-
-    @property
-    def mixup_alpha(self):
-        return float(self.mixup_alpha_variable.numpy())
-
-    @mixup_alpha.setter
-    def mixup_alpha(self, value):
-        self.mixup_alpha_variable.assign(check_float("mixup_alpha", value, low=0.0))
-
-    @property
-    def cutmix_alpha(self):
-        return float(self.cutmix_alpha_variable.numpy())
-
-    @cutmix_alpha.setter
-    def cutmix_alpha(self, value):
-        self.cutmix_alpha_variable.assign(check_float("cutmix_alpha", value, low=0.0))
-
-    @property
-    def label_smoothing(self):
-        return float(self.label_smoothing_variable.numpy())
-
-    @label_smoothing.setter
-    def label_smoothing(self, value):
-        self.label_smoothing_variable.assign(check_rate(value, name="label_smoothing"))
+        self.prob_variable = float_variable(prob, "prob")
+        self.mixup_alpha_variable = float_variable(mixup_alpha, "mixup_alpha")
+        self.cutmix_alpha_variable = float_variable(cutmix_alpha, "cutmix_alpha")
+        self.label_smoothing_variable = float_variable(label_smoothing, "label_smoothing")
 
     def _transform(self, args, position=None):
         images, labels, repack = _structure.unpack(args, "MixupCutMix")
@@ -317,11 +291,11 @@ class MixupCutMix:
         )
         mixed, targets = mixup_cutmix(
             images, targets, self.num_classes, key,
-            mixup_alpha=self.mixup_alpha_variable.read_value(),
-            cutmix_alpha=self.cutmix_alpha_variable.read_value(),
-            cutmix_minmax=self.cutmix_minmax, prob=self.prob_variable,
+            mixup_alpha=self.mixup_alpha_variable.value,
+            cutmix_alpha=self.cutmix_alpha_variable.value,
+            cutmix_minmax=self.cutmix_minmax, prob=self.prob_variable.value,
             switch_prob=self.switch_prob, mode=self.mode, correct_lam=self.correct_lam,
-            label_smoothing=self.label_smoothing_variable, channels_first=channels_first,
+            label_smoothing=self.label_smoothing_variable.value, channels_first=channels_first,
             jit_compile=self.jit_compile,
         )
         return repack(mixed, targets)

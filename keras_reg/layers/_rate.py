@@ -26,6 +26,7 @@ fused graph kernel and an eager call draw the same mask for the same seed. Other
 import keras
 
 from keras_reg._validation import check_rate
+from keras_reg._variables import float_setting, float_variable
 from keras_reg.layers._seed_state import SeedStateMixin
 
 _BITS = 16
@@ -41,28 +42,20 @@ class RateLayer(SeedStateMixin, keras.layers.Layer):
     mid-training continues the same stream of masks).
     """
 
+    rate = float_setting(
+        "rate",
+        check_rate,
+        variable="_rate_variable",
+        doc="The drop probability (a Python float read from `rate_variable`); settable, "
+        "validated, used by an already traced `fit` from its next step.",
+    )
+
     def __init__(self, rate, seed=None, **kwargs):
         super().__init__(**kwargs)
         rate = check_rate(rate)
         self.seed = seed
-        self._rate_variable = self.add_weight(
-            name="rate",
-            shape=(),
-            dtype="float32",
-            initializer=keras.initializers.Constant(rate),
-            trainable=False,
-            autocast=False,
-        )
+        self._rate_variable = float_variable(rate, "rate", layer=self)
         self.seed_generator = keras.random.SeedGenerator(seed)
-
-    @property
-    def rate(self):
-        """The drop probability (a Python float read from `rate_variable`)."""
-        return float(keras.ops.convert_to_numpy(self._rate_variable))
-
-    @rate.setter
-    def rate(self, value):
-        self._rate_variable.assign(check_rate(value))
 
     @property
     def rate_variable(self):

@@ -1,9 +1,12 @@
 """Weight noise: train a Dense or convolution layer with Gaussian noise added to its kernel."""
 
+import functools
+
 import keras
 from keras import ops
 
 from keras_reg._validation import check_float, check_seed
+from keras_reg._variables import float_setting, float_variable
 from keras_reg.layers._seed_state import SeedStateMixin
 
 # Layer types whose weights named below are perturbed. The wrapped layer's own `__call__` does
@@ -101,6 +104,12 @@ class WeightNoise(SeedStateMixin, keras.layers.Wrapper):
           https://doi.org/10.1162/neco.1996.8.3.643)
     """
 
+    stddev = float_setting(
+        "stddev",
+        functools.partial(check_float, "stddev", low=0.0),
+        doc="The noise standard deviation (a Python float); settable during training.",
+    )
+
     def __init__(self, layer, stddev, seed=None, **kwargs):
         layer = _check_layer(layer)
         stddev = check_float("stddev", stddev, low=0.0)
@@ -112,23 +121,7 @@ class WeightNoise(SeedStateMixin, keras.layers.Wrapper):
         self.autocast = False
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.stddev_variable = self.add_weight(
-            name="stddev",
-            shape=(),
-            dtype="float32",
-            initializer=keras.initializers.Constant(stddev),
-            trainable=False,
-            autocast=False,
-        )
-
-    @property
-    def stddev(self):
-        """The noise standard deviation (a Python float); settable during training."""
-        return float(ops.convert_to_numpy(self.stddev_variable))
-
-    @stddev.setter
-    def stddev(self, value):
-        self.stddev_variable.assign(check_float("stddev", value, low=0.0))
+        self.stddev_variable = float_variable(stddev, "stddev", layer=self)
 
     def build(self, input_shape=None):
         if not self.layer.built:
