@@ -2,25 +2,30 @@
 
 `RegularizationSpace` declares what to search (L2 λ, dropout, drop-path, Mixup/CutMix α, label
 smoothing ε, normalization); `Regularization` is one trial's values with builder helpers;
-`search(...)` runs a resumable, distributable KerasTuner search whose trials rebuild both the
-model and the training pipeline from their values, and returns a `SearchResult`.
+`RegularizationTuner` is the search shaped as a KerasTuner tuner (resumable, distributable,
+references evaluated first) and `search(...)` runs it in one call, returning a `SearchResult`.
 """
 
 from keras_reg.tuning.space import Regularization, RegularizationSpace
-from keras_reg.tuning.result import SearchError, SearchResult, TrialRecord
+from keras_reg.tuning.result import (SearchError, SearchResult, SettingsMismatchError,
+                                     TrialRecord)
 from keras_reg.tuning.hypermodel import RegularizationHyperModel, train
-from keras_reg.tuning.search import TUNERS, search
+from keras_reg.tuning.tuner import TUNERS, RegularizationTuner, parse_objective
+from keras_reg.tuning.search import search
 from keras_reg.tuning._model import build_cnn
 
 __all__ = [
     "Regularization",
     "RegularizationSpace",
     "RegularizationHyperModel",
+    "RegularizationTuner",
     "SearchError",
     "SearchResult",
+    "SettingsMismatchError",
     "TrialRecord",
     "TUNERS",
     "build_cnn",
+    "parse_objective",
     "search",
     "train",
 ]

@@ -1,21 +1,49 @@
-"""What `search` returns: one record per trial, the best values and model, a table."""
+"""What a search returns: one record per trial, the references, the best values and model."""
 
 import json
 import math
 import os
 
-from keras_reg.tuning.space import NAMES, Regularization, _fmt
+from keras_reg.tuning.regularization import NAMES, Regularization, format_value
+
+RECORD = "keras_reg_trial.json"
 
 
 class SearchError(RuntimeError):
     """The search produced no usable trial (every trial failed)."""
 
 
+class SettingsMismatchError(ValueError):
+    """The search directory holds a search made with other settings.
+
+    Attributes:
+        differences: `{name: (recorded, requested)}` for every differing setting.
+        directory: the search (project) directory.
+    """
+
+    def __init__(self, differences, directory):
+        self.differences = dict(differences)
+        self.directory = directory
+        changes = "; ".join(f"{name}: {_show(old)} -> {_show(new)}"
+                            for name, (old, new) in sorted(self.differences.items()))
+        super().__init__(
+            f"The search in {directory} was made with other settings ({changes}). Pass "
+            "overwrite=True to start a new search there, or use another directory."
+        )
+
+
+def _show(value):
+    return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else repr(value)
+
+
 class TrialRecord:
     """One trial of a search.
 
     Attributes:
-        trial_id: KerasTuner's trial id (`"00"`, `"01"`, ...).
+        trial_id: KerasTuner's trial id (`"0"`, `"1"`, ...; zero-padded for 10+ trials).
+        number: the trial's number, 1-based (`int(trial_id) + 1`): trial `number` of N.
+        label: `"start"`, `"none"` or `"recipe"` when the trial evaluates that reference's
+            values, else None.
         values: the trial's hyperparameter values (regularization values, and Hyperband's
             `tuner/...` bookkeeping).
         objective: the best value of the objective in this trial (None if it failed).
@@ -26,12 +54,13 @@ class TrialRecord:
         message: last line of the error message of a failed trial.
     """
 
-    FIELDS = ("trial_id", "values", "objective", "epochs", "status", "seconds", "fit_seconds",
-              "tuner_id", "message")
+    FIELDS = ("trial_id", "label", "values", "objective", "epochs", "status", "seconds",
+              "fit_seconds", "tuner_id", "message")
 
     def __init__(self, trial_id, values, objective=None, epochs=0, status="COMPLETED",
-                 seconds=0.0, fit_seconds=0.0, tuner_id=None, message=""):
+                 seconds=0.0, fit_seconds=0.0, tuner_id=None, message="", label=None):
         self.trial_id = str(trial_id)
+        self.label = label
         self.values = dict(values)
         self.objective = None if objective is None else float(objective)
         self.epochs = int(epochs)
@@ -42,8 +71,17 @@ class TrialRecord:
         self.message = message or ""
 
     @property
+    def number(self):
+        return int(self.trial_id) + 1
+
+    @property
     def regularization(self):
         return Regularization.from_dict(self.values)
+
+    def describe(self):
+        """`l2=0.0001 dropout=0.25 ... norm=none`: every value, 3 significant digits."""
+        values = self.regularization.to_dict()
+        return " ".join(f"{name}={format_value(values[name])}" for name in values)
 
     def to_dict(self):
         return {name: getattr(self, name) for name in self.FIELDS}
@@ -53,47 +91,52 @@ class TrialRecord:
         return cls(**{k: v for k, v in d.items() if k in cls.FIELDS})
 
     def __repr__(self):
-        return (f"TrialRecord(trial_id={self.trial_id!r}, status={self.status!r}, "
-                f"objective={self.objective!r}, {self.regularization.describe()})")
+        label = "" if self.label is None else f", label={self.label!r}"
+        return (f"TrialRecord(number={self.number}{label}, status={self.status!r}, "
+                f"objective={self.objective!r}, {self.describe()})")
 
 
 def read_record(trial_dir):
     """The `TrialRecord` written in `trial_dir` when its trial ended, or None."""
-    path = os.path.join(trial_dir, "keras_reg_trial.json")
     try:
-        with open(path) as f:
+        with open(os.path.join(trial_dir, RECORD)) as f:
             return TrialRecord.from_dict(json.load(f))
-    except (OSError, ValueError):
+    except (OSError, ValueError, TypeError):
         return None
 
 
 class SearchResult:
-    """The outcome of `search`.
+    """The outcome of a search (`search(...)`, `RegularizationTuner.result()`).
 
     Attributes:
         trials: list of `TrialRecord`, in trial order.
-        best_hyperparameters: the best trial's `keras_tuner.HyperParameters` (None on a
-            distributed worker, which sees only its own trials; its best_trial is the best of
-            them, or None).
-        best_regularization: the best trial's `Regularization`.
-        best_trial: the best trial's `TrialRecord`.
+        best_trial: the best completed trial's `TrialRecord`.
+        best_hyperparameters: its `keras_tuner.HyperParameters` (None on a distributed
+            worker, which sees only its own trials).
+        best_regularization: its `Regularization`.
+        references: `{label: TrialRecord}`: the best completed trial of each reference
+            (`"start"`, `"none"`, `"recipe"`) evaluated in the search.
+        skipped_references: `{label: reason}` for the references the space cannot express.
         objective: the objective's name; `direction`: `"min"` or `"max"`.
-        tuner: the KerasTuner tuner (None on a distributed worker's partial view).
+        tuner: the `RegularizationTuner` (None on a distributed worker's partial view).
         directory: the project directory.
+        resumed_trials: trials that had already ended before this run.
 
     `best_model` loads the best trial's model at its best epoch. `str(result)` and
-    `result.to_markdown()` give a table of the trials, best first.
+    `result.to_markdown()` give a table of the trials, best first, numbered 1..N.
     """
 
     def __init__(self, trials, best_trial, best_hyperparameters, objective, direction,
-                 tuner=None, directory=None):
-        self.trials = trials
+                 tuner=None, directory=None, skipped_references=None, resumed_trials=0):
+        self.trials = list(trials)
         self.best_trial = best_trial
         self.best_hyperparameters = best_hyperparameters
         self.objective = objective
         self.direction = direction
         self.tuner = tuner
         self.directory = directory
+        self.skipped_references = dict(skipped_references or {})
+        self.resumed_trials = int(resumed_trials)
         self._best_model = None
 
     @property
@@ -111,68 +154,76 @@ class SearchResult:
 
     @property
     def completed(self):
-        return [t for t in self.trials if t.status == "COMPLETED"]
+        return [t for t in self.trials if _finite(t)]
+
+    @property
+    def references(self):
+        best = {}
+        for record in self.completed:
+            if record.label is None:
+                continue
+            held = best.get(record.label)
+            if held is None or self._key(record) < self._key(held):
+                best[record.label] = record
+        return best
+
+    def _key(self, record):
+        sign = 1.0 if self.direction == "min" else -1.0
+        if record.objective is None or not math.isfinite(record.objective):
+            return (1, 0.0, record.number)
+        return (0, sign * record.objective, record.number)
 
     @classmethod
-    def from_tuner(cls, tuner, space, directory=None):
-        """Collects the records of every trial and checks that at least one completed."""
-        objective = tuner.oracle.objective
-        if tuner._is_worker():  # a worker knows only its own trials
-            trials = sorted(tuner._kr_done, key=lambda t: t.trial_id)
-            kt_trials = {}
-        else:
-            kt_trials = dict(tuner.oracle.trials)
-            trials = []
-            for trial_id in sorted(kt_trials):
-                t = kt_trials[trial_id]
-                rec = read_record(tuner.get_trial_dir(trial_id))
-                status = t.status
-                trials.append(TrialRecord(
-                    trial_id, t.hyperparameters.values,
-                    objective=t.score if status == "COMPLETED" else None,
-                    epochs=rec.epochs if rec else 0, status=status,
-                    seconds=rec.seconds if rec else 0.0,
-                    fit_seconds=rec.fit_seconds if rec else 0.0,
-                    tuner_id=rec.tuner_id if rec else None,
-                    message=_last_line(t.message),
-                ))
-        done = [t for t in trials if t.status == "COMPLETED" and t.objective is not None
-                and math.isfinite(t.objective)]
-        if not done and tuner._is_worker():  # the chief judges the search as a whole
-            return cls(trials, None, None, objective.name, objective.direction,
-                       directory=directory)
+    def from_records(cls, trials, objective, direction, hyperparameters=None, tuner=None,
+                     directory=None, skipped_references=None, resumed_trials=0, partial=False):
+        """A result from records; raises `SearchError` when none completed (unless `partial`).
+
+        Args:
+            trials: `TrialRecord`s.
+            objective, direction: the objective's name and `"min"`/`"max"`.
+            hyperparameters: `{trial_id: keras_tuner.HyperParameters}` (for
+                `best_hyperparameters`).
+            partial: a distributed worker's view (its own trials only): no error when none
+                of them completed.
+        """
+        trials = sorted(trials, key=lambda t: t.number)
+        result = cls(trials, None, None, objective, direction, tuner=tuner,
+                     directory=directory, skipped_references=skipped_references,
+                     resumed_trials=resumed_trials)
+        done = result.completed
         if not done:
+            if partial:
+                return result
             failed = [t for t in trials if t.message]
-            first = f" First failure (trial {failed[0].trial_id}): {failed[0].message}" if (
-                failed) else ""
+            first = (f" First failure (trial {failed[0].number}): {failed[0].message}"
+                     if failed else "")
             raise SearchError(
                 f"No trial completed ({len(trials)} trial(s) ran, none finished with a finite "
-                f"{objective.name}).{first}"
+                f"{objective}).{first}"
             )
-        sign = 1.0 if objective.direction == "min" else -1.0
-        best = min(done, key=lambda t: (sign * t.objective, t.trial_id))
-        best_hp = kt_trials[best.trial_id].hyperparameters if kt_trials else None
-        return cls(trials, best, best_hp, objective.name, objective.direction,
-                   tuner=None if tuner._is_worker() else tuner, directory=directory)
+        result.best_trial = min(done, key=result._key)
+        if hyperparameters:
+            result.best_hyperparameters = hyperparameters.get(result.best_trial.trial_id)
+        return result
 
     def to_markdown(self, limit=None):
-        """A markdown table of the trials, best first (failed trials last)."""
-        names = [n for n in NAMES if any(n in t.values for t in self.trials)]
-        sign = 1.0 if self.direction == "min" else -1.0
-        ordered = sorted(self.trials, key=lambda t: (
-            t.objective is None, sign * (t.objective or 0.0), t.trial_id))
+        """A markdown table of the trials, best first (failed trials last), numbered 1..N."""
+        names = [n for n in NAMES if n == "norm" or any(n in t.values for t in self.trials)]
+        ordered = sorted(self.trials, key=self._key)
         if limit:
             ordered = ordered[:limit]
-        head = ["trial", *names, self.objective, "epochs", "seconds", "status"]
+        total = len(self.trials)
+        head = ["trial", "reference", *names, self.objective, "epochs", "seconds", "status"]
         rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for t in ordered:
-            cells = [t.trial_id]
-            for n in names:
-                v = t.values.get(n, "")
-                cells.append(_fmt(v) if isinstance(v, float) else str(v))
-            cells += ["" if t.objective is None else f"{t.objective:.4f}", str(t.epochs),
+            values = t.regularization.to_dict()
+            cells = [f"{t.number}/{total}", t.label or ""]
+            cells += [format_value(values.get(n)) for n in names]
+            cells += ["" if t.objective is None else f"{t.objective:.4g}", str(t.epochs),
                       f"{t.seconds:.1f}", t.status]
             rows.append("| " + " | ".join(cells) + " |")
+        for label, reason in sorted(self.skipped_references.items()):
+            rows.append(f"\nReference `{label}` not evaluated: {reason}.")
         return "\n".join(rows)
 
     def __str__(self):
@@ -180,16 +231,22 @@ class SearchResult:
         if best is None:
             return f"Search: {len(self.trials)} trial(s) run here\n\n{self.to_markdown()}"
         return (f"Search: {len(self.completed)}/{len(self.trials)} trials completed; best "
-                f"{self.objective} = {best.objective:.4f} (trial {best.trial_id}: "
-                f"{self.best_regularization.describe()})\n\n{self.to_markdown()}")
+                f"{self.objective} = {best.objective:.4g} (trial {best.number}: "
+                f"{best.describe()})\n\n{self.to_markdown()}")
 
     def __repr__(self):
         if self.best_trial is None:
             return f"SearchResult(trials={len(self.trials)}, best_trial=None)"
-        return (f"SearchResult(trials={len(self.trials)}, best_trial={self.best_trial.trial_id!r}, "
+        return (f"SearchResult(trials={len(self.trials)}, best_trial={self.best_trial.number}, "
                 f"{self.objective}={self.best_trial.objective:.4g})")
 
 
-def _last_line(message):
+def _finite(record):
+    return (record.status == "COMPLETED" and record.objective is not None
+            and math.isfinite(record.objective))
+
+
+def last_line(message):
+    """The last non-empty line of an error message (a traceback's exception line)."""
     lines = (message or "").strip().splitlines()
     return lines[-1] if lines else ""

@@ -1,0 +1,51 @@
+"""The settings a search directory was made with, recorded beside KerasTuner's own state."""
+
+import json
+import os
+
+from keras_reg.tuning.result import SettingsMismatchError
+
+SETTINGS = "keras_reg_settings.json"
+
+
+def _canonical(value):
+    """`value` as it reads back from JSON (tuples become lists, keys strings)."""
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def read(project_dir):
+    """The recorded settings (a dict) of `project_dir`, or None when none are recorded."""
+    try:
+        with open(os.path.join(project_dir, SETTINGS)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def write(project_dir, settings):
+    os.makedirs(project_dir, exist_ok=True)
+    path = os.path.join(project_dir, SETTINGS)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(_canonical(settings), f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def check(project_dir, settings, free=()):
+    """Compares `settings` with the recorded ones; records the union; returns it.
+
+    A setting recorded with another value raises `SettingsMismatchError`, except the names in
+    `free` (recorded, allowed to change). Settings missing on either side are not compared.
+    """
+    new = _canonical(settings)
+    old = read(project_dir)
+    if old is None:
+        merged = new
+    else:
+        differences = {name: (old[name], value) for name, value in new.items()
+                       if name in old and old[name] != value and name not in free}
+        if differences:
+            raise SettingsMismatchError(differences, project_dir)
+        merged = {**old, **new}
+    write(project_dir, merged)
+    return merged

@@ -1,0 +1,547 @@
+"""`RegularizationTuner`: the regularization search shaped as a KerasTuner tuner."""
+
+import contextlib
+import copy
+import io
+import json
+import os
+import shutil
+import time
+
+import keras
+import keras_tuner
+import numpy as np
+import tensorflow as tf
+
+from keras_reg._compat import kerastuner_tracebacks
+from keras_reg._validation import check_choice, check_float, check_int, check_seed
+from keras_reg.tuning import _settings, space as space_module
+from keras_reg.tuning._checkpoint import BestEpochWeights, TimedBackup
+from keras_reg.tuning._oracle import ORACLES
+from keras_reg.tuning.hypermodel import RegularizationHyperModel, data_spec
+from keras_reg.tuning.result import RECORD, SearchResult, TrialRecord, last_line, read_record
+from keras_reg.tuning.space import Regularization, RegularizationSpace
+
+TUNERS = ("hyperband", "bayesian", "random")
+REFERENCES = ("start", "none", "recipe")
+DATA_LOSS = "val_data_loss"
+ATTEMPTS = "keras_reg_attempts.json"
+WEIGHTS = "checkpoint.weights.h5"
+_MAXIMIZED = ("acc", "auc", "precision", "recall", "f1", "iou")
+_ENDED = ("COMPLETED", "FAILED", "INVALID")
+
+
+def oracle_seed(seed):
+    """The seed handed to KerasTuner's oracle for a search seed (None stays None).
+
+    KerasTuner replaces a false seed by a random one (`seed or random.randint(1, 10000)`), so
+    seed 0 would not fix the trials. Seeds are shifted by one into [1, 2**32 - 1] (the range
+    scikit-learn's Gaussian process accepts for the Bayesian tuner), one to one below 2**32 - 1.
+    """
+    if seed is None:
+        return None
+    return seed % (2**32 - 1) + 1
+
+
+def parse_objective(objective):
+    """A `keras_tuner.Objective` from `"name"`, `"name:min"`, `"name:max"` or an Objective.
+
+    Without a direction, names of accuracy-like metrics (`acc`, `auc`, `precision`,
+    `recall`, `f1`, `iou`) are maximized and every other metric minimized. `"val_loss"` is
+    scored as `"val_data_loss"`, the validation loss without the weight penalty (see
+    `keras_reg.tuning.hypermodel.ValidationDataLoss`); a `keras_tuner.Objective("val_loss",
+    "min")` keeps Keras's penalized figure.
+
+    Example:
+
+    >>> parse_objective("val_accuracy").direction
+    'max'
+    >>> parse_objective("val_loss:min").name
+    'val_data_loss'
+    """
+    if isinstance(objective, keras_tuner.Objective):
+        return objective
+    if not isinstance(objective, str) or not objective.strip():
+        raise TypeError(
+            "Invalid value for argument `objective`: expected a metric name such as "
+            "'val_loss' or 'val_accuracy:max', or a keras_tuner.Objective. "
+            f"Received: objective={objective!r}"
+        )
+    name, sep, direction = objective.strip().partition(":")
+    if not name or (sep and direction not in ("min", "max")):
+        raise ValueError(
+            "Invalid value for argument `objective`: expected 'NAME', 'NAME:min' or "
+            f"'NAME:max' (a logged metric and its direction). Received: objective={objective!r}"
+        )
+    if name == "val_loss":
+        name = DATA_LOSS
+    if not sep:
+        direction = "max" if any(k in name for k in _MAXIMIZED) else "min"
+    return keras_tuner.Objective(name, direction)
+
+
+def _reference_regularizations(space):
+    """`{label: Regularization}` of the references a search evaluates first."""
+    provide = getattr(space_module, "references", None)
+    if provide is not None:
+        return dict(provide(space))
+    out = {"start": space.start(), "none": Regularization.none()}
+    if hasattr(Regularization, "recipe"):
+        out["recipe"] = Regularization.recipe()
+    return out
+
+
+def _as_dataset(data, batch_size, shuffle, seed, name):
+    """A batched `(images, labels)` dataset from a `tf.data.Dataset` or an `(x, y)` pair."""
+    if isinstance(data, tf.data.Dataset):
+        return data
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        x, y = np.asarray(data[0]), np.asarray(data[1])
+        if len(x) != len(y) or len(x) == 0:
+            raise ValueError(
+                f"Invalid value for argument `{name}`: expected (x, y) with as many labels as "
+                f"images (at least one). Received: {len(x)} images and {len(y)} labels"
+            )
+        ds = tf.data.Dataset.from_tensor_slices((x, y)).cache()
+        if shuffle:
+            ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        return ds.batch(batch_size)
+    raise TypeError(
+        f"Invalid value for argument `{name}`: expected a tf.data.Dataset of (images, labels) "
+        f"batches or a pair (x, y) of arrays. Received: {name}={type(data).__name__}"
+    )
+
+
+def _read_json(path, default):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return default
+
+
+def _write_json(path, value):
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(value, f, indent=1)
+    os.replace(tmp, path)
+
+
+def _distributed_role():
+    """`"chief"`, `"worker"` or None, from KerasTuner's documented chief/worker environment."""
+    if not (os.environ.get("KERASTUNER_ORACLE_IP") and os.environ.get("KERASTUNER_ORACLE_PORT")):
+        return None
+    return "chief" if os.environ.get("KERASTUNER_TUNER_ID") == "chief" else "worker"
+
+
+class RegularizationTuner(keras_tuner.Tuner):
+    """A KerasTuner tuner searching how strongly to regularize a model.
+
+    Each trial builds the model from the trial's `Regularization` (`build_model(reg)`, or a
+    small CNN sized from the data) and its training pipeline (Mixup/CutMix with the trial's
+    alphas and ε), then trains it with early stopping on `objective`. The first trials
+    evaluate the references (`"start"`: `space.start()`, normalized and unregularized;
+    `"none"`: no normalization, no regularization; `"recipe"`: a fixed hand recipe), so the
+    search never ends worse on validation than what a user already has; a reference the
+    space cannot express is skipped and listed in `result().skipped_references`. Hyperband
+    evaluates them among its first bracket's first-round candidates.
+
+    The tuner directory records the search's settings; building a tuner there again with the
+    same settings resumes it (finished trials kept; an interrupted trial continues from its
+    last backup, written every `backup_interval` seconds; a trial whose process died
+    `max_attempts` times is given up), with other settings raises `SettingsMismatchError`
+    naming them. With KerasTuner's chief/worker environment (`KERASTUNER_TUNER_ID`,
+    `KERASTUNER_ORACLE_IP`, `KERASTUNER_ORACLE_PORT`), the chief serves the oracle and each
+    worker runs trials.
+
+    Args:
+        build_model: None (a small CNN sized from the data) or `build_model(reg)` returning a
+            Keras model, compiled or not (uncompiled: Adam and categorical cross-entropy).
+        space: a `RegularizationSpace` (defaults: `RegularizationSpace()`).
+        tuner: `"bayesian"`, `"random"` or `"hyperband"`: the KerasTuner oracle.
+        objective: `"NAME"`, `"NAME:min"`, `"NAME:max"` of a logged metric, or a
+            `keras_tuner.Objective` (see `parse_objective`; `"val_loss"` is scored without
+            the weight penalty, as `"val_data_loss"`).
+        max_trials: the most trials, references included (Hyperband may stop earlier).
+        directory, project_name: the search lives in `directory/project_name`.
+        overwrite: start over instead of resuming.
+        seed: None or int >= 0: the oracle's seed and every model's and transform's seed
+            (seed 0 fixes the trials too).
+        references: labels of the references evaluated first (`()` for none).
+        settings: a JSON-able dict of the caller's own settings (data, model...), recorded
+            and compared on resume together with the tuner's (space, tuner, objective,
+            seed, training settings). `max_trials` is recorded but may change on resume.
+        tensorboard_dir: None or a folder: each trial logs its curves there
+            (`keras.callbacks.TensorBoard`, folder `trial_<number>`) with its hyperparameters
+            (TensorBoard's HParams view).
+        max_epochs: Hyperband's epoch budget per trial (required for `"hyperband"`).
+        hyperband_factor: Hyperband's reduction factor.
+        batch_size: batch size when the data are arrays.
+        num_classes: None to read it from the labels.
+        patience: early-stopping patience in epochs; "auto" is `max(5, epochs // 4)`, None
+            disables early stopping.
+        learning_rate, steps_per_execution: compile settings for uncompiled models.
+        max_retries_per_trial, max_consecutive_failed_trials: KerasTuner's retry limits for
+            trials that raise.
+        max_attempts: times a trial may be started without ending (process killed) before it
+            is marked failed.
+        backup_interval: seconds between the per-trial backups (0: every epoch).
+        progress: None or `progress(record, n, total)`, called when each trial ends
+            (`n == record.number`, 1-based).
+
+    Example:
+
+    >>> import tempfile
+    >>> from keras_reg.data import load
+    >>> from keras_reg.tuning import RegularizationSpace, RegularizationTuner
+    >>> train, val = load("digits", ("train[:64]", "train[80%:]"), batch_size=32)
+    >>> tuner = RegularizationTuner(space=RegularizationSpace(norm=None), tuner="random",
+    ...                             max_trials=1, directory=tempfile.mkdtemp(), seed=0)
+    >>> tuner.search(train, validation_data=val, epochs=1)
+    >>> [(t.number, t.label, t.status) for t in tuner.result().trials]
+    [(1, 'start', 'COMPLETED')]
+    """
+
+    def __init__(self, build_model=None, space=None, tuner="bayesian", objective="val_loss",
+                 max_trials=10, directory="keras_reg_search", project_name="search",
+                 overwrite=False, seed=None, *, references=REFERENCES, settings=None,
+                 tensorboard_dir=None, max_epochs=None, hyperband_factor=3, batch_size=32,
+                 num_classes=None, patience="auto", learning_rate=2e-3, steps_per_execution=8,
+                 max_retries_per_trial=1, max_consecutive_failed_trials=3, max_attempts=3,
+                 backup_interval=20.0, progress=None):
+        kind = check_choice("tuner", tuner, TUNERS)
+        max_trials = check_int("max_trials", max_trials, low=1)
+        seed = check_seed(seed)
+        if space is None:
+            space = RegularizationSpace()
+        if not isinstance(space, RegularizationSpace):
+            raise TypeError("Invalid value for argument `space`: expected a RegularizationSpace. "
+                            f"Received: space={space!r}")
+        if build_model is not None and not callable(build_model):
+            raise TypeError("Invalid value for argument `build_model`: expected None or a "
+                            f"function build_model(reg). Received: build_model={build_model!r}")
+        labels = self._check_references(references)
+        if settings is not None and not isinstance(settings, dict):
+            raise TypeError("Invalid value for argument `settings`: expected a dict. "
+                            f"Received: settings={settings!r}")
+        if kind == "hyperband":
+            if max_epochs is None:
+                raise ValueError("Invalid value for argument `max_epochs`: tuner='hyperband' "
+                                 "needs an epoch budget per trial. Received: max_epochs=None")
+            max_epochs = check_int("max_epochs", max_epochs, low=1)
+            hyperband_factor = check_int("hyperband_factor", hyperband_factor, low=2)
+        if patience != "auto" and patience is not None:
+            patience = check_int("patience", patience, low=0)
+        self.batch_size = check_int("batch_size", batch_size, low=1)
+        self.max_attempts = check_int("max_attempts", max_attempts, low=1)
+        self.backup_interval = check_float("backup_interval", backup_interval, low=0.0)
+        self.num_classes = None if num_classes is None else check_int(
+            "num_classes", num_classes, low=2)
+        self.objective = parse_objective(objective)
+        self.space = space
+        self.build_model = build_model
+        self.kind = kind
+        self.seed = seed
+        self.max_trials = max_trials
+        self.patience = patience
+        self.learning_rate = learning_rate
+        self.steps_per_execution = steps_per_execution
+        self.tensorboard_dir = None if tensorboard_dir is None else str(tensorboard_dir)
+        self.progress = progress
+        self.records = []  # the trials ended in this process
+        self._started = {}
+
+        issued = []
+        self.skipped_references = {}
+        self.reference_values = {}
+        available = _reference_regularizations(space)
+        for label in labels:
+            reg = available.get(label)
+            if reg is None:
+                self.skipped_references[label] = "no such reference in this version"
+                continue
+            if not space.contains(reg):
+                self.skipped_references[label] = (
+                    f"its values ({reg.describe()}) are outside the searched space")
+                continue
+            values = space.hp_values(reg)
+            same = [other for other, v in self.reference_values.items() if v == values]
+            if same:
+                self.skipped_references[label] = f"same values as `{same[0]}`"
+                continue
+            self.reference_values[label] = values
+            issued.append((label, values))
+
+        project_dir = os.path.join(str(directory), project_name)
+        if overwrite:
+            shutil.rmtree(project_dir, ignore_errors=True)
+        own = {
+            "tuner": kind, "space": space.get_config(),
+            "objective": f"{self.objective.name}:{self.objective.direction}", "seed": seed,
+            "references": list(labels), "max_trials": max_trials, "patience": patience,
+            "learning_rate": learning_rate, "steps_per_execution": steps_per_execution,
+            "model": "built-in CNN" if build_model is None else getattr(
+                build_model, "__qualname__", type(build_model).__name__),
+        }
+        if kind == "hyperband":
+            own.update(max_epochs=max_epochs, hyperband_factor=hyperband_factor)
+        self.settings = _settings.check(project_dir, {**(settings or {}), **own},
+                                        free=("max_trials",))
+
+        hp = keras_tuner.HyperParameters()
+        space.declare(hp)
+        oracle_args = dict(objective=self.objective, seed=oracle_seed(seed), hyperparameters=hp,
+                           max_retries_per_trial=max_retries_per_trial,
+                           max_consecutive_failed_trials=max_consecutive_failed_trials)
+        if kind == "hyperband":
+            oracle = ORACLES[kind](max_epochs=max_epochs, factor=hyperband_factor, **oracle_args)
+            oracle.max_trials = max_trials  # Hyperband has no cap of its own
+        elif kind == "bayesian":
+            # KerasTuner's default (3 random points per dimension) would leave a small budget
+            # entirely random: fit the Gaussian process after half of it.
+            oracle = ORACLES[kind](max_trials=max_trials, num_initial_points=max(
+                2, min(3 * len(space.searched), max_trials // 2)), **oracle_args)
+        else:
+            oracle = ORACLES[kind](max_trials=max_trials, **oracle_args)
+        oracle.set_references(issued)
+        # hypermodel=None: the space is declared on the oracle above, so KerasTuner need not
+        # build a model outside any trial; the hypermodel is made from the data in `search`.
+        with contextlib.redirect_stdout(io.StringIO()):  # KerasTuner's "Reloading Tuner" line
+            super().__init__(oracle=oracle, hypermodel=None, directory=str(directory),
+                             project_name=project_name, overwrite=False)
+        if oracle.max_trials != max_trials:  # a resumed search with another budget
+            oracle.max_trials = max_trials
+        self.hypermodel = None
+        if "input_shape" in self.settings and "num_classes" in self.settings:
+            self._make_hypermodel(tuple(self.settings["input_shape"]),
+                                  self.settings["num_classes"], self.settings.get("epochs"))
+        self.resumed_trials = 0
+        if _distributed_role() != "worker":
+            self.resumed_trials = sum(t.status in _ENDED for t in self.oracle.trials.values())
+
+    @staticmethod
+    def _check_references(references):
+        if references is None or references is False:
+            return ()
+        if isinstance(references, str):
+            references = (references,)
+        labels = tuple(references)
+        unknown = [label for label in labels if label not in REFERENCES]
+        if unknown or len(set(labels)) != len(labels):
+            raise ValueError(
+                f"Invalid value for argument `references`: expected distinct labels among "
+                f"{REFERENCES}, or () for none. Received: references={references!r}"
+            )
+        return labels
+
+    @property
+    def resume_message(self):
+        """`"resuming: K of N trials done"` when the directory held finished trials, else None."""
+        if not self.resumed_trials:
+            return None
+        return f"resuming: {self.resumed_trials} of {self.max_trials} trials done"
+
+    @property
+    def is_worker(self):
+        """True in a worker process of KerasTuner's chief/worker mode."""
+        return _distributed_role() == "worker"
+
+    def _make_hypermodel(self, input_shape, num_classes, epochs):
+        patience = self.patience
+        if patience == "auto":
+            patience = max(5, (epochs or 20) // 4)
+        self.hypermodel = RegularizationHyperModel(
+            self.space, self.build_model, input_shape, num_classes,
+            objective=self.objective.name, direction=self.objective.direction,
+            patience=patience, learning_rate=self.learning_rate,
+            steps_per_execution=self.steps_per_execution, seed=self.seed,
+        )
+
+    def search(self, train, validation_data=None, epochs=30, callbacks=None, verbose=0):
+        """Runs the trials (or, on a distributed chief, serves the oracle until they are done).
+
+        Args:
+            train: a `tf.data.Dataset` of `(images, labels)` batches, or a pair `(x, y)`.
+            validation_data: the same, held out from `train`; the objective is measured on it.
+            epochs: epochs per trial (not used by Hyperband, whose brackets set them).
+            callbacks: extra deep-copyable Keras callbacks for every trial (a
+                `keras.callbacks.TensorBoard` among them logs to `log_dir/trial_<number>`).
+            verbose: `fit` verbosity inside trials; 0 also silences KerasTuner's own per-trial
+                printout and tracebacks (the records keep the error).
+        """
+        if train is None:
+            raise ValueError("Invalid value for argument `train`: expected training data. "
+                             "Received: train=None")
+        epochs = check_int("epochs", epochs, low=1)
+        callbacks = list(callbacks or [])
+        try:
+            copy.deepcopy(callbacks)
+        except Exception as e:
+            raise TypeError(
+                "Invalid value for argument `callbacks`: every callback must be deep-copyable "
+                f"(each trial gets a fresh copy). Received: callbacks={callbacks!r} ({e})"
+            ) from None
+        train = _as_dataset(train, self.batch_size, True, self.seed, "train")
+        if validation_data is not None:
+            validation_data = _as_dataset(validation_data, self.batch_size, False, self.seed,
+                                          "validation_data")
+        input_shape, num_classes = data_spec(train, self.num_classes)
+        data = {"input_shape": list(input_shape), "num_classes": num_classes}
+        if self.kind != "hyperband":
+            data["epochs"] = epochs
+        self.settings = _settings.check(self.project_dir, data, free=("max_trials",))
+        self._make_hypermodel(input_shape, num_classes, epochs)
+        with kerastuner_tracebacks(verbose > 0):
+            try:
+                super().search(train, validation_data=validation_data, epochs=epochs,
+                               callbacks=callbacks, verbose=verbose)
+            except RuntimeError as e:  # KerasTuner: too many consecutive failures
+                if "consecutive failures" not in str(e):
+                    raise
+
+    def on_search_begin(self):
+        super().on_search_begin()
+        self.save()  # a search killed in its very first trial resumes instead of restarting
+
+    def _attempts_file(self, trial_id):
+        return os.path.join(self.get_trial_dir(trial_id), ATTEMPTS)
+
+    def on_trial_begin(self, trial):
+        super().on_trial_begin(trial)
+        self._started[trial.trial_id] = time.perf_counter()
+        path = self._attempts_file(trial.trial_id)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        counts = _read_json(path, {"attempts": 0, "ended": 0})
+        counts["attempts"] += 1
+        _write_json(path, counts)
+
+    def run_trial(self, trial, train, validation_data=None, epochs=1, callbacks=None,
+                  verbose=0, **fit_kwargs):
+        """Builds the trial's model and pipeline and trains it; returns the `History`."""
+        trial_id = trial.trial_id
+        counts = _read_json(self._attempts_file(trial_id), {"attempts": 1, "ended": 0})
+        died = counts["attempts"] - 1 - counts.get("ended", 0)  # starts that never ended
+        if died >= self.max_attempts:
+            raise keras_tuner.errors.FailedTrialError(
+                f"trial {int(trial_id) + 1} was started {died} times and never ended (the "
+                "process died each time); giving it up"
+            )
+        hm = self.hypermodel
+        hm.trial_id = trial_id
+        hp = trial.hyperparameters
+        initial_epoch = 0
+        if "tuner/epochs" in hp.values:  # Hyperband's bracket sets the epochs
+            epochs = hp.values["tuner/epochs"]
+            initial_epoch = hp.values["tuner/initial_epoch"]
+        if self.seed is not None:
+            keras.utils.set_random_seed(self.seed)
+        if not getattr(hm, "reuse_models", False):
+            keras.backend.clear_session()
+        model = hm.build(hp)
+        if "tuner/trial_id" in hp.values:  # a Hyperband promotion continues its past trial
+            model.load_weights(self._weights_path(hp.values["tuner/trial_id"]))
+        backup = TimedBackup(os.path.join(self.get_trial_dir(trial_id), "backup"),
+                             self.backup_interval)
+        resumed = backup.restore(model)
+        if resumed:
+            initial_epoch = min(max(initial_epoch, resumed), epochs - 1)
+        trial_callbacks = copy.deepcopy(list(callbacks or []))
+        if self.tensorboard_dir is not None:
+            trial_callbacks.append(keras.callbacks.TensorBoard(self.tensorboard_dir))
+        trial_callbacks += self._hparams_callbacks(trial_callbacks, trial)
+        trial_callbacks += [BestEpochWeights(self.objective, self._weights_path(trial_id)),
+                            backup]
+        return hm.fit(hp, model, train, validation_data=validation_data, epochs=epochs,
+                      initial_epoch=initial_epoch, callbacks=trial_callbacks, verbose=verbose,
+                      **fit_kwargs)
+
+    @staticmethod
+    def _hparams_callbacks(callbacks, trial):
+        """Points every TensorBoard callback at `log_dir/trial_<n>`; adds the HParams record."""
+        boards = [c for c in callbacks if isinstance(c, keras.callbacks.TensorBoard)]
+        if not boards:
+            return []
+        from tensorboard.plugins.hparams import api as hparams_api
+
+        name = f"trial_{int(trial.trial_id) + 1}"
+        hparams = {k: v for k, v in trial.hyperparameters.values.items()
+                   if isinstance(v, (bool, int, float, str))}
+        out = []
+        for board in boards:
+            board.log_dir = os.path.join(str(board.log_dir), name)
+            out.append(hparams_api.KerasCallback(board.log_dir, hparams, trial_id=name))
+        return out
+
+    def _weights_path(self, trial_id):
+        return os.path.join(self.get_trial_dir(trial_id), WEIGHTS)
+
+    def load_model(self, trial):
+        """The model of `trial` (a KerasTuner `Trial`) with the weights of its best epoch."""
+        if self.hypermodel is None:
+            raise ValueError("The tuner has not seen the data yet: call `search` first.")
+        if not getattr(self.hypermodel, "reuse_models", False):
+            keras.backend.clear_session()
+        model = self.hypermodel.build(trial.hyperparameters)
+        model.load_weights(self._weights_path(trial.trial_id))
+        return model
+
+    def label_of(self, values):
+        """The reference label (`"start"`, ...) whose values `values` holds, or None."""
+        values = {k: v for k, v in dict(values).items() if not k.startswith("tuner/")}
+        for label, ref in self.reference_values.items():
+            if values == ref:
+                return label
+        return None
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        trial_id = trial.trial_id
+        path = self._attempts_file(trial_id)
+        counts = _read_json(path, {"attempts": 1, "ended": 0})
+        counts["ended"] = counts.get("ended", 0) + 1
+        _write_json(path, counts)
+        seconds = time.perf_counter() - self._started.pop(trial_id, time.perf_counter())
+        ended = self.oracle.get_trial(trial_id)
+        hm = self.hypermodel
+        record = TrialRecord(
+            trial_id=trial_id, values=ended.hyperparameters.values,
+            objective=ended.score if ended.status == "COMPLETED" else None,
+            epochs=hm.epochs_run.get(trial_id, 0), status=ended.status, seconds=seconds,
+            fit_seconds=hm.fit_seconds.get(trial_id, 0.0), tuner_id=self.tuner_id,
+            message=last_line(ended.message), label=self.label_of(ended.hyperparameters.values),
+        )
+        _write_json(os.path.join(self.get_trial_dir(trial_id), RECORD), record.to_dict())
+        self.records.append(record)
+        if self.progress is not None:
+            self.progress(record, record.number, self.max_trials)
+
+    def result(self):
+        """The `SearchResult` of the trials so far (a worker: of its own trials).
+
+        Raises:
+            SearchError: no trial completed.
+        """
+        project_dir = self.project_dir
+        if self.is_worker:
+            return SearchResult.from_records(
+                self.records, self.objective.name, self.objective.direction,
+                directory=project_dir, skipped_references=self.skipped_references,
+                partial=True)
+        records = []
+        hyperparameters = {}
+        for trial_id, t in sorted(self.oracle.trials.items()):
+            rec = read_record(self.get_trial_dir(trial_id))
+            hyperparameters[trial_id] = t.hyperparameters
+            records.append(TrialRecord(
+                trial_id, t.hyperparameters.values,
+                objective=t.score if t.status == "COMPLETED" else None,
+                epochs=rec.epochs if rec else 0, status=t.status,
+                seconds=rec.seconds if rec else 0.0,
+                fit_seconds=rec.fit_seconds if rec else 0.0,
+                tuner_id=rec.tuner_id if rec else None, message=last_line(t.message),
+                label=self.label_of(t.hyperparameters.values),
+            ))
+        return SearchResult.from_records(
+            records, self.objective.name, self.objective.direction,
+            hyperparameters=hyperparameters, tuner=self, directory=project_dir,
+            skipped_references=self.skipped_references, resumed_trials=self.resumed_trials)
