@@ -169,11 +169,14 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
     def pipeline(self, reg, train, validation=None):
         """`(train, validation)` datasets with the trial's transform and one-hot targets."""
         transform = reg.transform(self.num_classes, seed=self.seed)
+        augmentation = reg.augmentation(seed=self.seed)
         k = self.num_classes
+        if augmentation is not None:  # keyed by position too: new draws every epoch
+            train = augmentation.apply(train, num_parallel_calls=tf.data.AUTOTUNE)
         if transform is None:
             train = train.map(lambda x, y, *r: (x, one_hot(y, k), *r), tf.data.AUTOTUNE)
         else:
-            train = train.map(transform, tf.data.AUTOTUNE)
+            train = transform.apply(train, num_parallel_calls=tf.data.AUTOTUNE)
         train = train.prefetch(tf.data.AUTOTUNE)
         if validation is not None:
             validation = validation.map(lambda x, y, *r: (x, one_hot(y, k), *r))

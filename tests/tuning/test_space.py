@@ -5,16 +5,18 @@ import numpy as np
 import pytest
 
 from keras_reg import regularizers
-from keras_reg.data import MixupCutMix
+from keras_reg.data import Augment, MixupCutMix
 from keras_reg.tuning import Regularization, RegularizationSpace
+from keras_reg.tuning.space import NAMES, references
 
 
 def test_none_is_the_unregularized_baseline():
     reg = Regularization.none()
     assert reg.to_dict() == {"l2": 0.0, "dropout": 0.0, "drop_path": 0.0, "mixup_alpha": 0.0,
-                             "cutmix_alpha": 0.0, "label_smoothing": 0.0, "norm": None}
+                             "cutmix_alpha": 0.0, "label_smoothing": 0.0, "augment": 0.0,
+                             "input_noise": 0.0, "norm": None, "flip": None}
     assert reg.is_none and reg.kernel_regularizer() is None
-    assert reg.transform(10) is None
+    assert reg.transform(10) is None and reg.augmentation() is None
     assert reg.describe() == "none"
 
 
@@ -50,14 +52,16 @@ def test_round_trip_and_equality():
 def test_space_declares_ranges_choices_fixed_and_disabled():
     space = RegularizationSpace(l2=(1e-5, 1e-2), dropout=[0.0, 0.25], drop_path=None,
                                 mixup_alpha=0.2, cutmix_alpha=None, label_smoothing=(0.0, 0.1),
-                                norm=["batch", None])
+                                augment="off", input_noise=0, norm=["batch", None])
     hp = keras_tuner.HyperParameters()
     reg = space.declare(hp)
     by_name = {p.name: p for p in hp.space}
-    assert set(by_name) == {"l2", "dropout", "mixup_alpha", "label_smoothing", "norm"}
+    assert set(by_name) == {"l2", "dropout", "mixup_alpha", "label_smoothing", "input_noise",
+                            "norm"}
     assert by_name["l2"].sampling == "log"
     assert list(by_name["norm"].values) == ["batch", "none"]
     assert reg.mixup_alpha == 0.2 and reg.drop_path == 0.0 and reg.cutmix_alpha == 0.0
+    assert reg.augment == 0.0 and reg.input_noise == 0.0 and by_name["input_noise"].value == 0
     assert space.searched == ("l2", "dropout", "label_smoothing", "norm")
     assert space.contains(reg)
     assert not space.contains(Regularization(l2=0.5))
@@ -67,9 +71,12 @@ def test_space_declares_ranges_choices_fixed_and_disabled():
 def test_default_space_is_valid_and_searches_every_technique():
     space = RegularizationSpace()
     assert space.searched == ("l2", "dropout", "drop_path", "mixup_alpha", "cutmix_alpha",
-                              "label_smoothing", "norm")
-    assert space.contains(Regularization(l2=1e-6))  # the low end: practically no L2
-    assert not space.contains(Regularization.none())  # a log range excludes 0
+                              "label_smoothing", "augment", "input_noise", "norm")
+    assert space.contains(Regularization(l2=1e-6)) and space.contains(Regularization(l2=1e-2))
+    # every dimension can be off: the unregularized baseline lies in the default space
+    assert space.contains(Regularization.none())
+    assert space.contains(Regularization.recipe())
+    assert not space.contains(Regularization(flip="horizontal"))  # flips only when asked
 
 
 # One test per validation error, each naming its argument.
@@ -104,9 +111,31 @@ def test_space_rejects_reversed_range():
         RegularizationSpace(dropout=(0.5, 0.1))
 
 
-def test_space_rejects_log_range_from_zero():
+def test_log_range_from_zero_is_zero_and_a_log_grid():
+    space = RegularizationSpace(l2=(0.0, 1e-3))
+    hp = keras_tuner.HyperParameters()
+    space.declare(hp)
+    l2 = {p.name: p for p in hp.space}["l2"]
+    # 0, then 1-2-5 per decade over four decades below the top
+    expected = [0.0] + [m * 10.0**e for e in range(-7, -3) for m in (1, 2, 5)] + [1e-3]
+    np.testing.assert_allclose(list(l2.values), expected, rtol=1e-12)
+    assert l2.ordered
+    assert space.get_config()["l2"] == (0.0, 1e-3)
+    assert space.contains(Regularization(l2=0.0)) and space.contains(Regularization(l2=2e-5))
+    assert not space.contains(Regularization(l2=3e-5))  # between grid points
+
+
+def test_linear_range_from_zero_keeps_a_float():
+    hp = keras_tuner.HyperParameters()
+    RegularizationSpace(l2=(0.0, 1e-3, "linear")).declare(hp)
+    l2 = {p.name: p for p in hp.space}["l2"]
+    assert isinstance(l2, keras_tuner.engine.hyperparameters.Float)
+    assert (l2.min_value, l2.max_value, l2.sampling) == (0.0, 1e-3, "linear")
+
+
+def test_space_rejects_unknown_sampling():
     with pytest.raises(ValueError, match="l2"):
-        RegularizationSpace(l2=(0.0, 1e-3))
+        RegularizationSpace(l2=(1e-5, 1e-3, "cubic"))
 
 
 def test_space_rejects_out_of_range_choice():
@@ -154,14 +183,95 @@ def test_drop_path_rates_rejects_zero_depth():
         Regularization(drop_path=0.1).drop_path_rates(0)
 
 
-def test_start_is_the_low_end_and_first_choices():
+def test_start_is_off_where_possible_else_the_low_end_and_first_choices():
     space = RegularizationSpace(l2=(1e-5, 1e-2), dropout=[0.1, 0.3], drop_path=None,
-                                mixup_alpha=0.2, norm=["group", None])
+                                mixup_alpha=0.2, cutmix_alpha=[0.0, 1.0], augment=(0.0, 1.0),
+                                norm=[None, "group"])
     start = space.start()
     assert start.to_dict() == {"l2": 1e-5, "dropout": 0.1, "drop_path": 0.0, "mixup_alpha": 0.2,
-                               "cutmix_alpha": 0.0, "label_smoothing": 0.0, "norm": "group"}
+                               "cutmix_alpha": 0.0, "label_smoothing": 0.0, "augment": 0.0,
+                               "input_noise": 0.0, "norm": "group", "flip": None}
     assert space.contains(start)
     hp = keras_tuner.HyperParameters()
     space.declare(hp)
     hp.values.update(space.hp_values(Regularization(l2=1e-3, dropout=0.3, mixup_alpha=0.2)))
     assert space.declare(hp) == Regularization(l2=1e-3, dropout=0.3, mixup_alpha=0.2)
+
+
+# Off values, augmentation, references, the --space syntax, edge warnings.
+
+@pytest.mark.parametrize("off", [0, 0.0, "off", "OFF", None])
+def test_every_value_accepts_off(off):
+    reg = Regularization(**{name: off for name in NAMES})
+    assert reg == Regularization.none()
+    space = RegularizationSpace(**{name: off for name in NAMES})
+    assert space.start() == Regularization.none()
+    assert space.searched == ()
+
+
+def test_augmentation_scales_shift_rotation_zoom_and_adds_noise():
+    aug = Regularization(augment=0.5, input_noise=0.05).augmentation(seed=4)
+    assert isinstance(aug, Augment) and aug.seed == 4 and aug.flip is False
+    assert (aug.translation, aug.rotation, aug.zoom) == pytest.approx((0.075, 0.025, 0.075))
+    assert aug.noise_stddev == pytest.approx(0.05)
+    assert Regularization(flip="horizontal").augmentation().flip == "horizontal"
+
+
+def test_recipe_is_fixed_and_regularizes():
+    recipe = Regularization.recipe()
+    assert recipe == Regularization(l2=1e-4, dropout=0.1, drop_path=0.1, augment=0.5,
+                                    norm="batch")
+    assert Regularization.recipe(flip="horizontal").flip == "horizontal"
+
+
+def test_references_are_none_start_and_recipe():
+    space = RegularizationSpace(norm=["group", "batch", None], flip="horizontal")
+    refs = references(space)
+    assert list(refs) == ["none", "start", "recipe"]
+    assert refs["none"] == Regularization.none()
+    assert refs["start"] == Regularization(norm="group", flip="horizontal")
+    assert refs["recipe"] == Regularization.recipe(flip="horizontal")
+    assert references()["start"] == Regularization(norm="batch")
+    with pytest.raises(TypeError, match="space"):
+        references({"l2": 0})
+
+
+def test_parse_overrides_the_defaults_item_by_item():
+    space = RegularizationSpace.parse(
+        ["l2=0:1e-2", "dropout=lin:0:0.5", "drop_path=log:0.01:0.3", "norm=batch",
+         "mixup_alpha=off", "cutmix_alpha=0,0.5", "label_smoothing=0.1", "norm=group,none",
+         "flip=horizontal"])
+    expected = RegularizationSpace(l2=(0.0, 1e-2), dropout=(0.0, 0.5),
+                                   drop_path=(0.01, 0.3, "log"), mixup_alpha=None,
+                                   cutmix_alpha=[0.0, 0.5], label_smoothing=0.1,
+                                   norm=["group", None], flip="horizontal")
+    assert space.get_config() == expected.get_config()
+    assert space.get_config()["augment"] == RegularizationSpace().get_config()["augment"]
+    # a string of items and a dict say the same
+    assert (RegularizationSpace.parse("dropout=0:0.3 norm=none").get_config()
+            == RegularizationSpace.parse({"dropout": "0:0.3", "norm": "none"}).get_config())
+
+
+@pytest.mark.parametrize("item", ["l2", "l2=", "weight_decay=1e-4", "l2=abc", "dropout=0:2",
+                                  "dropout=0:0.2:0.4", "l2=cubic:1e-5:1e-3", "norm=instance",
+                                  "norm=batch:group", "dropout=0.3:0.1", "mixup_alpha=0,0"])
+def test_parse_errors_name_the_item(item):
+    with pytest.raises(ValueError, match="Invalid --space item") as info:
+        RegularizationSpace.parse(["norm=batch", item])
+    assert repr(item) in str(info.value)
+
+
+def test_edge_warnings_flag_values_at_a_searched_edge():
+    space = RegularizationSpace(l2=(0.0, 1e-2), dropout=(0.0, 0.5), drop_path=(0.05, 0.3),
+                                mixup_alpha=[0.0, 0.4], label_smoothing=0.1)
+    assert space.edge_warnings(Regularization(l2=1e-4, dropout=0.2, drop_path=0.1)) == []
+    # 0 is "off", not an edge; a fixed value is not searched
+    assert space.edge_warnings(Regularization(drop_path=0.1, label_smoothing=0.1)) == []
+    warnings = space.edge_warnings(Regularization(l2=1e-2, dropout=0.5, drop_path=0.05,
+                                                  mixup_alpha=0.4))
+    assert [w.split("=")[0] for w in warnings] == ["l2", "dropout", "drop_path", "mixup_alpha"]
+    assert all("\n" not in w for w in warnings)
+    assert "--space l2=0:0.1" in warnings[0]
+    assert "--space dropout=0:0.9" in warnings[1]  # below the open bound 1
+    assert "--space drop_path=0:0.3" in warnings[2]
+    assert "--space mixup_alpha=0:0.8" in warnings[3]

@@ -1,0 +1,234 @@
+"""`Regularization`: the regularization values of one trial, with builder helpers."""
+
+import numbers
+
+from keras_reg._validation import check_choice, check_float, check_int, check_seed
+
+NORMS = ("batch", "group", None)
+FLIPS = ("horizontal", "vertical", "horizontal_and_vertical", None)
+
+# name -> (lower bound, upper bound, upper bound open, log-scaled by default)
+FLOATS = {
+    "l2": (0.0, None, False, True),
+    "dropout": (0.0, 1.0, True, False),
+    "drop_path": (0.0, 1.0, True, False),
+    "mixup_alpha": (0.0, None, False, False),
+    "cutmix_alpha": (0.0, None, False, False),
+    "label_smoothing": (0.0, 1.0, True, False),
+    "augment": (0.0, 2.0, False, False),
+    "input_noise": (0.0, None, False, False),
+}
+CHOICES = {"norm": NORMS, "flip": FLIPS}
+NAMES = ("l2", "dropout", "drop_path", "mixup_alpha", "cutmix_alpha", "label_smoothing",
+         "augment", "input_noise", "norm", "flip")
+OFF = ("off", "none")
+
+# Augmentation strength 1 means: shifts up to 15 % of the side, rotations up to 0.05 of a
+# turn (18 degrees), zoom up to 15 %; `augment=s` scales all three by s.
+AUGMENT_UNIT = {"translation": 0.15, "rotation": 0.05, "zoom": 0.15}
+
+
+def check_value(name, value):
+    """One value of parameter `name`, validated; "off"/"none"/None mean 0 (or no layer)."""
+    if isinstance(value, str) and value.strip().lower() in OFF or value is None:
+        value = None if name in CHOICES else 0.0
+    if name in CHOICES and isinstance(value, numbers.Real) and value == 0:  # 0 or False
+        value = None
+    if name in CHOICES:
+        return check_choice(name, value, CHOICES[name])
+    low, high, high_open, _ = FLOATS[name]
+    return check_float(name, value, low, high, high_open=high_open)
+
+
+def format_value(value):
+    """A value with 3 significant digits (`1.00e-04`, `0.25`, `batch`, `none`)."""
+    if value is None:
+        return "none"
+    if isinstance(value, float):
+        return f"{value:.2e}" if 0 < abs(value) < 1e-2 else f"{value:.3g}"
+    return str(value)
+
+
+class Regularization:
+    """The regularization of one trial: strengths, normalization and augmentation.
+
+    `search` hands one `Regularization` to `build_model(reg)` per trial and builds the
+    training pipeline from the same values, so a model builder only reads attributes:
+
+    - `l2`: L2 penalty `λ·Σw²` on kernels (`reg.kernel_regularizer()`, None when 0).
+    - `dropout`: dropout rate before the classifier (and wherever the builder puts it).
+    - `drop_path`: the largest stochastic-depth rate; `reg.drop_path_rates(depth)` gives the
+      linear decay rule over `depth` residual blocks.
+    - `norm`: `"batch"`, `"group"` or None.
+
+    and the data side, applied by the pipeline (`reg.augmentation()` then `reg.transform()`):
+
+    - `augment`: strength `s` of label-preserving augmentation: random shifts up to `0.15·s`
+      of the side, rotations up to `0.05·s` of a turn and zoom up to `0.15·s`
+      (`keras_reg.data.augment`).
+    - `input_noise`: standard deviation of Gaussian noise added to the inputs.
+    - `flip`: the random flip that preserves the labels (`"horizontal"`, ...), or None. Off by
+      default: a flipped digit or letter changes class.
+    - `mixup_alpha`, `cutmix_alpha`, `label_smoothing`: `keras_reg.data.MixupCutMix`.
+
+    Every value accepts 0 / `"off"` / None for "off". `Regularization.none()` is the
+    unregularized baseline: everything off and no normalization layer.
+    `Regularization.recipe()` is a fixed hand recipe for small image tasks.
+
+    Args:
+        l2: float >= 0.
+        dropout: float in [0, 1).
+        drop_path: float in [0, 1).
+        mixup_alpha: float >= 0 (0 disables Mixup).
+        cutmix_alpha: float >= 0 (0 disables CutMix).
+        label_smoothing: float in [0, 1), the ε of `y·(1-ε) + ε/K`.
+        augment: float in [0, 2], augmentation strength.
+        input_noise: float >= 0, standard deviation of the input noise.
+        norm: `"batch"`, `"group"` or None.
+        flip: None, `"horizontal"`, `"vertical"` or `"horizontal_and_vertical"`.
+
+    Example:
+
+    >>> reg = Regularization(l2=1e-4, dropout=0.25, mixup_alpha="off")
+    >>> reg.dropout, reg.mixup_alpha, reg.norm
+    (0.25, 0.0, None)
+    >>> [round(r, 2) for r in Regularization(drop_path=0.2).drop_path_rates(3)]
+    [0.0, 0.1, 0.2]
+    >>> Regularization.none().transform(num_classes=10) is None
+    True
+    >>> Regularization.recipe().describe()
+    'l2=1.00e-04 dropout=0.1 drop_path=0.1 augment=0.5 norm=batch'
+    """
+
+    def __init__(self, l2=0.0, dropout=0.0, drop_path=0.0, mixup_alpha=0.0, cutmix_alpha=0.0,
+                 label_smoothing=0.0, augment=0.0, input_noise=0.0, norm=None, flip=None):
+        self.l2 = check_value("l2", l2)
+        self.dropout = check_value("dropout", dropout)
+        self.drop_path = check_value("drop_path", drop_path)
+        self.mixup_alpha = check_value("mixup_alpha", mixup_alpha)
+        self.cutmix_alpha = check_value("cutmix_alpha", cutmix_alpha)
+        self.label_smoothing = check_value("label_smoothing", label_smoothing)
+        self.augment = check_value("augment", augment)
+        self.input_noise = check_value("input_noise", input_noise)
+        self.norm = check_value("norm", norm)
+        self.flip = check_value("flip", flip)
+
+    @classmethod
+    def none(cls):
+        """The unregularized baseline: everything off, no normalization."""
+        return cls()
+
+    @classmethod
+    def recipe(cls, flip=None):
+        """A fixed hand recipe for a small convolutional net on small image data.
+
+        Batch norm, L2 λ = 1e-4, dropout 0.1 before the classifier, drop-path 0.1 and
+        label-preserving augmentation of strength 0.5 (shifts up to 7.5 % of the side,
+        rotations up to 9 degrees, zoom up to 7.5 %): the regularizers that help on most small
+        image tasks, none strong enough to hurt much where it is not needed. No Mixup, CutMix
+        or label smoothing: they make predictions deliberately under-confident, which costs
+        test log-loss on small data.
+
+        Args:
+            flip: the label-preserving flip of the data, if any (None for digits and text).
+
+        Returns:
+            A `Regularization`.
+        """
+        return cls(l2=1e-4, dropout=0.1, drop_path=0.1, augment=0.5, norm="batch", flip=flip)
+
+    baseline = none
+
+    @classmethod
+    def from_dict(cls, values):
+        """A `Regularization` from a dict (unknown keys such as `tuner/epochs` are ignored)."""
+        return cls(**{k: v for k, v in dict(values).items() if k in NAMES})
+
+    def to_dict(self):
+        return {name: getattr(self, name) for name in NAMES}
+
+    get_config = to_dict
+    from_config = from_dict
+
+    @property
+    def is_none(self):
+        """True for the unregularized baseline."""
+        return self == Regularization.none()
+
+    def kernel_regularizer(self):
+        """`keras_reg.regularizers.l2(self.l2)`, or None when `l2` is 0."""
+        if self.l2 == 0.0:
+            return None
+        from keras_reg import regularizers
+
+        return regularizers.l2(self.l2)
+
+    def drop_path_rates(self, depth):
+        """Per-block drop-path rates rising linearly from 0 to `drop_path` over `depth` blocks."""
+        depth = check_int("depth", depth, low=1)
+        from keras_reg.layers import drop_path_rates
+
+        return list(drop_path_rates(depth, self.drop_path))
+
+    def augmentation(self, seed=None):
+        """The label-preserving augmentation of this trial, or None when it is off.
+
+        Args:
+            seed: None or int >= 0, seed of the augmentation.
+
+        Returns:
+            A `keras_reg.data.Augment` (shifts, rotations and zoom scaled by `augment`, the
+            `flip`, Gaussian noise of standard deviation `input_noise`) for images in [0, 1],
+            or None when `augment`, `input_noise` and `flip` are all off.
+        """
+        seed = check_seed(seed)
+        if not (self.augment or self.input_noise or self.flip):
+            return None
+        from keras_reg.data import augment
+
+        s = self.augment
+        return augment(flip=self.flip or False, rotation=min(0.5, AUGMENT_UNIT["rotation"] * s),
+                       zoom=min(0.9, AUGMENT_UNIT["zoom"] * s),
+                       translation=min(1.0, AUGMENT_UNIT["translation"] * s),
+                       noise_stddev=self.input_noise, seed=seed)
+
+    def transform(self, num_classes, seed=None):
+        """The label transform of this trial: `MixupCutMix` with its alphas and ε, or None.
+
+        Args:
+            num_classes: int >= 2.
+            seed: None or int >= 0, seed of the transform.
+
+        Returns:
+            A `keras_reg.data.MixupCutMix` for `dataset.batch(...).map(...)`, or None when
+            `mixup_alpha`, `cutmix_alpha` and `label_smoothing` are all 0.
+        """
+        num_classes = check_int("num_classes", num_classes, low=2)
+        seed = check_seed(seed)
+        if not (self.mixup_alpha or self.cutmix_alpha or self.label_smoothing):
+            return None
+        from keras_reg.data import MixupCutMix
+
+        return MixupCutMix(
+            num_classes, mixup_alpha=self.mixup_alpha, cutmix_alpha=self.cutmix_alpha,
+            label_smoothing=self.label_smoothing, seed=seed,
+            # Not XLA-compiled: a trial's pipeline is new each time, and the compilation
+            # costs more than the batches of a small dataset.
+            jit_compile=False,
+        )
+
+    def __eq__(self, other):
+        return isinstance(other, Regularization) and self.to_dict() == other.to_dict()
+
+    def __hash__(self):
+        return hash(tuple(self.to_dict().items()))
+
+    def describe(self):
+        """A short one-line description: `l2=1.00e-04 dropout=0.25 norm=batch` (off left out)."""
+        parts = [f"{name}={format_value(value)}" for name, value in self.to_dict().items()
+                 if value]
+        return " ".join(parts) or "none"
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items())
+        return f"Regularization({args})"
