@@ -551,3 +551,167 @@ def test_callbacks_inside_keras_tuner_trials(tmp_path):
     for trial in trials:
         for key in ("reg_loss", "data_loss", "gap", "rate", "weight_decay", "l2_strength"):
             assert trial.metrics.exists(key), key
+
+
+# ------------------------------------------------------------------ PreciseBatchNorm
+
+_EPS = 1e-3  # keras.layers.BatchNormalization's default epsilon
+
+
+def _bn_model(seed=0):
+    """Dense -> BN -> ReLU -> nested [Dense -> BN] -> Dropout -> Dense, random gamma/beta."""
+    keras.utils.set_random_seed(seed)
+    inner = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(3), keras.layers.BatchNormalization()],
+        name="inner",
+    )
+    model = keras.Sequential(
+        [
+            keras.Input((5,)),
+            keras.layers.Dense(4),
+            keras.layers.BatchNormalization(),
+            keras.layers.ReLU(),
+            inner,
+            keras.layers.Dropout(0.5, seed=1),
+            keras.layers.Dense(1),
+        ]
+    )
+    rng = np.random.default_rng(seed)
+    for bn in (model.layers[1], inner.layers[1]):
+        bn.gamma.assign(rng.uniform(0.5, 2.0, bn.gamma.shape).astype("float32"))
+        bn.beta.assign(rng.normal(size=bn.beta.shape).astype("float32"))
+    model.compile(keras.optimizers.Adam(0.05), "mse")
+    return model
+
+
+def _bn_data(n=29, batch=8, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(2.0, 3.0, size=(n, 5)).astype("float32")
+    y = rng.normal(size=(n, 1)).astype("float32")
+    return x, y, tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)
+
+
+def _numpy_bn_inputs(model, x, batch, num_batches):
+    """The inputs of both BN layers in training mode, concatenated over the batches (NumPy)."""
+    dense1, bn1, inner = model.layers[0], model.layers[1], model.layers[3]
+    dense2 = inner.layers[0]
+    w1, b1 = (np.asarray(v, "float64") for v in (dense1.kernel, dense1.bias))
+    w2, b2 = (np.asarray(v, "float64") for v in (dense2.kernel, dense2.bias))
+    gamma, beta = np.asarray(bn1.gamma, "float64"), np.asarray(bn1.beta, "float64")
+    first, second = [], []
+    for start in range(0, min(len(x), batch * num_batches), batch):
+        h1 = x[start:start + batch].astype("float64") @ w1 + b1
+        normalized = (h1 - h1.mean(0)) / np.sqrt(h1.var(0) + _EPS) * gamma + beta
+        h2 = np.maximum(normalized, 0.0) @ w2 + b2
+        first.append(h1)
+        second.append(h2)
+    return np.concatenate(first), np.concatenate(second)
+
+
+def _bn_stats(model):
+    return [
+        (np.asarray(bn.moving_mean), np.asarray(bn.moving_variance))
+        for bn in (model.layers[1], model.layers[3].layers[1])
+    ]
+
+
+@pytest.mark.parametrize("num_batches", [3, 10])  # 3 of 4 batches; all 4 (uneven last one)
+def test_precise_bn_statistics_equal_numpy_over_the_batches(num_batches):
+    model = _bn_model()
+    x, _, data = _bn_data()
+    used = callbacks.PreciseBatchNorm(data, num_batches=num_batches).update(model)
+    assert used == min(num_batches, 4)
+    for (mean, var), h in zip(_bn_stats(model), _numpy_bn_inputs(model, x, 8, num_batches)):
+        np.testing.assert_allclose(mean, h.mean(0), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(var, h.var(0), rtol=1e-4, atol=1e-5)
+
+
+def test_precise_bn_reduces_over_spatial_axes_like_keras():
+    rng = np.random.default_rng(1)
+    x = rng.normal(1.0, 2.0, size=(12, 3, 3, 2)).astype("float32")
+    model = keras.Sequential([keras.Input((3, 3, 2)), keras.layers.BatchNormalization()])
+    callbacks.PreciseBatchNorm(tf.data.Dataset.from_tensor_slices(x).batch(4)).update(model)
+    bn = model.layers[0]
+    np.testing.assert_allclose(np.asarray(bn.moving_mean), x.mean((0, 1, 2)), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(bn.moving_variance), x.var((0, 1, 2)), atol=1e-4)
+
+
+def test_precise_bn_keeps_weights_optimizer_and_random_state():
+    model = _bn_model()
+    x, y, data = _bn_data()
+    model.fit(data, epochs=1, verbose=0)  # the optimizer now has a state
+    bn_ids = {id(v) for bn in (model.layers[1], model.layers[3].layers[1])
+              for v in (bn.moving_mean, bn.moving_variance)}
+    others = [v for v in model.variables if id(v) not in bn_ids]
+    assert any("seed" in v.name for v in others)  # the Dropout's generator state is checked
+    before = [np.array(v) for v in others]
+    optimizer_before = [np.array(v) for v in model.optimizer.variables]
+    stats_before = _bn_stats(model)
+    momenta = [model.layers[1].momentum, model.layers[3].layers[1].momentum]
+    callbacks.PreciseBatchNorm(data, num_batches=4).update(model)
+    for variable, value in zip(others, before):
+        np.testing.assert_array_equal(np.array(variable), value)
+    for variable, value in zip(model.optimizer.variables, optimizer_before):
+        np.testing.assert_array_equal(np.array(variable), value)
+    assert [model.layers[1].momentum, model.layers[3].layers[1].momentum] == momenta
+    assert not np.allclose(_bn_stats(model)[0][0], stats_before[0][0])
+
+
+class _CountingPreciseBN(callbacks.PreciseBatchNorm):
+    def update(self, model):
+        self.calls = getattr(self, "calls", 0) + 1
+        return super().update(model)
+
+
+def test_precise_bn_runs_before_each_validation_and_at_train_end_in_fit():
+    model = _bn_model()
+    x, y, data = _bn_data()
+    counting = _CountingPreciseBN(data, num_batches=4)
+    model.fit(data, validation_data=data, epochs=2, verbose=0, callbacks=[counting])
+    assert counting.calls == 2  # one per validation; train end: weights unchanged, skipped
+    for (mean, var), h in zip(_bn_stats(model), _numpy_bn_inputs(model, x, 8, 4)):
+        np.testing.assert_allclose(mean, h.mean(0), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(var, h.var(0), rtol=1e-4, atol=1e-5)
+    # The validation loss was computed with the precise statistics: evaluate agrees.
+    history_val = counting.model.history.history["val_loss"][-1]
+    np.testing.assert_allclose(model.evaluate(data, verbose=0), history_val, rtol=1e-5)
+
+    plain = _CountingPreciseBN(data, num_batches=4, at_train_end=False)
+    model.fit(data, epochs=1, verbose=0, callbacks=[plain])
+    assert getattr(plain, "calls", 0) == 0
+    with_end = _CountingPreciseBN(data, num_batches=4)
+    model.fit(data, epochs=1, verbose=0, callbacks=[with_end])
+    assert with_end.calls == 1
+
+
+def test_precise_bn_skips_frozen_batch_norm_and_warns_without_any():
+    model = _bn_model()
+    _, _, data = _bn_data()
+    model.layers[1].trainable = False
+    frozen_before = _bn_stats(model)[0]
+    callbacks.PreciseBatchNorm(data).update(model)
+    np.testing.assert_array_equal(_bn_stats(model)[0][0], frozen_before[0])
+    dense = keras.Sequential([keras.Input((5,)), keras.layers.Dense(1)])
+    with pytest.warns(UserWarning, match="no trainable BatchNormalization"):
+        assert callbacks.PreciseBatchNorm(data).update(dense) == 0
+
+
+def test_precise_bn_data_not_a_dataset_raises():
+    with pytest.raises(TypeError, match="`data`"):
+        callbacks.PreciseBatchNorm(np.ones((4, 5)))
+
+
+def test_precise_bn_num_batches_zero_raises():
+    with pytest.raises(ValueError, match="`num_batches`"):
+        callbacks.PreciseBatchNorm(_bn_data()[2], num_batches=0)
+
+
+def test_precise_bn_at_train_end_not_bool_raises():
+    with pytest.raises(TypeError, match="`at_train_end`"):
+        callbacks.PreciseBatchNorm(_bn_data()[2], at_train_end="yes")
+
+
+def test_precise_bn_empty_data_raises():
+    empty = _bn_data()[2].take(0)
+    with pytest.raises(ValueError, match="`data`"):
+        callbacks.PreciseBatchNorm(empty).update(_bn_model())
