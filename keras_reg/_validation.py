@@ -12,7 +12,8 @@ import numbers
 FLOAT32_MAX = 3.4028234663852886e38
 
 
-def _fail(name, expected, value, error=ValueError):
+def fail(name, expected, value, error=ValueError):
+    """Raises `error` with the package's one-sentence message naming `name` and `value`."""
     raise error(
         f"Invalid value for argument `{name}`: expected {expected}. Received: {name}={value!r}"
     )
@@ -43,21 +44,21 @@ def check_float(name, value, low=None, high=None, low_open=False, high_open=Fals
                 raise TypeError
             value_f = float(value)
         except (TypeError, ValueError):
-            _fail(name, expected, value, TypeError)
+            fail(name, expected, value, TypeError)
     else:
         value_f = float(value)
     if math.isnan(value_f):
-        _fail(name, expected, value)
+        fail(name, expected, value)
     if low is not None and (value_f < low or (low_open and value_f == low)):
-        _fail(name, expected, value)
+        fail(name, expected, value)
     if high is not None and (value_f > high or (high_open and value_f == high)):
-        _fail(name, expected, value)
+        fail(name, expected, value)
     if math.isinf(value_f) and (low is None or high is None):
         # Unbounded intervals still reject infinities: no strength or scale is infinite.
-        _fail(name, expected.replace("float", "finite float"), value)
+        fail(name, expected.replace("float", "finite float"), value)
     if abs(value_f) > FLOAT32_MAX:
         # Finite in float64 but not in float32, where it would be stored.
-        _fail(name, f"{expected} within the float32 range (|value| <= {FLOAT32_MAX:.8g})", value)
+        fail(name, f"{expected} within the float32 range (|value| <= {FLOAT32_MAX:.8g})", value)
     return value_f
 
 
@@ -72,17 +73,17 @@ def check_int(name, value, low=None, high=None):
         f" <= {high}" if high is not None else ""
     )
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        _fail(name, expected, value, TypeError)
+        fail(name, expected, value, TypeError)
     value = int(value)
     if (low is not None and value < low) or (high is not None and value > high):
-        _fail(name, expected, value)
+        fail(name, expected, value)
     return value
 
 
 def check_choice(name, value, choices):
     """Checks `value` is one of `choices` (strings compared exactly)."""
     if value not in choices:
-        _fail(name, "one of " + ", ".join(repr(c) for c in choices), value)
+        fail(name, "one of " + ", ".join(repr(c) for c in choices), value)
     return value
 
 

@@ -5,24 +5,26 @@ import numbers
 import keras
 from keras import ops
 
-from keras_reg._validation import _fail, check_float
+from keras_reg._validation import check_float, fail
 
 
 def _check_groups(groups):
+    # A ValueError for every invalid value, non-integers included, as keras.layers.
+    # GroupNormalization raises (this layer is its drop-in).
     if isinstance(groups, bool) or not isinstance(groups, numbers.Integral):
-        _fail("groups", "a positive integer or -1 (instance norm)", groups, TypeError)
+        fail("groups", "a positive integer or -1 (instance norm)", groups)
     groups = int(groups)
     if groups < 1 and groups != -1:
-        _fail("groups", "a positive integer or -1 (instance norm)", groups)
+        fail("groups", "a positive integer or -1 (instance norm)", groups)
     return groups
 
 
 def _check_axis(axis):
     if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
-        _fail("axis", "an integer naming the channel axis (not the batch axis 0)", axis, TypeError)
+        fail("axis", "an integer naming the channel axis (not the batch axis 0)", axis, TypeError)
     axis = int(axis)
     if axis == 0:
-        _fail("axis", "an integer naming the channel axis (not the batch axis 0)", axis)
+        fail("axis", "an integer naming the channel axis (not the batch axis 0)", axis)
     return axis
 
 
@@ -34,7 +36,7 @@ def _resolve(shape, groups, axis):
             f"GroupNorm expects inputs of rank >= 2 (batch, ..., channels). Received shape {shape}."
         )
     if not -rank < axis < rank or axis == 0:
-        _fail("axis", f"a non-batch axis of the rank-{rank} input {tuple(shape)}", axis)
+        fail("axis", f"a non-batch axis of the rank-{rank} input {tuple(shape)}", axis)
     axis = axis % rank
     channels = shape[axis]
     if channels is None:
@@ -44,7 +46,7 @@ def _resolve(shape, groups, axis):
     if groups == -1:
         groups = channels
     if groups > channels or channels % groups:
-        _fail("groups", f"a divisor of the {channels} channels on axis {axis} (or -1)", groups)
+        fail("groups", f"a divisor of the {channels} channels on axis {axis} (or -1)", groups)
     return axis, channels, groups
 
 

@@ -1,6 +1,8 @@
 """GroupNorm against keras.layers.GroupNormalization, LayerNormalization and NumPy references."""
 
 import importlib
+import pathlib
+import unittest
 
 import keras
 import numpy as np
@@ -317,9 +319,17 @@ def test_invalid_groups_raises():
         GroupNorm(groups=0)
 
 
-def test_non_integer_groups_raises():
-    with pytest.raises(TypeError, match="groups"):
-        GroupNorm(groups=2.5)
+@pytest.mark.parametrize("groups", [2.5, "32", None])
+def test_non_integer_groups_raises_value_error_as_keras(groups):
+    with pytest.raises(ValueError, match=r"argument `groups`.*Received: groups="):
+        GroupNorm(groups=groups)
+    with pytest.raises(ValueError, match="groups"):
+        keras.layers.GroupNormalization(groups=groups)
+
+
+def test_bool_groups_raises():  # Keras takes True as 1 group; a bool is not a group count
+    with pytest.raises(ValueError, match="Received: groups=True"):
+        GroupNorm(groups=True)
 
 
 def test_invalid_epsilon_raises():
@@ -335,3 +345,47 @@ def test_batch_axis_raises():
 def test_axis_out_of_range_raises_at_build():
     with pytest.raises(ValueError, match="axis=4"):
         GroupNorm(groups=1, axis=4).build((2, 3, 4, 5))
+
+
+# --- Keras's own GroupNormalization test cases, run against GroupNorm ---------------------------
+
+_KERAS_TEST = (
+    pathlib.Path(keras.__file__).parent / "src" / "layers" / "normalization"
+    / "group_normalization_test.py"
+)
+
+
+def _keras_group_norm_cases():
+    """Keras's `GroupNormalizationTest` with `layers.GroupNormalization` replaced by `GroupNorm`.
+
+    The source is the test file installed with Keras, so upstream additions are picked up. Error
+    message wording differs by design (ours names the argument and value): `assertRaisesRegex`
+    checks the exception type only.
+    """
+    if not _KERAS_TEST.exists():  # a Keras installed without its tests
+        return None
+    source = _KERAS_TEST.read_text()
+    assert "layers.GroupNormalization" in source
+    namespace = {"GroupNorm": GroupNorm, "__name__": "keras_group_normalization_test"}
+    exec(compile(source.replace("layers.GroupNormalization", "GroupNorm"), str(_KERAS_TEST),
+                 "exec"), namespace)
+    base = namespace["GroupNormalizationTest"]
+
+    class KerasGroupNormalizationCases(base):
+        def assertRaisesRegex(self, expected_exception, expected_regex, *args, **kwargs):
+            return self.assertRaises(expected_exception, *args, **kwargs)
+
+    return KerasGroupNormalizationCases
+
+
+_Cases = _keras_group_norm_cases()
+
+
+@pytest.mark.skipif(_Cases is None, reason="Keras installed without its test files")
+@pytest.mark.parametrize(
+    "case", sorted(n for n in dir(_Cases or object) if n.startswith("test_")))
+def test_keras_group_normalization_case(case):
+    result = unittest.TestResult()
+    _Cases(case).run(result)
+    problems = result.errors + result.failures
+    assert result.testsRun == 1 and not problems, problems[0][1] if problems else "not run"
