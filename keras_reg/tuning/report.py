@@ -1,5 +1,10 @@
-"""Baseline against best: retraining under one protocol, test metrics, curves and report.md."""
+"""Best values against the references: retraining under one protocol, paired by seed, and the
+one renderer of the console table, `report.md` and `summary.json`."""
 
+import json
+import math
+import os
+import statistics
 import time
 
 import keras
@@ -8,17 +13,46 @@ from keras_reg.data import one_hot
 from keras_reg.regularizers import penalty
 from keras_reg.tuning.hypermodel import train as train_model
 
+REFERENCES = ("none", "start", "recipe")
+REFERENCE_MEANING = {
+    "none": "no normalization, no regularization",
+    "start": "normalized, unregularized (what a Keras user typically already has)",
+    "recipe": "a fixed hand recipe (`Regularization.recipe()`)",
+    "best": "the best values of the search",
+}
+
+
+def fmt(value, signed=False):
+    """A number with 3 significant digits (`"0.966"`, `"+0.0123"`, `"1e-06"`); `-` for None."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return f"{value:+.3g}" if signed else f"{value:.3g}"
+
+
+def describe(reg):
+    """`l2=0.0001 dropout=0.25 norm=none`: the non-zero values of `reg`, norm always shown."""
+    parts = []
+    for name, value in reg.to_dict().items():
+        if name == "norm":
+            parts.append(f"norm={'none' if value is None else value}")
+        elif value not in (None, False, 0, 0.0, "", (), [], {}):
+            parts.append(f"{name}={fmt(value)}")
+    return " ".join(parts)
+
 
 class Run:
     """One retrained model and its figures (test and clean-train metrics, history, time)."""
 
-    def __init__(self, name, reg, model, history, metrics, seconds):
+    def __init__(self, name, reg, model, history, metrics, seconds, seed=None):
         self.name = name
         self.reg = reg
         self.model = model
         self.history = history
         self.metrics = metrics
         self.seconds = seconds
+        self.seed = seed
 
     @property
     def epochs(self):
@@ -40,18 +74,18 @@ def evaluate(model, data, num_classes):
 
 def retrain(regs, train, validation, test, *, num_classes, epochs, patience, seed=None,
             build_model=None, input_shape=None, objective="val_data_loss", direction="min",
-            learning_rate=2e-3, steps_per_execution=8):
+            learning_rate=2e-3, steps_per_execution=8, verbose=0, progress=None):
     """Trains each `name -> Regularization` of `regs` from scratch under the same protocol.
 
     Same data, epochs, early stopping on `objective` (best weights restored), seed and
-    optimizer for every entry, so the baseline and the best searched values are compared on
-    equal terms. The gap is measured on the clean (unmixed) training data.
+    optimizer for every entry, so the references and the best searched values are compared on
+    equal terms. The gap is test minus training (accuracy and loss), on the clean (unmixed)
+    training data.
 
-    `train` and `validation` are datasets or functions returning one. Pass functions that build
-    the datasets anew (e.g. `lambda: load(...)`) for an identical data order in every run: a
-    dataset shuffled with a seed gives each new iteration the next order of its sequence, so
-    a dataset object shared by the runs (and by the search before them) gives each run other
-    epochs.
+    `train`, `validation` and `test` are datasets or functions returning one. Pass functions
+    that build the datasets anew (e.g. `lambda: load(...)`) for an identical data order in
+    every run: a dataset shuffled with a seed gives each new iteration the next order of its
+    sequence, so a dataset object shared by the runs gives each run other epochs.
 
     Returns:
         A dict `name -> Run`.
@@ -63,21 +97,23 @@ def retrain(regs, train, validation, test, *, num_classes, epochs, patience, see
             keras.utils.set_random_seed(seed)
         model, history = train_model(
             reg, _fresh(train), _fresh(validation), build_model=build_model,
-            input_shape=input_shape,
-            num_classes=num_classes, epochs=epochs, patience=patience, objective=objective,
-            direction=direction, seed=seed, learning_rate=learning_rate,
-            steps_per_execution=steps_per_execution,
+            input_shape=input_shape, num_classes=num_classes, epochs=epochs, patience=patience,
+            objective=objective, direction=direction, seed=seed, learning_rate=learning_rate,
+            steps_per_execution=steps_per_execution, verbose=verbose,
         )
         seconds = time.perf_counter() - start
         test_m = evaluate(model, _fresh(test), num_classes)
         train_m = evaluate(model, _fresh(train), num_classes)
         metrics = {
             "test_accuracy": test_m["accuracy"], "test_loss": test_m["loss"],
+            "test_error": 1.0 - test_m["accuracy"],
             "train_accuracy": train_m["accuracy"], "train_loss": train_m["loss"],
-            "gap_accuracy": train_m["accuracy"] - test_m["accuracy"],
+            "gap_accuracy": test_m["accuracy"] - train_m["accuracy"],
             "gap_loss": test_m["loss"] - train_m["loss"],
         }
-        runs[name] = Run(name, reg, model, history, metrics, seconds)
+        runs[name] = Run(name, reg, model, history, metrics, seconds, seed=seed)
+        if progress is not None:
+            progress(runs[name])
     return runs
 
 
@@ -85,32 +121,317 @@ def _fresh(data):
     return data() if callable(data) else data
 
 
+def spread(values):
+    """`{"mean", "std", "min", "max", "n", "values"}` of a list; a single value has no spread
+    (std, min and max None)."""
+    values = [float(v) for v in values]
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return {"mean": None, "std": None, "min": None, "max": None, "n": len(values),
+                "values": values}
+    several = len(finite) > 1
+    return {
+        "mean": statistics.fmean(finite),
+        "std": statistics.stdev(finite) if several else None,
+        "min": min(finite) if several else None, "max": max(finite) if several else None,
+        "n": len(values), "values": values,
+    }
+
+
+def paired(best_runs, reference_runs):
+    """Per-seed paired differences of `best` against one reference.
+
+    Args:
+        best_runs, reference_runs: lists of `Run`, one per seed, in the same seed order.
+
+    Returns:
+        A dict of lists, one entry per seed: `accuracy` (best − reference test accuracy),
+        `loss` (best − reference test loss) and `error_ratio` (best test error / reference test
+        error; NaN where the reference made no error).
+    """
+    out = {"accuracy": [], "loss": [], "error_ratio": []}
+    for b, r in zip(best_runs, reference_runs):
+        if b.seed != r.seed:
+            raise ValueError(f"unpaired runs: seed {b.seed} against seed {r.seed}")
+        bm, rm = b.metrics, r.metrics
+        out["accuracy"].append(bm["test_accuracy"] - rm["test_accuracy"])
+        out["loss"].append(bm["test_loss"] - rm["test_loss"])
+        ref_error = 1.0 - rm["test_accuracy"]
+        out["error_ratio"].append(
+            (1.0 - bm["test_accuracy"]) / ref_error if ref_error > 0 else float("nan"))
+    return out
+
+
+class Comparison:
+    """The references and the best values, each retrained under every seed of the comparison.
+
+    Attributes:
+        runs: dict name -> list of `Run` (one per seed, seeds in order).
+        seeds: the seeds, `seed, seed + 1, ...`.
+        same_as: the reference whose values the best values equal (not retrained), or None.
+    """
+
+    def __init__(self, runs, seeds, same_as=None):
+        self.runs = runs
+        self.seeds = list(seeds)
+        self.same_as = same_as
+
+    @property
+    def references(self):
+        return [name for name in self.runs if name != "best"]
+
+    def mean(self, name, metric):
+        return statistics.fmean(run.metrics[metric] for run in self.runs[name])
+
+    @property
+    def best_reference(self):
+        """The reference with the lowest mean test error (ties: the earlier one)."""
+        return min(self.references, key=lambda n: (self.mean(n, "test_error"),
+                                                   self.references.index(n)))
+
+    def differences(self, reference=None):
+        """Paired differences of best against `reference` (default: the best reference), each
+        with its spread over seeds (see `paired` and `spread`)."""
+        reference = reference or self.best_reference
+        return {k: spread(v) for k, v in paired(self.runs["best"], self.runs[reference]).items()}
+
+    def headline(self):
+        """One sentence: best against the best reference, with its spread over seeds."""
+        ref = self.best_reference
+        d = self.differences(ref)
+        acc, loss, ratio = d["accuracy"], d["loss"], d["error_ratio"]
+        text = (f"best vs {ref} (the best reference): test error ratio {fmt(ratio['mean'])}, "
+                f"accuracy {fmt(acc['mean'], True)}, loss {fmt(loss['mean'], True)}")
+        if self.same_as:
+            text = f"the best values are the {self.same_as} reference's; " + text
+        if len(self.seeds) == 1:
+            return text + f" (a single run, seed {self.seeds[0]}: no spread; use --repeats N)"
+        return (text + f" (mean of {len(self.seeds)} paired seeds {self.seeds[0]}.."
+                f"{self.seeds[-1]}; std {fmt(ratio['std'])} / {fmt(acc['std'])} / "
+                f"{fmt(loss['std'])}; error ratio min {fmt(ratio['min'])} max "
+                f"{fmt(ratio['max'])}, accuracy min {fmt(acc['min'], True)} max "
+                f"{fmt(acc['max'], True)})")
+
+    def rows(self):
+        """One row per run name: mean figures over seeds, and paired differences to the best
+        reference (for `best`)."""
+        header = ["run", "regularization", "test acc.", "test loss", "train acc.",
+                  "gap (test − train acc.)", "gap (test − train loss)", "epochs", "seconds"]
+        rows = []
+        for name, runs in self.runs.items():
+            m = lambda k: self.mean(name, k)  # noqa: E731
+            rows.append([name, describe(runs[0].reg), fmt(m("test_accuracy")),
+                         fmt(m("test_loss")), fmt(m("train_accuracy")),
+                         fmt(m("gap_accuracy"), True), fmt(m("gap_loss"), True),
+                         fmt(statistics.fmean(r.epochs for r in runs)),
+                         fmt(statistics.fmean(r.seconds for r in runs))])
+        return header, rows
+
+    def to_dict(self):
+        ref = self.best_reference
+        return {
+            "seeds": self.seeds,
+            "repeats": len(self.seeds),
+            "best_reference": ref,
+            "best_is_reference": self.same_as,
+            "runs": {name: {"regularization": runs[0].reg.to_dict(),
+                            "per_seed": [dict(r.metrics, seed=r.seed, epochs=r.epochs,
+                                              seconds=r.seconds) for r in runs],
+                            "mean": {k: self.mean(name, k) for k in runs[0].metrics}}
+                     for name, runs in self.runs.items()},
+            "paired_differences": {name: self.differences(name) for name in self.references},
+        }
+
+
+def compare(regs, data, *, repeats=1, seed=0, progress=None, **protocol):
+    """Retrains every `name -> Regularization` of `regs` under `repeats` seeds, paired.
+
+    For each seed `seed, seed + 1, ..., seed + repeats - 1`, every entry is trained from scratch
+    (`retrain`) on freshly made datasets, so within one seed all entries see the same data
+    order and the same initial draws; comparisons are made seed by seed (paired differences).
+
+    Args:
+        regs: dict name -> `Regularization`, the references and `"best"`.
+        data: `data(seed) -> (train, validation, test)`, new datasets at each call.
+        repeats: int >= 1, the number of seeds.
+        seed: the first seed.
+        progress: None or `progress(run)` after each retrained model.
+        **protocol: the training protocol, passed to `retrain` (`num_classes`, `epochs`,
+            `patience`, `build_model`, `input_shape`, `verbose`, ...).
+
+    Returns:
+        A `Comparison`.
+    """
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError("Invalid value for argument `repeats`: expected an int >= 1. "
+                         f"Received: repeats={repeats!r}")
+    if "best" not in regs:
+        raise ValueError("Invalid value for argument `regs`: expected a 'best' entry. "
+                         f"Received: regs={sorted(regs)}")
+    seeds = [seed + i for i in range(repeats)]
+    # Best values equal to a reference's are not trained twice: the same values, seed and data
+    # give the same model.
+    same = next((n for n, r in regs.items() if n != "best" and r == regs["best"]), None)
+    todo = {n: r for n, r in regs.items() if not (n == "best" and same)}
+    runs = {name: [] for name in regs}
+    for s in seeds:
+        made = lambda i, s=s: lambda: data(s)[i]  # noqa: E731
+        for name, run in retrain(todo, made(0), made(1), made(2), seed=s, progress=progress,
+                                 **protocol).items():
+            runs[name].append(run)
+            if name == same:
+                runs["best"].append(Run("best", run.reg, run.model, run.history, run.metrics,
+                                        run.seconds, seed=run.seed))
+    return Comparison(runs, seeds, same_as=same)
+
+
+def text_table(header, rows):
+    """A plain-text table with aligned columns (for the console)."""
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line("-" * w for w in widths)] + [line(r) for r in rows])
+
+
+def markdown_table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
+
+
+def trials_rows(result):
+    """The trials as `trial n/N` rows (1-based, in the order they ran), values 3 digits."""
+    trials = list(result.trials)
+    total = max(len(trials), getattr(result, "max_trials", 0) or 0)
+    header = ["trial", "reference", "values", result.objective, "epochs", "seconds", "status"]
+    rows = []
+    for index, t in enumerate(trials, start=1):
+        number = getattr(t, "number", None) or index
+        rows.append([f"{number}/{total}", getattr(t, "label", None) or "",
+                     describe(t.regularization), fmt(t.objective), str(t.epochs),
+                     fmt(t.seconds), t.status])
+    return header, rows
+
+
 def comparison_table(runs):
-    """A markdown table: one row per run (test accuracy and loss, train/test gap, epochs)."""
-    rows = [
-        "| model | regularization | test accuracy | test loss | train accuracy | "
-        "gap (train - test acc.) | epochs |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for run in runs.values():
-        m = run.metrics
-        rows.append(
-            f"| {run.name} | {run.reg.describe()} | {m['test_accuracy']:.4f} | "
-            f"{m['test_loss']:.4f} | {m['train_accuracy']:.4f} | {m['gap_accuracy']:+.4f} | "
-            f"{run.epochs} |"
-        )
-    return "\n".join(rows)
+    """A markdown table of a `retrain` result (one run per name)."""
+    return markdown_table(*Comparison({k: [v] for k, v in runs.items()}, [None]).rows())
+
+
+class Report:
+    """Everything a search run reports, rendered in one place.
+
+    Args:
+        comparison: the `Comparison` of references and best values.
+        result: the `SearchResult`, or None.
+        command: the command line that made it (a string).
+        data: a one-line description of the data: its name, sizes and what the validation and
+            test splits are (held-out part of the training data, the given test split, ...).
+        settings: dict of the settings (recorded in summary.json).
+        timings: dict of wall times in seconds (`search`, `total`, ...).
+        warnings: lines to show after the table (values at the edge of a searched range).
+    """
+
+    def __init__(self, comparison, result=None, command="", data="", settings=None,
+                 timings=None, warnings=()):
+        self.comparison = comparison
+        self.result = result
+        self.command = command
+        self.data = data
+        self.settings = dict(settings or {})
+        self.timings = dict(timings or {})
+        self.warnings = list(warnings)
+
+    def console(self):
+        """The table and headline printed at the end of a run."""
+        lines = [text_table(*self.comparison.rows()), "", self.comparison.headline()]
+        return "\n".join(lines + self.warnings)
+
+    def summary(self, files=()):
+        result = self.result
+        out = {"command": self.command, "data": self.data, "settings": self.settings,
+               "timings": self.timings, "headline": self.comparison.headline(),
+               "warnings": self.warnings, "files": list(files)}
+        if result is not None:
+            trials = list(result.trials)
+            seconds = sum(t.seconds for t in trials)
+            fit = sum(t.fit_seconds for t in trials)
+            out.update(
+                objective=result.objective, trials=len(trials),
+                completed=len(result.completed),
+                best_trial=(trials.index(result.best_trial) + 1) if result.best_trial in trials
+                else None,
+                best_objective=result.best_trial.objective,
+                best_values=result.best_regularization.to_dict(),
+                trial_overhead=(seconds - fit) / seconds if seconds else None,
+            )
+        out.update(self.comparison.to_dict())
+        return out
+
+    def markdown(self, files=()):
+        c = self.comparison
+        seeds = (f"seed {c.seeds[0]} (a single run: no spread)" if len(c.seeds) == 1
+                 else f"seeds {', '.join(map(str, c.seeds))} (paired: every run of one seed "
+                 "sees the same data order and initial draws)")
+        text = [
+            "# keras-reg search report", "",
+            f"Command: `{self.command}`", "",
+            f"Data: {self.data}", "",
+            "## Best against the references", "",
+            "Every row is trained from scratch under the same protocol (epochs, early stopping "
+            "with the best weights restored, optimizer), " + seeds + "; test figures on the "
+            "test split; losses are the cross-entropy of the predictions (the weight penalty is "
+            "not counted); the gap is test minus training, on the clean training data. "
+            "References: " + "; ".join(f"`{n}` = {REFERENCE_MEANING.get(n, n)}"
+                                       for n in c.runs) + ".", "",
+            markdown_table(*c.rows()), "",
+            "**" + c.headline() + "**", "",
+        ]
+        if len(c.seeds) > 1:
+            text += ["Paired differences (best − reference) per seed:", ""]
+            header = ["pair", "seed", "test acc. diff.", "test loss diff.", "test error ratio"]
+            rows = []
+            for ref in c.references:
+                p = paired(c.runs["best"], c.runs[ref])
+                rows += [[f"best − {ref}", str(s), fmt(a, True), fmt(l, True), fmt(r)]
+                         for s, a, l, r in zip(c.seeds, p["accuracy"], p["loss"],
+                                               p["error_ratio"])]
+            text += [markdown_table(header, rows), ""]
+        text += [f"- {w}" for w in self.warnings] + ([""] if self.warnings else [])
+        if self.result is not None:
+            r = self.result
+            text += ["## Trials", "",
+                     f"{len(r.completed)} of {len(r.trials)} trials completed; objective "
+                     f"`{r.objective}` ({r.direction}); best: {describe(r.best_regularization)}"
+                     + (f" in {fmt(self.timings['search'])} s" if "search" in self.timings
+                        else "") + ".", "",
+                     markdown_table(*trials_rows(r)), ""]
+        text += ["## Files", ""] + [f"- `{p}`" for p in files]
+        return "\n".join(text) + "\n"
+
+    def write(self, out, files=()):
+        """Writes `report.md` and `summary.json` into `out`; returns their paths.
+
+        `files` are the other files of the run (paths relative to `out`); the list written in
+        both files includes `report.md` and `summary.json` themselves.
+        """
+        names = ["report.md", "summary.json"] + [f for f in files
+                                                 if f not in ("report.md", "summary.json")]
+        md, js = os.path.join(out, "report.md"), os.path.join(out, "summary.json")
+        with open(md, "w", encoding="utf-8") as f:
+            f.write(self.markdown(names))
+        with open(js, "w", encoding="utf-8") as f:
+            json.dump(self.summary(names), f, indent=1, default=str)
+        return [md, js]
 
 
 def plot_curves(runs, path, metric="loss"):
-    """Writes a PNG of train vs validation `metric` per epoch for every run."""
+    """Writes a PNG of train vs validation `metric` per epoch for every run (dict name -> Run)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
-    colors = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
+    colors = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]
     for color, run in zip(colors, runs.values()):
         h = run.history.history
         if metric not in h:
@@ -124,7 +445,7 @@ def plot_curves(runs, path, metric="loss"):
     ax.set_ylabel(metric)
     if metric == "loss":
         ax.set_yscale("log")
-    ax.set_title(f"{metric}: train vs validation, with and without regularization")
+    ax.set_title(f"{metric}: train vs validation, references and best")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -134,4 +455,5 @@ def plot_curves(runs, path, metric="loss"):
 
 
 def _mixes(reg):
-    return bool(reg.mixup_alpha or reg.cutmix_alpha or reg.label_smoothing)
+    return bool(getattr(reg, "mixup_alpha", 0) or getattr(reg, "cutmix_alpha", 0)
+                or getattr(reg, "label_smoothing", 0))

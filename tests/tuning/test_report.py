@@ -1,36 +1,176 @@
-"""report.retrain: the baseline and the best values retrained under one protocol."""
+"""report: references and best retrained under one protocol, paired by seed, rendered once."""
 
+import json
+import math
+
+import keras
+import numpy as np
 import pytest
 
 from keras_reg.data import load
 from keras_reg.tuning import Regularization
-from keras_reg.tuning.report import comparison_table, retrain
+from keras_reg.tuning import report
 
 SPLITS = ("train[:96]", "train[80%:]", "test[:64]")
 
 
-def _data():
-    return load("digits", SPLITS, batch_size=32, seed=3)
+def _data(seed=3):
+    return load("digits", SPLITS, batch_size=32, seed=seed)
 
 
-def _runs(train, val, test):
-    reg = Regularization(l2=1e-4, norm="batch")
-    return retrain({"a": reg, "b": reg}, train, val, test, num_classes=10, epochs=2,
-                   patience=None, seed=0, input_shape=(8, 8, 1))
+def tiny_model(reg):
+    """A fast stand-in for the built-in CNN (the report does not care which model it is)."""
+    return keras.Sequential([
+        keras.Input((8, 8, 1)),
+        keras.layers.Flatten(),
+        keras.layers.Dropout(reg.dropout),
+        keras.layers.Dense(10, activation="softmax",
+                           kernel_regularizer=reg.kernel_regularizer()),
+    ])
 
 
-def test_fresh_datasets_give_every_run_the_same_data_order():
-    runs = _runs(lambda: _data()[0], lambda: _data()[1], _data()[2])
-    a, b = runs["a"].history.history, runs["b"].history.history
-    assert a["loss"] == b["loss"] and a["val_data_loss"] == b["val_data_loss"]
-    assert runs["a"].metrics == runs["b"].metrics
-    assert "| a |" in comparison_table(runs)
+PROTOCOL = dict(num_classes=10, epochs=1, patience=None, input_shape=(8, 8, 1),
+                build_model=tiny_model)
+REGS = {"none": Regularization.none(), "best": Regularization(dropout=0.3)}
+
+
+@pytest.fixture(scope="module")
+def comparison():
+    return report.compare(REGS, _data, repeats=2, seed=5, **PROTOCOL)
+
+
+def _numpy_metrics(model, test):
+    """Test accuracy and cross-entropy computed with NumPy from the predictions."""
+    xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in test])
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    p = np.asarray(model.predict(x, verbose=0), dtype=np.float64)
+    accuracy = np.mean(np.argmax(p, axis=1) == y)
+    loss = -np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-7, 1.0)))
+    return accuracy, loss
+
+
+def test_paired_differences_match_an_independent_computation(comparison):
+    assert comparison.seeds == [5, 6]
+    test = _data()[2]
+    acc_diff, loss_diff, ratio = [], [], []
+    for best, ref in zip(comparison.runs["best"], comparison.runs["none"]):
+        assert best.seed == ref.seed
+        (ab, lb), (ar, lr) = _numpy_metrics(best.model, test), _numpy_metrics(ref.model, test)
+        acc_diff.append(ab - ar)
+        loss_diff.append(lb - lr)
+        ratio.append((1 - ab) / (1 - ar))
+    d = comparison.differences("none")
+    np.testing.assert_allclose(d["accuracy"]["values"], acc_diff, atol=1e-6)
+    np.testing.assert_allclose(d["loss"]["values"], loss_diff, atol=1e-4)
+    np.testing.assert_allclose(d["error_ratio"]["values"], ratio, rtol=1e-5)
+    assert d["accuracy"]["mean"] == pytest.approx(np.mean(acc_diff), abs=1e-6)
+    assert d["accuracy"]["std"] == pytest.approx(np.std(acc_diff, ddof=1), abs=1e-6)
+    assert d["loss"]["min"] == pytest.approx(min(loss_diff), abs=1e-4)
+    assert d["loss"]["max"] == pytest.approx(max(loss_diff), abs=1e-4)
+
+
+def test_seeds_differ_and_runs_of_one_seed_share_the_data_order(comparison):
+    none = comparison.runs["none"]
+    assert none[0].history.history["loss"] != none[1].history.history["loss"]
+    again = report.compare({"none": REGS["none"], "best": REGS["none"]}, _data, seed=5,
+                           **PROTOCOL)
+    assert again.same_as == "none"  # equal values are trained once
+    assert again.runs["none"][0].history.history["loss"] == pytest.approx(
+        none[0].history.history["loss"], rel=1e-6)
+
+
+def test_best_reference_is_the_lowest_mean_test_error():
+    c = _synthetic([0, 1])
+    errors = {n: np.mean([r.metrics["test_error"] for r in c.runs[n]]) for n in c.references}
+    assert c.best_reference == min(errors, key=errors.get) == "start"
+    assert c.references == ["none", "start", "recipe"]
+
+
+def _run(name, seed, accuracy, loss, reg=None):
+    history = keras.callbacks.History()
+    history.epoch, history.history = [0, 1, 2], {"loss": [1.0, 0.5, 0.25]}
+    metrics = {"test_accuracy": accuracy, "test_loss": loss, "test_error": 1 - accuracy,
+               "train_accuracy": 1.0, "train_loss": 0.01, "gap_accuracy": accuracy - 1.0,
+               "gap_loss": loss - 0.01}
+    return report.Run(name, reg or Regularization(), None, history, metrics, 12.345, seed=seed)
+
+
+def _synthetic(seeds):
+    figures = {"none": (0.80, 0.70), "start": (0.90, 0.40), "recipe": (0.85, 0.50),
+               "best": (0.95, 0.20)}
+    regs = {"none": Regularization(), "start": Regularization(norm="batch", l2=1e-6),
+            "recipe": Regularization(l2=1e-4, dropout=0.2, norm="batch"),
+            "best": Regularization(l2=3.14159e-4, dropout=0.123456, norm="group")}
+    runs = {n: [_run(n, s, a - 0.01 * i, l + 0.01 * i * (n == "best"), regs[n])
+                for i, s in enumerate(seeds)] for n, (a, l) in figures.items()}
+    return report.Comparison(runs, seeds)
+
+
+def test_headline_against_the_best_reference_with_spread():
+    c = _synthetic([0, 1, 2])
+    assert c.best_reference == "start"
+    text = c.headline()
+    # best error 0.05, 0.06, 0.07 against start's 0.10, 0.11, 0.12
+    ratios = [0.05 / 0.10, 0.06 / 0.11, 0.07 / 0.12]
+    assert f"test error ratio {np.mean(ratios):.3g}" in text
+    assert "best vs start" in text and "3 paired seeds" in text
+    assert f"std {np.std(ratios, ddof=1):.3g}" in text
+
+
+def test_a_single_run_says_so_and_has_no_spread():
+    c = _synthetic([7])
+    assert "single run" in c.headline()
+    d = c.differences()
+    assert d["accuracy"]["std"] is None and d["accuracy"]["min"] is None
+
+
+def test_four_rows_three_significant_digits_and_gap_columns(tmp_path):
+    c = _synthetic([0, 1])
+    rep = report.Report(c, command="keras-reg search", data="digits: held-out validation",
+                        settings={"epochs": 3})
+    console = rep.console()
+    header, rows = c.rows()
+    assert [r[0] for r in rows] == ["none", "start", "recipe", "best"]
+    assert "gap (test − train acc.)" in header and "gap (test − train loss)" in header
+    assert rows[3][1] == "l2=0.000314 dropout=0.123 norm=group"
+    assert rows[0][1] == "norm=none"
+    assert rows[3][-1] == "12.3"  # seconds, 3 significant digits
+    table = console.split("\n\n")[0].splitlines()
+    for name in ("none", "start", "recipe", "best"):
+        assert sum(line.startswith(name + " ") for line in table) == 1
+    paths = rep.write(str(tmp_path), ["curves_loss.png"])
+    md = (tmp_path / "report.md").read_text()
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for name in ("report.md", "summary.json", "curves_loss.png"):
+        assert f"- `{name}`" in md and name in summary["files"]
+    assert sum(line.startswith(f"| {n} |") for line in md.splitlines()
+               for n in ("none", "start", "recipe", "best")) == 4
+    assert set(summary["runs"]) == {"none", "start", "recipe", "best"}
+    assert set(summary["paired_differences"]) == {"none", "start", "recipe"}
+    assert summary["best_reference"] == "start" and summary["repeats"] == 2
+    assert len(paths) == 2
+    assert "| best − start | 1 | +0.05 | -0.19 | 0.545 |" in md  # the per-seed pairs
+
+
+def test_fmt_and_describe():
+    assert report.fmt(0.96612) == "0.966" and report.fmt(-0.012345, signed=True) == "-0.0123"
+    assert report.fmt(123.456) == "123" and report.fmt(None) == "-"
+    assert report.fmt(math.nan) == "-"
+    assert report.describe(Regularization(l2=1e-6, norm="batch")) == "l2=1e-06 norm=batch"
+
+
+def test_compare_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="repeats"):
+        report.compare(REGS, _data, repeats=0, **PROTOCOL)
+    with pytest.raises(ValueError, match="best"):
+        report.compare({"none": Regularization()}, _data, **PROTOCOL)
 
 
 @pytest.mark.slow
 def test_a_shared_shuffled_dataset_gives_the_second_run_other_epochs():
     # Why the CLI hands retrain dataset factories: the same reg and seed, other results.
     train, val, test = _data()
-    runs = _runs(train, val, test)
+    reg = Regularization(l2=1e-4)
+    runs = report.retrain({"a": reg, "b": reg}, train, val, test, seed=0, **PROTOCOL)
     assert runs["a"].history.history["loss"] != pytest.approx(runs["b"].history.history["loss"],
                                                               rel=1e-9)
