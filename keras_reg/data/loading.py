@@ -2,7 +2,10 @@
 
 import dataclasses
 import functools
+import pathlib
 import re
+import socket
+import threading
 
 import numpy as np
 import tensorflow as tf
@@ -107,19 +110,59 @@ def _to_float(images, labels):
     return images, tf.cast(labels, tf.int32)
 
 
+def _online(host="storage.googleapis.com", timeout=3.0):
+    """Whether `host` (where TFDS downloads from) answers within `timeout` seconds.
+
+    The probe runs in a daemon thread so that a hanging name lookup cannot hold the caller
+    longer than `timeout`.
+    """
+    answer = []
+
+    def probe():
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            answer.append(True)
+        except OSError:
+            answer.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout + 1.0)
+    return bool(answer and answer[0])
+
+
+def _tfds_root(builder):
+    """The TFDS data directory holding `builder` (its data_dir without name/config/version)."""
+    path = pathlib.Path(builder.data_dir)
+    parts = path.parts
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] == builder.name:
+            return str(pathlib.Path(*parts[:i]))
+    return str(path)
+
+
 def _tfds(name, splits, data_dir, shuffle_files):
     import tensorflow_datasets as tfds
 
     try:
-        datasets, info = tfds.load(
-            name, split=list(splits), as_supervised=True, with_info=True, data_dir=data_dir,
-            shuffle_files=shuffle_files,
-        )
+        builder = tfds.builder(name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError:
         raise ValueError(
             f"Invalid value for argument `name`: unknown dataset {name!r}; it is neither "
             "'digits' nor a TensorFlow Datasets name (see tfds.list_builders())."
         ) from None
+    if not builder.is_prepared():
+        # Without this check TFDS retries its downloads for minutes before failing.
+        if not _online():
+            raise ValueError(
+                f"dataset {name!r} is not downloaded in {_tfds_root(builder)} and there is no "
+                "network: connect once to download it, or point data_dir= (or the TFDS_DATA_DIR "
+                "environment variable) to a folder where TFDS already prepared it."
+            )
+        builder.download_and_prepare()
+    datasets = builder.as_dataset(split=list(splits), as_supervised=True,
+                                  shuffle_files=shuffle_files)
+    info = builder.info
     image_key, label_key = info.supervised_keys
     label = info.features[label_key]
     counts = {key: split.num_examples for key, split in info.splits.items()}
@@ -144,7 +187,9 @@ def load(name="digits", split="train", batch_size=32, shuffle=None, seed=0, with
     for all (stratified, fixed seed) into `"train"` (1,437) and `"test"` (360). Any other name is
     loaded with `tensorflow_datasets` (`as_supervised=True`); its images are converted to float32
     in [0, 1] (uint8 / 255) so that a model sees the same range for every dataset, and its
-    labels to int32. For both, `split` takes TFDS's syntax: a name, a slice `"train[:200]"`,
+    labels to int32. A TFDS dataset that is not prepared in `data_dir` is downloaded once; with
+    no network that is a `ValueError` at once, naming the dataset and the folder. For both,
+    `split` takes TFDS's syntax: a name, a slice `"train[:200]"`,
     `"train[80%:]"`, several joined with `+`, or `"all"`.
 
     Args:
@@ -158,7 +203,8 @@ def load(name="digits", split="train", batch_size=32, shuffle=None, seed=0, with
             of epochs.
         with_info: also return a `DatasetInfo` (`.name`, `.num_classes`, `.image_shape`,
             `.num_examples`).
-        data_dir: TFDS data directory (ignored for digits).
+        data_dir: TFDS data directory (default: TFDS's, `~/tensorflow_datasets` or
+            `$TFDS_DATA_DIR`; ignored for digits).
 
     Returns:
         A `tf.data.Dataset`, or a tuple of them for a tuple `split`; with `with_info=True`,

@@ -1,10 +1,22 @@
-"""load: the embedded digits split, TFDS slicing syntax, info, the TFDS path (mocked, offline)."""
+"""load: the embedded digits split, TFDS slicing syntax, info, the TFDS path (offline)."""
 
+import socket
+import time
+
+import keras
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
 from keras_reg.data import load
+
+
+@pytest.fixture(autouse=True)
+def _reset_policy():
+    """Overrides the suite's per-test reset: these tests build no model, and the reset's
+    garbage collection would cost more than the tests themselves."""
+    yield
+    keras.backend.clear_session(free_memory=False)
 
 
 def _arrays(ds):
@@ -59,10 +71,18 @@ def test_tfds_slicing_syntax():
     assert batches == [32, 32, 6]
 
 
-def test_tfds_path_offline_with_mock_data():
-    with tfds.testing.mock_data(num_examples=12):
+class _Connection:
+    def close(self):
+        pass
+
+
+def test_tfds_path_offline_with_mock_data(tmp_path, monkeypatch):
+    # mock_data replaces the download and the reading; the dataset is not prepared in
+    # tmp_path, so load() first asks whether the download host answers: say it does.
+    monkeypatch.setattr(socket, "create_connection", lambda *args, **kwargs: _Connection())
+    with tfds.testing.mock_data(num_examples=12, data_dir=str(tmp_path)):
         (train, test), info = load("mnist", ("train", "test[:5]"), batch_size=8,
-                                   with_info=True)
+                                   with_info=True, data_dir=str(tmp_path))
         x, y = _arrays(train)
         assert x.shape == (12, 28, 28, 1) and x.dtype == np.float32
         assert 0.0 <= x.min() and x.max() <= 1.0
@@ -85,3 +105,34 @@ def test_unknown_digits_split_is_rejected():
 def test_batch_size_below_one_is_rejected():
     with pytest.raises(ValueError, match="batch_size"):
         load("digits", batch_size=0)
+
+
+@pytest.mark.parametrize("name, shape", [
+    ("mnist", (28, 28, 1)), ("fashion_mnist", (28, 28, 1)), ("cifar10", (32, 32, 3)),
+])
+def test_real_tfds_builders_load_offline(tmp_path, name, shape):
+    # No mocks: the installed TFDS builders, their metadata and the modules they import while
+    # preparing (code_path needs the `importlib_resources` dependency).
+    builder = tfds.builder(name, data_dir=str(tmp_path))
+    info = builder.info
+    image_key, label_key = info.supervised_keys
+    assert tuple(info.features[image_key].shape) == shape
+    assert info.features[label_key].num_classes == 10
+    assert builder.code_path.name == f"{name}.py" or builder.code_path.exists()
+    assert not builder.is_prepared()
+
+
+def test_not_downloaded_without_network_fails_fast_in_one_line(tmp_path, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise OSError("Name or service not known")
+
+    # The test machine may be online: take the network away, as on an offline machine.
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    start = time.perf_counter()
+    with pytest.raises(ValueError) as info:
+        load("mnist", data_dir=str(tmp_path))
+    assert time.perf_counter() - start < 20  # not minutes of download retries
+    message = str(info.value)
+    assert "\n" not in message
+    assert "dataset 'mnist' is not downloaded in " + str(tmp_path) in message
+    assert "no network" in message
