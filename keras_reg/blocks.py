@@ -1,6 +1,6 @@
 """Functional-API building blocks with regularization in the right places.
 
-`conv_block` is Conv → Norm → Activation → Dropout, the order the lecture notes explain:
+`conv_block` is Conv → Norm → Activation → Dropout, the usual order (Ioffe & Szegedy, 2015):
 normalization before the activation so the non-linearity sees standardized inputs, dropout last
 so that a dropped unit stays exactly 0 (dropout before a sigmoid would turn 0 into 0.5). The
 convolution has no bias when a normalization follows (the norm's `beta` replaces it).
@@ -13,7 +13,7 @@ import keras
 
 from keras_reg._validation import check_choice, check_int, check_rate, check_seed
 from keras_reg.layers import GroupNorm, InvertedDropout, StochasticDepth
-from keras_reg.regularizers import _as_regularizer
+from keras_reg._regularizer_arguments import as_regularizer
 
 __all__ = ["conv_block", "residual_block"]
 
@@ -117,7 +117,7 @@ def conv_block(
     norm = check_choice("norm", norm, _NORMS)
     activation = _check_activation(activation)
     dropout = check_rate(dropout, name="dropout")
-    kernel_regularizer = _as_regularizer(kernel_regularizer, "kernel_regularizer")
+    kernel_regularizer = as_regularizer(kernel_regularizer, "kernel_regularizer")
     groups = check_int("groups", groups, low=1)
     if norm == "group" and filters % groups:
         raise ValueError(
@@ -201,7 +201,7 @@ def residual_block(
     drop_path = check_rate(drop_path, name="drop_path")
     norm = check_choice("norm", norm, _NORMS)
     activation = _check_activation(activation)
-    kernel_regularizer = _as_regularizer(kernel_regularizer, "kernel_regularizer")
+    kernel_regularizer = as_regularizer(kernel_regularizer, "kernel_regularizer")
     seed = check_seed(seed)
     common = dict(norm=norm, kernel_regularizer=kernel_regularizer, groups=groups)
 

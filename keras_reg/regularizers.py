@@ -1,9 +1,9 @@
 """Schedulable L1 / L2 weight penalties, `apply` for existing models, and `penalty`.
 
 The penalties follow Keras's convention exactly: `l2(λ)` adds `λ·Σw²` to the loss (no 1/2 in
-front, unlike the lecture notes' `λ/2m·‖w‖²`), `l1(λ)` adds `λ·Σ|w|`. Only the storage of λ
+front, unlike the `λ/(2m)·‖w‖²` of many textbooks), `l1(λ)` adds `λ·Σ|w|`. Only the storage of λ
 differs from `keras.regularizers.L2`: Keras keeps λ as a Python float, which is baked into the
-traced training step, so changing it during `fit` has no effect (keras-team/keras #8413, #4813).
+traced training step, so changing it during `fit` has no effect.
 Here λ lives in a non-trainable float32 variable that the traced step *reads*, so
 `reg.l2 = 1e-3` (or `keras_reg.callbacks.StrengthScheduler`) takes effect at the next step of an
 already compiled `fit`, without retracing.
@@ -18,8 +18,6 @@ weight by `lr·wd` outside the adaptive scaling (Loshchilov & Hutter, 2019). Use
 when you want the penalty in the loss (to watch it with `callbacks.RegularizationLogger`, or to
 schedule λ); use AdamW or `callbacks.WeightDecayScheduler` for decoupled decay.
 """
-
-import numbers
 
 import keras
 from keras import ops
@@ -244,211 +242,6 @@ def l1_l2(l1=0.0, l2=0.0):
     return L1L2(l1=l1, l2=l2)
 
 
-# --------------------------------------------------------------------------------------------
-# apply / penalty
-
-# Config keys of Keras layers holding a regularizer for a kernel-like weight.
-_KERNEL_KEYS = (
-    "kernel_regularizer",
-    "depthwise_regularizer",
-    "pointwise_regularizer",
-    "recurrent_regularizer",
-)
-_EMBEDDING_KEYS = ("embeddings_regularizer",)
-_BIAS_KEYS = ("bias_regularizer",)
-# Config keys of wrapper layers (TimeDistributed, Bidirectional, WeightNoise) holding a layer.
-_WRAPPED_KEYS = ("layer", "backward_layer")
-_ROLES = ("normalization", "embedding")
-DEFAULT_SKIP = ("normalization", "embedding")
-
-
-def _is_normalization(layer):
-    known = (
-        keras.layers.BatchNormalization,
-        keras.layers.LayerNormalization,
-        keras.layers.GroupNormalization,
-        keras.layers.UnitNormalization,
-        keras.layers.Normalization,
-    )
-    if isinstance(layer, known):
-        return True
-    name = type(layer).__name__
-    # keras_reg.layers.GroupNorm, RMSNormalization and user norms follow this naming.
-    return name.endswith("Normalization") or name.endswith("Norm")
-
-
-def _is_embedding(layer):
-    return isinstance(layer, keras.layers.Embedding) or type(layer).__name__.endswith(
-        "Embedding"
-    )
-
-
-def _as_regularizer(value, name):
-    """Converts `kernel=` / `bias=` arguments: regularizer, float (-> l2), string, dict."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise TypeError(
-            f"Invalid value for argument `{name}`: expected a regularizer, a float (L2 "
-            f"strength) or a string identifier. Received: {name}={value!r}"
-        )
-    if isinstance(value, numbers.Real):
-        return L2(check_float(name, value, low=0.0))
-    if isinstance(value, str):
-        own = {"l1": L1, "l2": L2, "l1_l2": lambda: L1L2(l1=0.01, l2=0.01)}
-        if value in own:
-            return own[value]()
-        try:
-            return keras.regularizers.get(value)
-        except (ValueError, TypeError):
-            raise ValueError(
-                f"Invalid value for argument `{name}`: unknown regularizer identifier. "
-                f"Received: {name}={value!r}"
-            ) from None
-    if isinstance(value, dict):
-        return keras.regularizers.get(value)
-    if callable(value):
-        return value
-    raise TypeError(
-        f"Invalid value for argument `{name}`: expected a regularizer, a float (L2 strength) "
-        f"or a string identifier. Received: {name}={value!r}"
-    )
-
-
-def _skip_predicate(skip):
-    if skip is None:
-        skip = ()
-    if isinstance(skip, (str, type)) or callable(skip):
-        skip = (skip,)
-    checks = []
-    for item in skip:
-        if isinstance(item, str):
-            if item not in _ROLES:
-                raise ValueError(
-                    "Invalid value for argument `skip`: expected role names among "
-                    f"{_ROLES}, layer classes or predicates layer -> bool. Received: "
-                    f"skip={skip!r}"
-                )
-            checks.append(_is_normalization if item == "normalization" else _is_embedding)
-        elif isinstance(item, type):
-            checks.append(lambda layer, cls=item: isinstance(layer, cls))
-        elif callable(item):
-            checks.append(item)
-        else:
-            raise TypeError(
-                "Invalid value for argument `skip`: expected role names, layer classes or "
-                f"predicates layer -> bool. Received: skip={skip!r}"
-            )
-    return lambda layer: any(check(layer) for check in checks)
-
-
-def _edit_config(layer, config, kernel, bias, skipped):
-    """Sets the regularizer keys of one layer's config; recurses into wrapped layers."""
-    if skipped(layer):
-        return config
-    config = dict(config)
-    if kernel is not None:
-        for key in _KERNEL_KEYS + _EMBEDDING_KEYS:
-            if key in config:
-                config[key] = kernel
-    if bias is not None:
-        for key in _BIAS_KEYS:
-            if key in config:
-                config[key] = bias
-    for key in _WRAPPED_KEYS:
-        inner = getattr(layer, key, None)
-        if key == "layer" and not isinstance(inner, keras.layers.Layer):
-            inner = getattr(layer, "forward_layer", None)  # Bidirectional
-        sub = config.get(key)
-        if isinstance(inner, keras.layers.Layer) and isinstance(sub, dict) and "config" in sub:
-            sub = dict(sub)
-            sub["config"] = _edit_config(inner, sub["config"], kernel, bias, skipped)
-            config[key] = sub
-    return config
-
-
-def apply(model, kernel=None, bias=None, skip=DEFAULT_SKIP):
-    """Returns a copy of `model` with regularizers attached to its kernels (and biases).
-
-    The model is rebuilt from its config with `keras.models.clone_model` (recursively, so nested
-    Sequential / Functional sub-models and shared layers keep their structure), with each
-    layer's regularizer arguments edited, then the weights are copied: the returned model has
-    the same weights and gives bit-identical outputs. Kernels are every `kernel_regularizer`,
-    `depthwise_regularizer`, `pointwise_regularizer` and `recurrent_regularizer` (and
-    `embeddings_regularizer` of embedding layers that are not skipped); wrapped layers
-    (`TimeDistributed`, `Bidirectional`, `keras_reg.layers.WeightNoise`) are reached too.
-    Normalization layers (BatchNorm, LayerNorm, GroupNorm, keras_reg GroupNorm, ...) and
-    embeddings are skipped by default, and biases are left alone unless `bias` is given.
-    An argument left `None` keeps whatever regularizer the layers already had.
-
-    The same regularizer object is given to every layer, so they share one strength variable:
-    setting `reg.l2` (or a `StrengthScheduler`) changes the penalty of the whole model at once.
-    After a `.keras` save/load each layer holds its own copy.
-
-    The returned model is not compiled (as with `clone_model`): compile it before `fit`.
-
-    Args:
-        model: a built Sequential or Functional `keras.Model`.
-        kernel: regularizer for the kernels: a regularizer object, a float (-> `l2(value)`), or
-            a string (`"l1"`, `"l2"`, `"l1_l2"` give the schedulable keras_reg versions with
-            Keras's default strengths; other Keras identifiers are passed to
-            `keras.regularizers.get`). None leaves kernels as they are.
-        bias: the same for the biases (`bias_regularizer`).
-        skip: layers left untouched: role names `"normalization"`, `"embedding"`, layer
-            classes, or predicates `layer -> bool`. Defaults to normalization and embedding.
-
-    Returns:
-        A new, uncompiled `keras.Model`.
-
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_reg import regularizers
-    >>> inputs = keras.Input((4,))
-    >>> hidden = keras.layers.BatchNormalization()(keras.layers.Dense(8)(inputs))
-    >>> model = keras.Model(inputs, keras.layers.Dense(2)(hidden))
-    >>> reg = regularizers.l2(1e-3)
-    >>> regularized = regularizers.apply(model, kernel=reg)
-    >>> x = np.ones((3, 4), "float32")
-    >>> bool(np.array_equal(model.predict(x, verbose=0), regularized.predict(x, verbose=0)))
-    True
-    >>> len(regularized.losses)  # two Dense kernels, BatchNorm untouched
-    2
-    """
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            "Invalid value for argument `model`: expected a Sequential or Functional "
-            f"keras.Model. Received: model={model!r}"
-        )
-    if not isinstance(model, keras.Sequential) and not _is_functional(model):
-        raise ValueError(
-            "Invalid value for argument `model`: `apply` rebuilds a model from its config and "
-            "needs a Sequential or Functional model; for a subclassed model pass "
-            "`kernel_regularizer=` to its layers. Received: "
-            f"model={type(model).__name__}"
-        )
-    kernel = _as_regularizer(kernel, "kernel")
-    bias = _as_regularizer(bias, "bias")
-    skipped = _skip_predicate(skip)
-
-    def clone_layer(layer):
-        config = _edit_config(layer, layer.get_config(), kernel, bias, skipped)
-        return layer.__class__.from_config(config)
-
-    new_model = keras.models.clone_model(model, clone_function=clone_layer, recursive=True)
-    if model.built:
-        if not new_model.built:
-            new_model.build(model.input_shape)
-        new_model.set_weights(model.get_weights())
-    return new_model
-
-
-def _is_functional(model):
-    from keras.src.models.functional import Functional
-
-    return isinstance(model, Functional)
-
-
 def penalty(model):
     """The current total weight penalty of `model` (or a layer): a float32 scalar tensor.
 
@@ -480,3 +273,6 @@ def penalty(model):
         return ops.zeros((), dtype="float32")
     return ops.sum(ops.stack(terms))
 
+
+# `apply` rewrites models; it lives in its own module and is part of this public namespace.
+from keras_reg._model_rewriting import DEFAULT_SKIP, apply  # noqa: E402

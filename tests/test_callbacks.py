@@ -467,6 +467,20 @@ def test_weight_decay_excludes_by_role_not_only_by_name():
     assert {v.path for v in more.decayed_variables(model)} == {"conv/kernel"}
 
 
+def test_weight_decay_reaches_kernels_inside_wrappers_and_skips_norms():
+    inputs = keras.Input((5, 3))
+    x = keras.layers.Bidirectional(keras.layers.SimpleRNN(2, return_sequences=True))(inputs)
+    x = keras.layers.TimeDistributed(keras.layers.Dense(3))(x)
+    x = keras.layers.LayerNormalization()(keras.layers.Flatten()(x))
+    x = keras.layers.SpectralNormalization(keras.layers.Dense(2))(x)
+    model = keras.Model(inputs, keras.layers.BatchNormalization()(x))
+    decayed = callbacks.WeightDecayScheduler(0.1).decayed_variables(model)
+    names = sorted(v.path.split("/")[-1] for v in decayed)
+    # 2 RNN kernels + 2 recurrent kernels (Bidirectional), TimeDistributed's and the
+    # spectrally normalized Dense kernels; no bias, no LayerNorm / BatchNorm parameter.
+    assert names == ["kernel"] * 4 + ["recurrent_kernel"] * 2
+
+
 def test_weight_decay_unknown_role_raises():
     with pytest.raises(ValueError, match="`exclude`"):
         callbacks.WeightDecayScheduler(0.1, exclude=("biases",))

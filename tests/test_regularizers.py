@@ -413,6 +413,26 @@ def test_apply_rnn_and_wrappers():
     assert np.array_equal(model(x_np), new(x_np))
 
 
+def test_apply_reaches_kernels_inside_spectral_normalization_and_wrappers():
+    inputs = keras.Input((5, 3))
+    x = keras.layers.Bidirectional(keras.layers.SimpleRNN(2, return_sequences=True),
+                                   name="bi")(inputs)
+    x = keras.layers.TimeDistributed(keras.layers.Dense(3, name="td_dense"), name="td")(x)
+    x = keras.layers.LayerNormalization(name="ln")(keras.layers.Flatten()(x))
+    x = keras.layers.SpectralNormalization(keras.layers.Dense(2, name="sn_dense"), name="sn")(x)
+    model = keras.Model(inputs, keras.layers.BatchNormalization(name="bn")(x))
+    new = regularizers.apply(model, kernel=0.01)
+    regularized = {p.split("/")[-1] for p in _regularized_paths(new)}
+    assert sum(v.regularizer is not None for v in new.trainable_weights) == 6
+    assert regularized == {"kernel", "recurrent_kernel"}
+    kernels = [v for v in new.trainable_weights if v.path.endswith("/kernel")]
+    assert len(kernels) == 4 and all(v.regularizer is not None for v in kernels)
+    for name in ("ln", "bn"):
+        assert all(v.regularizer is None for v in new.get_layer(name).trainable_weights)
+    x_np = np.random.default_rng(0).normal(size=(2, 5, 3)).astype("float32")
+    np.testing.assert_array_equal(model(x_np), new(x_np))
+
+
 def test_apply_skips_keras_reg_group_norm():
     from keras_reg.layers import GroupNorm
 
