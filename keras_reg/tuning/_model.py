@@ -1,4 +1,4 @@
-"""The built-in small CNN of `search(build_model=None)`, and the default compile step."""
+"""The built-in small CNN of `search(build_model=None)`, sized from the data."""
 
 import math
 
@@ -8,33 +8,48 @@ from keras_reg import blocks, regularizers
 from keras_reg.layers import InvertedDropout, StochasticDepth
 
 # Small data gives few steps per epoch: Keras's BatchNormalization momentum of 0.99 leaves the
-# moving statistics far from the data for tens of epochs, so validation (and early stopping)
-# would see a broken model. 0.9 follows the data within an epoch or two.
+# moving statistics far from the data for tens of epochs. 0.9 follows the data within an epoch
+# or two (and the search's protocol recomputes them exactly before each validation).
 _BN_MOMENTUM = 0.9
 
 
-def build_cnn(reg, input_shape, num_classes, width=32, tunable=False):
+def default_width(num_examples):
+    """Filters of the first stage from the number of training images: 16 up to 5,000, else 32.
+
+    The built-in CNN is compute-bound on a CPU; a narrower net trains several times faster and
+    has capacity enough for a few thousand images.
+    """
+    if num_examples is not None and num_examples > 5000:
+        return 32
+    return 16
+
+
+def build_cnn(reg, input_shape, num_classes, width=None, tunable=False, num_examples=None):
     """A small residual CNN regularized by `reg`, sized from the data.
 
     Stages of `conv_block` + `residual_block` (drop-path rates from `reg.drop_path_rates`),
     doubling the width and halving the resolution between stages until the feature map is
-    about 4 pixels wide (two stages for 8×8 digits, four for 32×32 CIFAR), then global average
-    pooling, dropout `reg.dropout` and a softmax classifier. Every kernel carries
+    about 4 pixels wide (two stages for 8×8 digits, three for 28×28, four for 32×32), then
+    global average pooling, dropout `reg.dropout` and a softmax classifier. Every kernel carries
     `reg.kernel_regularizer()`.
 
     Args:
         reg: a `keras_reg.tuning.Regularization`.
         input_shape: `(height, width, channels)`.
         num_classes: int >= 2.
-        width: filters of the first stage.
+        width: filters of the first stage; None sizes it from `num_examples`
+            (`default_width`: 16 up to 5,000 training images, else 32).
         tunable: build every regularizing layer even at strength 0 (dropout, stochastic
             depth, one shared L2 regularizer), so that `set_regularization(model, reg)` can
             give the same model, already traced, the values of another trial.
+        num_examples: None or the number of training images.
 
     Returns:
         An uncompiled `keras.Model`.
     """
     input_shape = tuple(int(d) for d in input_shape)
+    if width is None:
+        width = default_width(num_examples)
     side = min(input_shape[:2])
     stages = max(1, min(4, int(math.log2(max(side, 2))) - 1))
     if tunable:  # placeholders: set_regularization assigns the real values
@@ -66,9 +81,19 @@ def build_cnn(reg, input_shape, num_classes, width=32, tunable=False):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = _BN_MOMENTUM
     if tunable:
-        model._keras_reg_l2 = shared
         set_regularization(model, reg)
     return model
+
+
+def _l2_regularizers(model):
+    """The keras_reg L2 regularizers on `model`'s layers (each once)."""
+    found = {}
+    for layer in model.layers:
+        for attribute in ("kernel_regularizer", "depthwise_regularizer", "pointwise_regularizer"):
+            r = getattr(layer, attribute, None)
+            if isinstance(r, regularizers.L2):
+                found[id(r)] = r
+    return list(found.values())
 
 
 def set_regularization(model, reg):
@@ -83,18 +108,5 @@ def set_regularization(model, reg):
         layer.rate = reg.dropout
     for layer, rate in zip(depths, reg.drop_path_rates(len(depths)) if depths else []):
         layer.rate = rate
-    model._keras_reg_l2.l2 = reg.l2
-
-
-def compile_default(model, learning_rate=2e-3, steps_per_execution=1):
-    """Adam, categorical cross-entropy (soft targets from Mixup/CutMix) and accuracy, no XLA."""
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss=keras.losses.CategoricalCrossentropy(),
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-        steps_per_execution=steps_per_execution,
-        # XLA compilation costs ~10 s per trial on CPU for a small model and saves less than
-        # that over a trial; every trial builds a new model, so it would be paid every time.
-        jit_compile=False,
-    )
-    return model
+    for r in _l2_regularizers(model):
+        r.l2 = reg.l2

@@ -1,6 +1,7 @@
 """The KerasTuner `HyperModel`: each trial rebuilds the model and the training pipeline."""
 
 import time
+import weakref
 
 import keras
 import keras_tuner
@@ -8,12 +9,13 @@ import numpy as np
 import tensorflow as tf
 
 from keras_reg.data import one_hot
-from keras_reg.regularizers import penalty
 from keras_reg.tuning import _model
+from keras_reg.tuning.protocol import (  # noqa: F401 -- ValidationDataLoss re-exported
+    TrainingProtocol, ValidationDataLoss, steps_per_epoch)
 from keras_reg.tuning.space import Regularization, RegularizationSpace
 
 
-def _as_dataset(data, batch_size, shuffle, seed, name):
+def as_dataset(data, batch_size, shuffle, seed, name):
     """A batched `(images, labels)` dataset from a `tf.data.Dataset` or an `(x, y)` pair."""
     if isinstance(data, tf.data.Dataset):
         return data
@@ -32,6 +34,15 @@ def _as_dataset(data, batch_size, shuffle, seed, name):
         f"Invalid value for argument `{name}`: expected a tf.data.Dataset of (images, labels) "
         f"batches or a pair (x, y) of arrays. Received: {name}={type(data).__name__}"
     )
+
+
+_as_dataset = as_dataset  # the name tuner.py imports
+
+
+def count_examples(dataset):
+    """The number of examples of a finite batched `(images, labels)` dataset (one pass)."""
+    sizes = dataset.map(lambda *b: tf.shape(b[0], out_type=tf.int64)[0])
+    return int(sizes.reduce(tf.constant(0, tf.int64), lambda a, b: a + b))
 
 
 def data_spec(train, num_classes=None):
@@ -58,66 +69,61 @@ def data_spec(train, num_classes=None):
     return input_shape, max(int(num_classes), 2)
 
 
-class ValidationDataLoss(keras.callbacks.Callback):
-    """Logs `val_data_loss = val_loss − penalty(model)`, the validation loss of the predictions.
-
-    Keras's `val_loss` adds the weight penalty `λ·Σw²` to the data loss; the penalty grows with
-    the very strength a search compares, so ranking trials by `val_loss` is biased against
-    weight regularization. The weights do not change during evaluation, so the penalty read
-    at the end of the epoch is the one `val_loss` holds. Listed first, so early stopping and
-    KerasTuner's own callbacks see the key.
-    """
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None and "val_loss" in logs:
-            logs["val_data_loss"] = float(logs["val_loss"]) - float(penalty(self.model))
-
-
-def data_callbacks(callbacks, early_stopping):
-    """`[ValidationDataLoss()] + callbacks + early_stopping`."""
-    return [ValidationDataLoss()] + list(callbacks or []) + list(early_stopping)
-
-
 class RegularizationHyperModel(keras_tuner.HyperModel):
     """Builds one trial: the model from `build_model(reg)` and the pipeline from `reg`.
 
     `build(hp)` declares the `RegularizationSpace` in `hp`, makes the trial's `Regularization`
     and calls `build_model(reg)` (the built-in CNN when None); an uncompiled model is compiled
-    with Adam and categorical cross-entropy. `fit(hp, model, train, validation_data=...)` maps
-    `reg.transform(num_classes)` (MixupCutMix with the trial's alphas and ε) on `train`,
-    one-hot targets on both splits, and trains with early stopping on the objective.
+    by the `TrainingProtocol` (Adam with warm-up and cosine decay, categorical cross-entropy).
+    `fit(hp, model, train, validation_data=...)` applies the trial's augmentation
+    (`reg.augmentation()`) and Mixup/CutMix (`reg.transform(num_classes)`) to `train`, one-hot
+    targets on both splits, and trains under the protocol: batch-norm statistics recomputed
+    before each validation, early stopping on the objective, hopeless trials stopped by the
+    median rule.
 
     Args:
         space: a `RegularizationSpace`.
         build_model: None or a callable `build_model(reg) -> keras.Model`.
         input_shape, num_classes: the data's image shape and number of classes.
-        objective: name of the monitored metric (e.g. `"val_loss"`) and `direction`.
+        objective: name of the monitored metric (e.g. `"val_data_loss"`) and `direction`.
         patience: early-stopping patience in epochs (None: no early stopping).
-        learning_rate: Adam's learning rate for uncompiled models.
+        learning_rate: Adam's peak learning rate for uncompiled models.
         steps_per_execution: batches per compiled call for uncompiled models.
         seed: None or the base seed of models and transforms.
+        protocol: None or a `TrainingProtocol` (it then also sets `objective`, `direction`,
+            `patience`, `learning_rate` and `steps_per_execution`).
+        num_examples: None or the number of training images (sizes the built-in CNN).
     """
 
-    def __init__(self, space, build_model, input_shape, num_classes, objective="val_loss",
+    def __init__(self, space, build_model, input_shape, num_classes, objective="val_data_loss",
                  direction="min", patience=None, learning_rate=2e-3, steps_per_execution=1,
-                 seed=None):
+                 seed=None, protocol=None, num_examples=None):
         super().__init__(name="keras_reg")
         self.space = space if space is not None else RegularizationSpace()
         self.build_model = build_model
         self.input_shape = input_shape
         self.num_classes = num_classes
-        self.objective = objective
-        self.direction = direction
-        self.patience = patience
-        self.learning_rate = learning_rate
-        self.steps_per_execution = steps_per_execution
+        if protocol is None:
+            protocol = TrainingProtocol(
+                learning_rate=learning_rate, patience=patience, objective=objective,
+                direction=direction, steps_per_execution=steps_per_execution)
+        self.protocol = protocol
+        self.objective = protocol.objective
+        self.direction = protocol.direction
+        self.patience = protocol.patience
+        self.learning_rate = protocol.learning_rate
+        self.steps_per_execution = protocol.steps_per_execution
         self.seed = seed
+        self.num_examples = num_examples
         # The built-in CNN is built (and traced) once per normalization type; each trial
         # resets its weights and optimizer state and sets the strength variables.
         self.reuse_models = build_model is None
         self._cache = {}
+        self._schedules = weakref.WeakKeyDictionary()  # model -> its WarmupCosineDecay
         self.trial_id = None
-        # Per trial id: the transform of its pipeline, its fit seconds and epochs (for records).
+        # The objective curve of every trial trained in this process (median stopping rule).
+        self.curves = []
+        # Per trial id: the transforms of its pipeline, its fit seconds and epochs (records).
         self.transforms = {}
         self.fit_seconds = {}
         self.epochs_run = {}
@@ -137,29 +143,31 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
             keras.utils.set_random_seed(self.seed)
         if self.reuse_models:
             return self._reused_model(reg)
-        if self.build_model is None:
-            model = _model.build_cnn(reg, self.input_shape, self.num_classes)
-        else:
-            model = self.build_model(reg)
+        model = self.build_model(reg)
         if not isinstance(model, keras.Model):
             raise TypeError(
                 "Invalid value for argument `build_model`: expected a function returning a "
                 f"keras.Model. Received a return value of type {type(model).__name__}"
             )
         if not model.compiled:
-            _model.compile_default(model, self.learning_rate, self.steps_per_execution)
+            self._compile(model)
         return model
+
+    def _compile(self, model):
+        schedule = self.protocol.compile(model)
+        if schedule is not None:
+            self._schedules[model] = schedule
 
     def _reused_model(self, reg):
         entry = self._cache.get(reg.norm)
         if entry is None:
-            model = _model.build_cnn(reg, self.input_shape, self.num_classes, tunable=True)
-            _model.compile_default(model, self.learning_rate, self.steps_per_execution)
+            model = _model.build_cnn(reg, self.input_shape, self.num_classes, tunable=True,
+                                     num_examples=self.num_examples)
+            self._compile(model)
             model.optimizer.build(model.trainable_variables)
             entry = (model, model.get_weights(), [v.numpy() for v in model.optimizer.variables])
             self._cache[reg.norm] = entry
         model, weights, slots = entry
-        model._initial_epoch = None  # set by BackupAndRestore when a trial resumed
         model.set_weights(weights)
         for variable, value in zip(model.optimizer.variables, slots):
             variable.assign(value)
@@ -167,11 +175,16 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
         return model
 
     def pipeline(self, reg, train, validation=None):
-        """`(train, validation)` datasets with the trial's transform and one-hot targets."""
+        """`(train, validation, transform)`: the trial's training pipeline and one-hot targets.
+
+        The training batches go through `reg.augmentation()` then `reg.transform()` (each
+        keyed by the batch position too, so a dataset that is not reshuffled still gets new
+        draws every epoch); `transform` is the Mixup/CutMix transform or None.
+        """
         transform = reg.transform(self.num_classes, seed=self.seed)
         augmentation = reg.augmentation(seed=self.seed)
         k = self.num_classes
-        if augmentation is not None:  # keyed by position too: new draws every epoch
+        if augmentation is not None:
             train = augmentation.apply(train, num_parallel_calls=tf.data.AUTOTUNE)
         if transform is None:
             train = train.map(lambda x, y, *r: (x, one_hot(y, k), *r), tf.data.AUTOTUNE)
@@ -189,15 +202,34 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
             monitor=self.objective, mode=self.direction, patience=self.patience,
             restore_best_weights=True)]
 
-    def fit(self, hp, model, train, validation_data=None, callbacks=None, **kwargs):
-        reg = self.regularization(hp)
-        train, validation, transform = self.pipeline(reg, train, validation_data)
-        self.transforms[self.trial_id] = transform
-        callbacks = data_callbacks(callbacks, self.early_stopping())
+    def run(self, reg, model, train, validation=None, epochs=1, initial_epoch=0,
+            callbacks=None, curves=None, **kwargs):
+        """Trains `model` with `reg` under the protocol; returns the `History`.
+
+        The one training path of trials (`fit`) and retraining (`train`).
+        """
+        train_ds, val_ds, transform = self.pipeline(reg, train, validation)
+        schedule = self._schedules.get(model)
+        if schedule is not None:
+            step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+            self.protocol.set_lengths(schedule, steps_per_epoch(train), epochs, initial_epoch,
+                                      step)
+        callbacks = (self.protocol.callbacks(model, train if val_ds is not None else None,
+                                             curves)
+                     + list(callbacks or []))
         kwargs.setdefault("verbose", 0)
         kwargs.setdefault("shuffle", False)  # the pipeline shuffles; Keras would warn
+        return model.fit(train_ds, validation_data=val_ds, epochs=epochs,
+                         initial_epoch=initial_epoch, callbacks=callbacks, **kwargs)
+
+    def fit(self, hp, model, train, validation_data=None, callbacks=None, epochs=1,
+            initial_epoch=0, **kwargs):
+        reg = self.regularization(hp)
+        self.transforms[self.trial_id] = reg.transform(self.num_classes, seed=self.seed)
         start = time.perf_counter()
-        history = model.fit(train, validation_data=validation, callbacks=callbacks, **kwargs)
+        history = self.run(reg, model, train, validation_data, epochs=epochs,
+                           initial_epoch=initial_epoch, callbacks=callbacks,
+                           curves=self.curves, **kwargs)
         self.fit_seconds[self.trial_id] = time.perf_counter() - start
         self.epochs_run[self.trial_id] = len(history.epoch)
         return history
@@ -205,12 +237,31 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
 
 def train(reg, train, validation, *, build_model=None, input_shape=None, num_classes=None,
           epochs=30, patience=None, objective="val_data_loss", direction="min", seed=None,
-          learning_rate=2e-3, steps_per_execution=1, callbacks=None, verbose=0):
+          learning_rate=2e-3, steps_per_execution=1, callbacks=None, verbose=0, protocol=None,
+          num_examples=None):
     """Trains one model with `reg` under the search's protocol; returns `(model, history)`.
 
-    The same code path as a trial (model, pipeline, early stopping on `objective` with the best
-    weights restored), so a baseline (`Regularization.none()`) and the best values are compared
-    on equal terms.
+    The same code path as a trial (model, pipeline, `TrainingProtocol`: schedule, batch-norm
+    statistics, early stopping on `objective` with the best weights restored), so the
+    references and the best values are compared on equal terms; only the stopping of hopeless
+    trials is left out (it needs other trials).
+
+    Args:
+        reg: a `Regularization`.
+        train, validation: batched `(images, labels)` datasets.
+        build_model: None (the built-in CNN) or `build_model(reg)`.
+        input_shape, num_classes: None to read them from `train`.
+        epochs: int >= 1.
+        patience, objective, direction, learning_rate, steps_per_execution: the protocol's
+            settings when `protocol` is None.
+        seed: None or int >= 0.
+        callbacks: extra Keras callbacks.
+        verbose: `fit` verbosity.
+        protocol: None or a `TrainingProtocol`.
+        num_examples: None (counted from `train`) or the number of training images.
+
+    Returns:
+        `(model, history)`.
     """
     if not isinstance(reg, Regularization):
         raise TypeError(
@@ -219,15 +270,20 @@ def train(reg, train, validation, *, build_model=None, input_shape=None, num_cla
     if input_shape is None or num_classes is None:
         shape, k = data_spec(train, num_classes)
         input_shape, num_classes = input_shape or shape, num_classes or k
+    if build_model is None and num_examples is None:
+        num_examples = count_examples(train)
     hm = RegularizationHyperModel(
         RegularizationSpace(), build_model, input_shape, num_classes, objective=objective,
         direction=direction, patience=patience, learning_rate=learning_rate,
-        steps_per_execution=steps_per_execution, seed=seed,
+        steps_per_execution=steps_per_execution, seed=seed, protocol=protocol,
+        num_examples=num_examples,
     )
+    hm.reuse_models = False
+    if build_model is None:
+        hm.build_model = lambda r: _model.build_cnn(r, input_shape, num_classes,
+                                                    num_examples=num_examples)
     keras.backend.clear_session()
     model = hm.make_model(reg)
-    train_ds, val_ds, _ = hm.pipeline(reg, train, validation)
-    callbacks = data_callbacks(callbacks, hm.early_stopping())
-    history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks,
-                        verbose=verbose, shuffle=False)
+    history = hm.run(reg, model, train, validation, epochs=epochs, callbacks=callbacks,
+                     verbose=verbose)
     return model, history

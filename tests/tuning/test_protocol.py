@@ -1,0 +1,146 @@
+"""TrainingProtocol: the learning-rate schedule, the stopping rules and the callbacks' wiring."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_reg.callbacks import PreciseBatchNorm
+from keras_reg.tuning.protocol import (HopelessTrialStopping, TrainingProtocol,
+                                       ValidationDataLoss, WarmupCosineDecay)
+
+
+def reference_lr(step, peak, total, warmup, alpha, offset=0):
+    """The schedule's formula, in NumPy."""
+    t = step + offset
+    if t < warmup:
+        return peak * t / warmup
+    progress = min(1.0, (t - warmup) / max(total - warmup, 1))
+    return peak * (alpha + (1 - alpha) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+@pytest.mark.parametrize("total,warmup,alpha", [(100, 10, 0.0), (37, 0, 0.1), (8, 7, 0.5)])
+def test_schedule_follows_the_warmup_cosine_formula(total, warmup, alpha):
+    schedule = WarmupCosineDecay(3e-3, total_steps=total, warmup_steps=warmup, alpha=alpha)
+    steps = np.arange(0, total + 5)
+    got = [float(schedule(int(s))) for s in steps]
+    expected = [reference_lr(s, 3e-3, total, warmup, alpha) for s in steps]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-9)
+
+
+def test_new_lengths_apply_to_a_traced_step_without_retracing():
+    schedule = WarmupCosineDecay(1e-3, total_steps=10, warmup_steps=2)
+    traces = []
+
+    @tf.function
+    def lr(step):
+        traces.append(1)
+        return schedule(step)
+
+    before = float(lr(tf.constant(6)))
+    schedule.set_lengths(total_steps=40, warmup_steps=4, offset=3)
+    after = float(lr(tf.constant(6)))
+    assert len(traces) == 1
+    assert before == pytest.approx(reference_lr(6, 1e-3, 10, 2, 0.0), rel=1e-5)
+    assert after == pytest.approx(reference_lr(6, 1e-3, 40, 4, 0.0, offset=3), rel=1e-5)
+
+
+def test_protocol_sets_warmup_share_and_resume_offset():
+    protocol = TrainingProtocol(learning_rate=2e-3, warmup=0.1)
+    schedule = protocol.schedule()
+    protocol.set_lengths(schedule, steps_per_epoch=7, epochs=30, initial_epoch=4, step=5)
+    assert (schedule.total_steps, schedule.warmup_steps) == (210, 21)
+    # the optimizer at step 5 resumes epoch 4: schedule step 4*7
+    assert float(schedule(5)) == pytest.approx(reference_lr(28, 2e-3, 210, 21, 0.0), rel=1e-5)
+    assert TrainingProtocol(schedule="constant").schedule() == 2e-3
+
+
+def test_schedule_config_round_trip():
+    schedule = WarmupCosineDecay(1e-3, total_steps=50, warmup_steps=5, alpha=0.1)
+    clone = WarmupCosineDecay.from_config(schedule.get_config())
+    assert [float(clone(s)) for s in (0, 7, 50)] == [float(schedule(s)) for s in (0, 7, 50)]
+
+
+def _stop_sequence(curves, values, **kwargs):
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    callback = HopelessTrialStopping(curves, **kwargs)
+    callback.set_model(model)
+    model.stop_training = False  # what fit sets before the first epoch
+    callback.on_train_begin()
+    for epoch, value in enumerate(values):
+        callback.on_epoch_end(epoch, {"val_data_loss": value})
+        if model.stop_training:
+            break
+    callback.on_train_end()
+    return callback.stopped_epoch
+
+
+def test_median_rule_stops_a_trial_worse_than_the_median_of_earlier_ones():
+    curves = [[1.0, 0.9, 0.8, 0.7], [1.2, 1.1, 1.0, 0.9], [0.9, 0.8, 0.6, 0.5]]
+    # best so far at epoch 3 is 1.05 > median(0.8, 1.0, 0.6) = 0.8: stops at the 3rd epoch
+    assert _stop_sequence(curves, [1.3, 1.1, 1.05, 0.2], min_epochs=3) == 2
+    assert len(curves) == 4 and curves[-1] == [1.3, 1.1, 1.05]
+    # a trial at the median or better runs to the end
+    assert _stop_sequence(curves, [1.0, 0.9, 0.8, 0.7], min_epochs=3) is None
+    # too few earlier trials: never stops
+    assert _stop_sequence([[0.1, 0.1, 0.1]], [9.0, 9.0, 9.0], min_epochs=1) is None
+    # maximized objectives: lower is worse
+    acc = [[0.5, 0.6, 0.7]] * 3
+    assert _stop_sequence(acc, [0.5, 0.55], monitor="val_data_loss", direction="max",
+                          min_epochs=2) == 1
+
+
+def _bn_model():
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Dense(2)(keras.layers.BatchNormalization()(inputs))
+    return keras.Model(inputs, outputs)
+
+
+def test_callbacks_wiring():
+    data = tf.data.Dataset.from_tensor_slices((np.ones((8, 4), "float32"), np.ones(8))).batch(4)
+    protocol = TrainingProtocol(patience=3, precise_bn_batches=5, objective="val_accuracy",
+                                direction="max")
+    curves = []
+    callbacks = protocol.callbacks(_bn_model(), data, curves)
+    kinds = [type(c) for c in callbacks]
+    assert kinds == [ValidationDataLoss, PreciseBatchNorm, keras.callbacks.EarlyStopping,
+                     HopelessTrialStopping]
+    precise, early, hopeless = callbacks[1:]
+    assert precise.data is data and precise.num_batches == 5
+    assert (early.monitor, early.patience, early.restore_best_weights) == ("val_accuracy", 3,
+                                                                           True)
+    assert hopeless.curves is curves and hopeless.direction == "max"
+    # no batch norm, no data, no curves, no patience: only the data-loss logger
+    plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    assert [type(c) for c in TrainingProtocol().callbacks(plain, data)] == [ValidationDataLoss]
+    assert [type(c) for c in TrainingProtocol().callbacks(_bn_model(), None)] == [
+        ValidationDataLoss]
+    assert [type(c) for c in TrainingProtocol(precise_batch_norm=False).callbacks(
+        _bn_model(), data)] == [ValidationDataLoss]
+
+
+def test_rejects_unknown_schedule():
+    with pytest.raises(ValueError, match="schedule"):
+        TrainingProtocol(schedule="step")
+
+
+def test_rejects_warmup_over_half():
+    with pytest.raises(ValueError, match="warmup"):
+        TrainingProtocol(warmup=0.9)
+
+
+def test_rejects_nonpositive_learning_rate():
+    with pytest.raises(ValueError, match="learning_rate"):
+        TrainingProtocol(learning_rate=0.0)
+
+
+def test_rejects_warmup_steps_beyond_total():
+    with pytest.raises(ValueError, match="warmup_steps"):
+        WarmupCosineDecay(1e-3, total_steps=10, warmup_steps=10)
+
+
+def test_rejects_bad_direction():
+    with pytest.raises(ValueError, match="direction"):
+        HopelessTrialStopping([], direction="up")
