@@ -432,6 +432,41 @@ def test_weight_decay_constraints_removed_after_fit():
     np.testing.assert_array_equal(model.layers[0].kernel.numpy(), kernel)
 
 
+class _TraceCounter(keras.layers.Layer):
+    """Identity; counts the training-mode traces (Python runs `call` only when tracing)."""
+
+    traces = 0
+
+    def call(self, x, training=None):
+        if training:
+            type(self).traces += 1
+        return x
+
+
+def test_weight_decay_schedule_changes_without_retracing():
+    _TraceCounter.traces = 0
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), _TraceCounter()])
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    x, y = np.zeros((8, 3), "float32"), np.zeros((8, 4), "float32")
+    kernel0 = model.layers[0].kernel.numpy()
+    decays = [0.5, 0.25, 0.125]
+    scheduler = callbacks.WeightDecayScheduler(lambda epoch: decays[epoch])
+    model.fit(x, y, batch_size=8, epochs=3, verbose=0, callbacks=[scheduler])
+    assert _TraceCounter.traces == 1  # three coefficients, one trace
+    expected = kernel0 * np.prod([1 - np.float32(0.1) * np.float32(d) for d in decays])
+    np.testing.assert_allclose(model.layers[0].kernel.numpy(), expected, rtol=1e-6)
+    # A second fit with the same callback reuses the traced step, decay included.
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[scheduler])
+    assert _TraceCounter.traces == 1
+    expected = expected * (1 - np.float32(0.1) * np.float32(0.5))
+    np.testing.assert_allclose(model.layers[0].kernel.numpy(), expected, rtol=1e-6)
+    # Without it the same step runs with a zero coefficient: the weights stay exactly.
+    kernel = model.layers[0].kernel.numpy()
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    np.testing.assert_array_equal(model.layers[0].kernel.numpy(), kernel)
+    assert all(v.constraint is None for v in model.trainable_weights)
+
+
 def test_weight_decay_composes_with_existing_constraint():
     model = keras.Sequential(
         [keras.Input((3,)), keras.layers.Dense(2, kernel_constraint=keras.constraints.NonNeg())]

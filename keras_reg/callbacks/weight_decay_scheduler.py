@@ -38,13 +38,20 @@ class WeightDecayScheduler(CopyableCallback):
     change during training (Keras optimizers accept only a constant `weight_decay`). It differs
     from an L2 penalty under adaptive optimizers; see `keras_reg.regularizers`.
 
-    The decay runs inside the compiled training step: during `fit` the callback installs a
-    Keras variable constraint on each decayed weight (composed with any constraint the weight
-    already has), which the optimizer applies after its update — so it works with
-    `jit_compile=True`, `steps_per_execution > 1` and `tf.distribute` strategies. The constraints
-    are removed at the end of `fit` (the train function is rebuilt at its start and end; a
-    layer's `kernel_constraint` config is never touched, so checkpoints are unaffected). Do not
-    combine it with an optimizer `weight_decay`, which would decay twice. Logs `weight_decay`.
+    The decay runs inside the compiled training step: when `fit` attaches the callback, it
+    installs a Keras variable constraint on each decayed weight (composed with any constraint
+    the weight already has), which the optimizer applies after its update — so it works with
+    `jit_compile=True`, `steps_per_execution > 1` and `tf.distribute` strategies. The
+    coefficient is a variable read by the traced step: changing it each epoch never retraces,
+    and the first `fit` traces its train function once, with the decay in it. At the end of
+    `fit` the coefficient is set to 0 (the traced step then leaves weights exactly as they are)
+    and the weights get their own constraints back; a layer's `kernel_constraint` config is never
+    touched, so checkpoints are unaffected. A later `fit` with this callback reuses its train
+    function; another train function (e.g. from a `fit` without it) is rebuilt once.
+
+    The optimizer's own `weight_decay` is a constant in its config and its exclusion list is
+    matched by variable names, so it cannot follow a schedule; do not combine both, which would
+    decay twice. Logs `weight_decay`.
 
     Args:
         schedule: `schedule(epoch, weight_decay) -> float >= 0` (or `schedule(epoch)`), or a
@@ -63,7 +70,7 @@ class WeightDecayScheduler(CopyableCallback):
     """
 
     _SHARED = ("exclude",)
-    _RUNTIME = ("_coefficient", "_saved")
+    _RUNTIME = ("_coefficient", "_saved", "_owner", "_traced", "_rebuild", "_training")
 
     def __init__(self, schedule, exclude=("bias", "normalization")):
         super().__init__()
@@ -89,6 +96,10 @@ class WeightDecayScheduler(CopyableCallback):
         self.weight_decay = 0.0
         self._coefficient = None
         self._saved = None
+        self._owner = None
+        self._traced = None
+        self._rebuild = False
+        self._training = False
 
     def _excluded_ids(self, model):
         excluded = set()
@@ -116,23 +127,55 @@ class WeightDecayScheduler(CopyableCallback):
         excluded = self._excluded_ids(model)
         return [v for v in model.trainable_weights if id(v) not in excluded]
 
+    def set_model(self, model):
+        # `fit` attaches the callbacks before it makes its train function: installing the
+        # constraints here lets the first trace include them, with no forced retrace.
+        super().set_model(model)
+        if getattr(model, "built", False) and getattr(model, "optimizer", None) is not None:
+            self._install()
+
+    def _install(self):
+        """Installs the decay constraints (once per fit) and the coefficient (once per model)."""
+        model = self.model
+        if self._saved is not None:
+            return
+        if self._coefficient is None or self._owner is not model:
+            strategy = getattr(model, "distribute_strategy", None)
+            scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+            with scope:
+                self._coefficient = keras.Variable(
+                    0.0, dtype="float32", trainable=False, autocast=False, name="weight_decay"
+                )
+            self._owner, self._traced = model, None
+        self._saved = []
+        for variable in self.decayed_variables(model):
+            self._saved.append((variable, variable.constraint))
+            variable.constraint = _DecoupledDecay(
+                self._coefficient, model.optimizer, inner=variable.constraint
+            )
+        # A train function traced before the install (an earlier `fit`) lacks the decay, unless
+        # it is the one this callback traced with the same coefficient in an earlier `fit`.
+        existing = getattr(model, "train_function", None)
+        self._rebuild = existing is not None and existing is not self._traced
+
     def on_train_begin(self, logs=None):
         optimizer = getattr(self.model, "optimizer", None)
         if optimizer is None:
             raise ValueError("WeightDecayScheduler needs a compiled model (an optimizer).")
-        strategy = getattr(self.model, "distribute_strategy", None)
-        scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
-        with scope:
-            self._coefficient = keras.Variable(
-                0.0, dtype="float32", trainable=False, autocast=False, name="weight_decay"
-            )
-        self._saved = []
-        for variable in self.decayed_variables():
-            self._saved.append((variable, variable.constraint))
-            variable.constraint = _DecoupledDecay(
-                self._coefficient, optimizer, inner=variable.constraint
-            )
-        self.model.make_train_function(force=True)
+        self._install()
+        if self._rebuild:
+            self.model.make_train_function(force=True)
+            self._rebuild = False
+        self._traced = self.model.train_function
+        self._training = True
+
+    def on_test_end(self, logs=None):
+        if not self._training:  # a standalone `evaluate` attached the callback
+            self._uninstall()
+
+    def on_predict_end(self, logs=None):
+        if not self._training:
+            self._uninstall()
 
     def on_epoch_begin(self, epoch, logs=None):
         self.weight_decay = call_schedule(
@@ -145,9 +188,14 @@ class WeightDecayScheduler(CopyableCallback):
             logs["weight_decay"] = self.weight_decay
 
     def on_train_end(self, logs=None):
+        self._training = False
+        self._uninstall()
+
+    def _uninstall(self):
+        # The traced step keeps applying `w − lr·0·w = w` (exact) until it is rebuilt; the
+        # variables get their own constraints back, so configs and checkpoints are unaffected.
+        if self._coefficient is not None:
+            self._coefficient.assign(0.0)
         for variable, constraint in self._saved or ():
             variable.constraint = constraint
         self._saved = None
-        self._coefficient = None
-        self.model.make_train_function(force=True)
-
