@@ -37,3 +37,52 @@ def kerastuner_tracebacks(enabled):
 def flatten_layers(layer):
     """Every layer nested in `layer` (itself excluded): sub-models, wrapped and sub-layers."""
     return list(layer._flatten_layers(include_self=False, recursive=True))
+
+
+# --- H1: the backend's seed dtype ----------------------------------------------------------------
+# An integer seed given to the layers' pure functions becomes a `[seed, 0]` seed tensor. JAX
+# wants it in the dtype of its key data (uint32), which Keras keeps in the private
+# `keras.src.backend.random_seed_dtype()` (the dtype of `SeedGenerator.state`, public only
+# through a generator instance). Checked on TF 2.21 / Keras 3.15.1 (TF: int64, JAX: uint32).
+
+
+def random_seed_dtype():
+    """The dtype of the current backend's seed tensors (Keras's own `random_seed_dtype`)."""
+    from keras.src.backend import random_seed_dtype as keras_random_seed_dtype
+
+    return keras_random_seed_dtype()
+
+
+# --- H2: keras_reg.distribute.fit, a training loop outside `model.fit` ---------------------------
+# `model.fit` creates, before its first step, every variable the step needs (layers, optimizer
+# slots, compiled metrics and losses) with `Trainer._symbolic_build(data_batch=spec)`; a loop
+# of our own must do the same under the strategy scope, from the data's spec only (no batch is
+# consumed, no metric state touched). `model.build(shape)` covers the layers alone. Checked on
+# TF 2.21 / Keras 3.15.1.
+
+
+def symbolic_build(model, data_batch):
+    """Creates all variables of a compiled model (layers, optimizer, metrics) from a spec."""
+    model._symbolic_build(data_batch=data_batch)
+
+
+# `keras.callbacks.BackupAndRestore` tells `fit` where to resume by setting
+# `model._initial_epoch` in `on_train_begin` (read, then cleared, by Keras's TF trainer); no
+# public channel exists. Checked on TF 2.21 / Keras 3.15.1.
+
+
+def take_initial_epoch(model, default):
+    """The epoch a restoring callback asked to resume from (else `default`); clears the request."""
+    requested = getattr(model, "_initial_epoch", None)
+    model._initial_epoch = None
+    return requested if requested is not None else default
+
+
+# Every `keras.random.SeedGenerator` a layer creates is listed in `Layer._seed_generators`
+# (Keras uses it to make `seed_generator_state` variables non-trainable); there is no public
+# list of a layer's generators. Checked on TF 2.21 / Keras 3.15.1.
+
+
+def seed_generators(layer):
+    """The `keras.random.SeedGenerator`s created by `layer` itself (not its sub-layers)."""
+    return list(getattr(layer, "_seed_generators", []))

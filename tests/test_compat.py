@@ -31,3 +31,9 @@ def test_kerastuner_tracebacks_switches_the_debug_flag_base_tuner_reads():
             assert kt_config.DEBUG is True
         assert kt_config.DEBUG is False
     assert kt_config.DEBUG == before
+
+
+def test_random_seed_dtype_is_the_seed_generator_state_dtype():
+    # The public observable of the private function: the dtype of a SeedGenerator's state.
+    generator = keras.random.SeedGenerator(0)
+    assert _compat.random_seed_dtype() == keras.backend.standardize_dtype(generator.state.dtype)

@@ -13,8 +13,11 @@ Known limits, asserted or documented here:
   scheduling. Put random layers in the model, and `keras_reg.data` transforms in tf.data.
 - WeightNoise draws Gaussian noise; under XLA the sampler gives other (self-consistent) bits than
   the TF kernel, so XLA is reproducible but not equal to eager.
-- The data transforms key their draws with `tf.fingerprint`, which XLA cannot compile: wrapping
-  a whole transform in `tf.function(jit_compile=True)` fails (their pixel work is XLA already).
+- The data transforms key their draws with a content hash built of XLA-supported ops: Cutout runs
+  inside `tf.function(jit_compile=True)`; MixupCutMix does not (the Gamma sampler behind its
+  Beta draws has no XLA kernel; its other work is XLA already).
+- A plain `map` keys each batch by its content only: unshuffled data is transformed the same
+  way every epoch; `apply(dataset)` or reshuffling gives new draws each epoch.
 """
 
 import keras
@@ -164,9 +167,35 @@ def test_transform_xla_pixel_kernel_matches_plain(name):
             np.testing.assert_allclose(u, v, rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.xfail(raises=tf.errors.InvalidArgumentError, strict=False,
-                   reason="tf.fingerprint (the per-batch key) has no XLA kernel")
-def test_transform_inside_jit_compiled_function():
+def test_cutout_inside_jit_compiled_function_equals_eager():
     transform = TRANSFORMS["Cutout"](5)
     f = tf.function(lambda a: transform(a), jit_compile=True)
-    f(IMAGES[:6])
+    out = np.asarray(f(IMAGES[:6]))
+    np.testing.assert_array_equal(out, np.asarray(transform(IMAGES[:6])))
+    assert not np.array_equal(out, np.asarray(IMAGES[:6]))  # it did erase
+
+
+@pytest.mark.xfail(raises=tf.errors.InvalidArgumentError, strict=True,
+                   reason="the Gamma sampler behind Beta(a, a) has no XLA kernel")
+def test_mixupcutmix_inside_jit_compiled_function():
+    transform = TRANSFORMS["MixupCutMix"](5)
+    f = tf.function(lambda a, b: transform(a, b), jit_compile=True)
+    f(IMAGES[:6], LABELS[:6])
+
+
+@pytest.mark.parametrize("name", ["MixupCutMix", "Cutout"])
+def test_epochs_plain_map_repeats_unshuffled_data_apply_and_shuffle_redraw(name):
+    # The documented behaviour: `map` keys by content, `apply` by content and position.
+    transform = TRANSFORMS[name](5)
+    mapped = _dataset().map(transform)
+    assert _equal(_flat(list(mapped)), _flat(list(mapped)))
+    applied = transform.apply(_dataset())
+    first, second = _flat(list(applied)), _flat(list(applied))
+    assert not _equal(first, second)
+    again = _flat(list(TRANSFORMS[name](5).apply(_dataset())))
+    assert _equal(first, again)  # fresh per epoch, yet reproducible
+    # Reshuffled data: a batch of other samples is hashed anew (new draws for a sample).
+    shuffled = tf.data.Dataset.from_tensor_slices((IMAGES, LABELS)).shuffle(
+        24, seed=1, reshuffle_each_iteration=True).batch(6).map(transform)
+    epoch_1, epoch_2 = list(shuffled), list(shuffled)
+    assert not _equal(_flat(epoch_1), _flat(epoch_2))

@@ -6,7 +6,7 @@ augmentation built on Keras's preprocessing layers), `load` (the embedded digits
 TensorFlow Datasets name) and `preview` (a picture grid of what the transforms do).
 
 Every transform is seeded and stateless: each batch's random draws come from a Philox key made
-of the seed and a fingerprint of the batch, so the same seed gives the same output, also in a
+of the seed and a hash of the batch, so the same seed gives the same output, also in a
 parallel `map` with `deterministic=True`; `transform.apply(dataset, num_parallel_calls=...)`
 also keys batches by position (new draws every epoch for data that is not reshuffled).
 """

@@ -1,79 +1,101 @@
 """Order-independent randomness for tf.data transforms (private).
 
-A transform mapped over a dataset with `num_parallel_calls` runs on several batches at once, in
-no fixed order, so a stateful generator shared by those calls hands its numbers out in a
-different order on every run. The transforms of `keras_reg.data` therefore draw every random
-number with stateless ops (`tf.random.stateless_*`, Philox counter-based) from a per-batch key
-that depends only on things that do not change with the execution order:
+This is part 2 of the package's seed scheme (`keras_reg._seeds`). A transform mapped over a
+dataset with `num_parallel_calls` runs on several batches at once, in no fixed order, so a
+stateful generator shared by those calls hands its numbers out in a different order on every
+run. The transforms of `keras_reg.data` therefore draw every random number with stateless ops
+(`tf.random.stateless_*`, Philox counter-based) from a per-batch key that depends only on
+things that do not change with the execution order:
 
-- the transform's base `seed` (an integer, drawn once at construction when `seed=None`);
-- a fingerprint of the batch's content (farmhash of about 16 pixel rows per image and of the
-  labels: a cheap function of the data, not of when it arrives);
+- the transform's base `seed` (`keras_reg._seeds.base_seed`);
+- a hash of the batch's content (about 16 pixel rows per image, and the labels): a cheap
+  function of the data, not of when it arrives. It is built of integer multiply, xor, shift and
+  sum (wrapping modulo 2**32), which XLA compiles, so a transform also runs inside a
+  `tf.function(jit_compile=True)`;
 - optionally an integer stream position (`apply(dataset)` zips the dataset with
   `tf.data.Dataset.random`, which is per position and re-randomised each epoch).
 
-Same seed and same batch give the same output whatever the parallelism; reshuffled data (the
-default of `keras_reg.data.load` for training splits) gives new draws each epoch.
+Same seed and same batch give the same output whatever the parallelism. A plain `map` over data
+that is not reshuffled therefore sees the same batches, hence the same draws, every epoch;
+reshuffled data (the default of `keras_reg.data.load` for training splits) or `apply(dataset)`
+gives new draws each epoch.
 """
-
-import random as _py_random
 
 import tensorflow as tf
 
-# Sub-sample of at most this many rows / columns per image enters the fingerprint.
-_FINGERPRINT_GRID = 16
+from keras_reg._seeds import splitmix64
+
+# Sub-sample of at most this many rows per image enters the hash.
+_HASH_ROWS = 16
 
 
-def base_seed(seed):
-    """The integer base seed of a transform: `seed` itself, or a fresh random one for None."""
-    if seed is None:
-        return _py_random.SystemRandom().randrange(0, 2**31 - 1)
-    return int(seed)
+def _as_int32(value):
+    """A signed 32-bit constant from an unsigned one."""
+    return value - (1 << 32) if value >= 1 << 31 else value
 
 
-def _fingerprint(tensor):
-    """The `(1, 8)` uint8 farmhash fingerprint of a tensor's bytes (stable across platforms)."""
-    return tf.fingerprint(tf.reshape(tensor, [1, -1]))
+_GOLDEN = _as_int32(0x9E3779B1)
+_M1 = _as_int32(0x85EBCA6B)
+_M2 = _as_int32(0xC2B2AE35)
+_SALTS = (_as_int32(0x68E31DA4), _as_int32(0xB5297A4D))
 
 
-def image_fingerprint(images, channels_first=False):
-    """Fingerprint of about 16 evenly spaced full pixel rows of every image of a rank-4 batch.
+def _fmix32(h):
+    """MurmurHash3's 32-bit finaliser on int32 (wrapping multiplies, logical shifts)."""
+    h = tf.bitwise.bitwise_xor(h, tf.bitwise.bitwise_and(tf.bitwise.right_shift(h, 16), 0xFFFF))
+    h = h * _M1
+    h = tf.bitwise.bitwise_xor(h, tf.bitwise.bitwise_and(tf.bitwise.right_shift(h, 13), 0x7FFFF))
+    h = h * _M2
+    return tf.bitwise.bitwise_xor(h, tf.bitwise.bitwise_and(tf.bitwise.right_shift(h, 16), 0xFFFF))
 
-    Rows are taken with one `gather` (strided slices of uint8 tensors are slow in TensorFlow)
-    and put in channels-last order, so a channels-first batch gets the same fingerprint (hence
-    the same draws) as its channels-last transpose.
+
+def content_hash(tensor):
+    """A 64-bit int64 scalar hash of a tensor's values and their positions (XLA-compilable).
+
+    Floats are hashed by the bits of their float32 value, integers and bools by their int32
+    value. Each element is mixed with its flat index, the mixed values are summed modulo 2**32
+    (order-free, so XLA's and TensorFlow's reductions agree), twice with different salts.
+    """
+    x = tf.reshape(tensor, [-1])
+    if x.dtype.is_floating:
+        x = tf.bitcast(tf.cast(x, tf.float32), tf.int32)
+    else:
+        x = tf.cast(x, tf.int32)
+    index = tf.range(tf.size(x, out_type=tf.int32), dtype=tf.int32) * _GOLDEN
+    words = []
+    for salt in _SALTS:
+        mixed = _fmix32(tf.bitwise.bitwise_xor(x, _fmix32(index + salt)))
+        words.append(_fmix32(tf.reduce_sum(mixed) + salt))
+    high = tf.bitwise.left_shift(tf.cast(words[0], tf.int64), 32)
+    low = tf.bitwise.bitwise_and(tf.cast(words[1], tf.int64), 0xFFFFFFFF)
+    return tf.bitwise.bitwise_or(high, low)
+
+
+def image_hash(images, channels_first=False):
+    """`content_hash` of about 16 evenly spaced full pixel rows of every image of a batch.
+
+    Rows are taken with one `gather` and put in channels-last order, so a channels-first batch
+    gets the same hash (hence the same draws) as its channels-last transpose.
     """
     h_axis = 2 if channels_first else 1
     height = images.shape[h_axis]
     if height is None:
         height = tf.shape(images)[h_axis]
-        rows = tf.range(0, height, tf.maximum(height // _FINGERPRINT_GRID, 1))
+        rows = tf.range(0, height, tf.maximum(height // _HASH_ROWS, 1))
     else:
-        rows = list(range(0, height, max(height // _FINGERPRINT_GRID, 1)))
+        rows = list(range(0, height, max(height // _HASH_ROWS, 1)))
     sample = tf.gather(images, rows, axis=h_axis)
     if channels_first:
         sample = tf.transpose(sample, [0, 2, 3, 1])
-    return _fingerprint(sample)
+    return content_hash(sample)
 
 
-def _splitmix64(value):
-    """A well-mixed signed 64-bit integer from a Python int (SplitMix64 finaliser)."""
-    z = (value + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
-    z ^= z >> 31
-    return z - (1 << 64) if z >= 1 << 63 else z
-
-
-def batch_key(seed, fingerprints, position=None):
-    """The per-batch [2] int64 Philox key: the two fingerprints' 64-bit words XOR the mixed
-    seed, plus the stream position on the second word. Philox itself mixes the key; three small
-    ops per batch."""
-    if len(fingerprints) == 1:
-        fingerprints = [fingerprints[0], tf.zeros([1, 8], tf.uint8)]
-    words = tf.bitcast(tf.concat(fingerprints, axis=0), tf.int64)  # (2,)
+def batch_key(seed, hashes, position=None):
+    """The per-batch [2] int64 Philox key: one or two content hashes XOR the mixed seed, plus
+    the stream position on the second word. Philox itself mixes the key."""
+    hashes = list(hashes) + [tf.constant(0, tf.int64)] * (2 - len(hashes))
     key = tf.bitwise.bitwise_xor(
-        words, tf.constant([_splitmix64(seed), _splitmix64(seed + 1)], tf.int64))
+        tf.stack(hashes), tf.constant([splitmix64(seed), splitmix64(seed + 1)], tf.int64))
     if position is not None:
         key = key + tf.stack([tf.constant(0, tf.int64), tf.cast(position, tf.int64)])
     return key

@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from keras_reg._seeds import base_seed
 from keras_reg._validation import check_choice, check_float, check_seed
 from keras_reg.data import _random, _structure
 
@@ -38,8 +39,10 @@ class Augment:
     random parameters are drawn from a per-batch Philox key given to the layers' own
     `get_random_transformation(..., seed=key)`, so, as for `MixupCutMix`, the same seed gives the
     same output also in a parallel map with `deterministic=True` (the layers' internal seed
-    generators are stateful and would not). Images are float in `value_range` (integer images
-    are converted to float32).
+    generators are stateful and would not). As the key is made of the seed and a hash of the
+    batch, a plain `map` over data that is not reshuffled augments every epoch the same way;
+    shuffle before batching or use `apply(dataset)` for new draws each epoch. Images are float
+    in `value_range` (integer images are converted to float32).
 
     See `augment` for the arguments.
     """
@@ -72,7 +75,7 @@ class Augment:
             "data_format", data_format or keras.config.image_data_format(),
             ("channels_last", "channels_first"),
         )
-        self._base_seed = _random.base_seed(self.seed)
+        self._base_seed = base_seed(self.seed)
         fmt = {"data_format": self.data_format}
         geo = {"fill_mode": self.fill_mode, "fill_value": self.value_range[0], **fmt}
         self._layers = []
@@ -112,8 +115,8 @@ class Augment:
         if not images.dtype.is_floating:
             images = tf.cast(images, tf.float32)
         # Keyed by the images only: the same images get the same draws with or without labels.
-        fingerprints = [_random.image_fingerprint(images, channels_first)]
-        out = self._augment_images(images, _random.batch_key(self._base_seed, fingerprints,
+        hashes = [_random.image_hash(images, channels_first)]
+        out = self._augment_images(images, _random.batch_key(self._base_seed, hashes,
                                                              position))
         if single:
             out = out[0]

@@ -5,6 +5,7 @@ import numbers
 import keras
 import tensorflow as tf
 
+from keras_reg._seeds import base_seed
 from keras_reg._validation import check_choice, check_float, check_rate, check_seed
 from keras_reg.data import _boxes, _random, _structure
 
@@ -47,7 +48,10 @@ class Cutout:
     broadcasting a row and a column mask, in one XLA-compiled pass over the pixels.
 
     Randomness is stateless and order-independent as in `MixupCutMix` (Philox key from `seed`
-    and the batch content), so parallel maps with `deterministic=True` reproduce sequential ones.
+    and a hash of the batch content), so parallel maps with `deterministic=True` reproduce
+    sequential ones, and the transform also runs inside `tf.function(jit_compile=True)`. As for
+    `MixupCutMix`, a plain `map` over data that is not reshuffled erases the same squares every
+    epoch; shuffle before batching or use `apply(dataset)` for new squares each epoch.
 
     Args:
         size: int >= 1 (pixels) or float in (0, 1] (fraction of the shorter side).
@@ -100,7 +104,7 @@ class Cutout:
             ("channels_last", "channels_first"),
         )
         self.jit_compile = bool(jit_compile)
-        self._base_seed = _random.base_seed(self.seed)
+        self._base_seed = base_seed(self.seed)
 
     def _transform(self, args, position=None):
         images, labels, repack = _structure.unpack(args, "Cutout", need_labels=False)
@@ -110,8 +114,8 @@ class Cutout:
             images = images[None]
         images, channels_first = _structure.check_images(images, "Cutout", self.data_format)
         # Keyed by the images only: the same images get the same draws with or without labels.
-        fingerprints = [_random.image_fingerprint(images, channels_first)]
-        key = _random.batch_key(self._base_seed, fingerprints, position)
+        key = _random.batch_key(
+            self._base_seed, [_random.image_hash(images, channels_first)], position)
         kernel = _kernel_xla if self.jit_compile else _kernel_plain
         out = kernel(images, key, self.size, tf.constant(self.prob, tf.float32),
                      tf.constant(self.fill, tf.float32), channels_first)

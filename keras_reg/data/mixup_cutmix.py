@@ -5,6 +5,7 @@ import functools
 import keras
 import tensorflow as tf
 
+from keras_reg._seeds import base_seed
 from keras_reg._validation import check_choice, check_float, check_int, check_rate, check_seed
 from keras_reg._variables import float_setting, float_variable
 from keras_reg.data import _boxes, _random, _structure
@@ -168,15 +169,17 @@ class MixupCutMix:
     pipeline (batches already prefetched keep the old values).
 
     Randomness is stateless and order-independent: each batch's draws come from a Philox key
-    made of `seed` and a fingerprint of the batch content, so the same seed gives the same
-    output also under `map(..., num_parallel_calls=N, deterministic=True)`. `apply(dataset)`
-    additionally keys each batch by its position (re-randomised every epoch), for data that is
-    not reshuffled between epochs. All work is vectorised (box masks built by broadcasting a row
-    and a column mask; any batch size, odd or partial). The Gamma draws behind Beta(a, a) run
-    outside XLA (TensorFlow has no XLA kernel for the gamma sampler); everything else (the
-    other draws, from Philox integers, boxes, pixels and targets) is one XLA-compiled function,
-    compiled once per batch shape. `jit_compile=False` runs the same function as a plain graph
-    with identical draws (slower on large batches, no compilation wait on tiny ones).
+    made of `seed` and a hash of the batch content, so the same seed gives the same output also
+    under `map(..., num_parallel_calls=N, deterministic=True)`. Consequently **a plain `map`
+    over data that is not reshuffled mixes every epoch the same way**; shuffle the data before
+    batching (as `keras_reg.data.load` does for training splits) or use `apply(dataset)`, which
+    also keys each batch by its position in a stream re-randomised every epoch (reproducibly).
+    All work is vectorised (box masks built by broadcasting a row and a column mask; any batch
+    size, odd or partial). The Gamma draws behind Beta(a, a) run outside XLA (TensorFlow has no
+    XLA kernel for the gamma sampler), so the transform itself cannot be called inside a
+    `tf.function(jit_compile=True)`; everything else (the other draws, from Philox integers,
+    boxes, pixels and targets) is one XLA-compiled function, compiled once per batch shape.
+    `jit_compile=False` runs the same function as a plain graph with identical draws.
 
     A CutMix box has side `floor(H * sqrt(1 - lam))` x `floor(W * sqrt(1 - lam))` (timm's
     rand_bbox; timm rounds odd sides down to even), so its unclipped area never exceeds
@@ -196,7 +199,7 @@ class MixupCutMix:
         label_smoothing: float in [0, 1], epsilon of the label smoothing.
         seed: None or int >= 0.
         data_format: `"channels_last"`, `"channels_first"` or None (Keras's image data format).
-        jit_compile: bool, XLA-compile the per-batch work (default; 2-10x faster on CPU).
+        jit_compile: bool, XLA-compile the per-batch work (default).
 
     Call arguments:
         `(images, labels)` (extra tuple entries such as sample weights pass through) or a dict
@@ -265,7 +268,7 @@ class MixupCutMix:
             ("channels_last", "channels_first"),
         )
         self.jit_compile = bool(jit_compile)
-        self._base_seed = _random.base_seed(self.seed)
+        self._base_seed = base_seed(self.seed)
         self.prob_variable = float_variable(prob, "prob")
         self.mixup_alpha_variable = float_variable(mixup_alpha, "mixup_alpha")
         self.cutmix_alpha_variable = float_variable(cutmix_alpha, "cutmix_alpha")
@@ -281,12 +284,12 @@ class MixupCutMix:
                 "Invalid value for argument `labels`: expected one label per image. Received: "
                 f"labels.shape={labels.shape} for images.shape={images.shape}"
             )
-        # Fingerprint the canonical float32 one-hot targets, so sparse and one-hot labels of
+        # Hash the canonical float32 one-hot targets, so sparse and one-hot labels of
         # the same batch get the same draws.
         targets = one_hot(labels, self.num_classes)
         key = _random.batch_key(
             self._base_seed,
-            [_random.image_fingerprint(images, channels_first), _random._fingerprint(targets)],
+            [_random.image_hash(images, channels_first), _random.content_hash(targets)],
             position,
         )
         mixed, targets = mixup_cutmix(

@@ -20,11 +20,15 @@ TensorFlow's default algorithm is two to three orders of magnitude slower on CPU
 when its 16 bits are >= round(rate * 2**16), so the effective drop probability is within
 2**-17 (7.6e-6) of `rate`. XLA's Philox gives the same bits as TensorFlow's kernel, so the
 fused graph kernel and an eager call draw the same mask for the same seed. Other backends use
-`keras.random.uniform` in float32 (not exercised by the test suite, which runs TensorFlow).
+`keras.random.uniform` in float32 (JAX is exercised by tests/test_jax_backend.py).
+
+Seeds follow the package's scheme (`keras_reg._seeds`): the layer's `SeedGenerator` stream, an
+int for a fixed mask, or a seed tensor already drawn.
 """
 
 import keras
 
+from keras_reg._seeds import draw_seed
 from keras_reg._validation import check_rate
 from keras_reg._variables import float_setting, float_variable
 from keras_reg.layers._seed_state import SeedStateMixin
@@ -84,39 +88,6 @@ def rate_tensor(rate):
 def keep_scale(rate):
     """`1 / (1 - rate)` as float32, and 0 at rate 1 (never inf or NaN)."""
     return keras.ops.divide_no_nan(1.0, 1.0 - rate)
-
-
-_default_generator = None
-
-
-def draw_seed(seed):
-    """A seed tensor from an int, a `keras.random.SeedGenerator`, None (a module generator) or
-    a seed tensor already drawn (returned as is)."""
-    global _default_generator
-    if keras.ops.is_tensor(seed):
-        return seed
-    if isinstance(seed, keras.random.SeedGenerator):
-        return seed.next()
-    if seed is None:
-        if _default_generator is None:
-            _default_generator = keras.random.SeedGenerator()
-        return _default_generator.next()
-    if isinstance(seed, int) and not isinstance(seed, bool):
-        return keras.ops.convert_to_tensor([seed, 0], dtype=_int_seed_dtype())
-    raise TypeError(
-        "Invalid value for argument `seed`: expected None, an int or a "
-        f"keras.random.SeedGenerator. Received: seed={seed!r}"
-    )
-
-
-def _int_seed_dtype():
-    """int32 on TensorFlow (its stateless ops and XLA take int32 seeds), else the backend's
-    own seed dtype (JAX wants uint32 key data)."""
-    if keras.backend.backend() == "tensorflow":
-        return "int32"
-    from keras.src.backend import random_seed_dtype
-
-    return random_seed_dtype()
 
 
 def keep_one(rate):

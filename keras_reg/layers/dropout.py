@@ -3,10 +3,10 @@
 import keras
 
 from keras_reg._validation import check_choice, check_rate, check_seed
+from keras_reg._seeds import draw_seed
 from keras_reg.layers._rate import (
     RateLayer,
     apply_mask,
-    draw_seed,
     keep_one,
     keep_scale,
     masked,
