@@ -1,7 +1,7 @@
 """`search`: the regularization search in one call, a thin wrapper over `RegularizationTuner`."""
 
 from keras_reg._validation import check_int
-from keras_reg.tuning.tuner import REFERENCES, TUNERS, RegularizationTuner
+from keras_reg.tuning.tuner import REFERENCES, TUNERS, RegularizationTuner, check_callbacks
 
 
 def search(build_model=None, train=None, validation=None, space=None, tuner="hyperband",
@@ -95,6 +95,7 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="hyp
         raise ValueError("Invalid value for argument `train`: expected training data. "
                          "Received: train=None")
     epochs = check_int("epochs", epochs, low=1)
+    check_callbacks(callbacks)  # before the tuner writes anything
     kt = RegularizationTuner(
         build_model, space=space, tuner=tuner, objective=objective, max_trials=max_trials,
         directory=directory, project_name=project_name, overwrite=overwrite, seed=seed,

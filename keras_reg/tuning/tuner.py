@@ -112,6 +112,19 @@ def _as_dataset(data, batch_size, shuffle, seed, name):
     )
 
 
+def check_callbacks(callbacks):
+    """`callbacks` as a list; a TypeError naming `callbacks` when one cannot be deep-copied."""
+    callbacks = list(callbacks or [])
+    try:
+        copy.deepcopy(callbacks)
+    except Exception as e:
+        raise TypeError(
+            "Invalid value for argument `callbacks`: every callback must be deep-copyable "
+            f"(each trial gets a fresh copy). Received: callbacks={callbacks!r} ({e})"
+        ) from None
+    return callbacks
+
+
 def _read_json(path, default):
     try:
         with open(path) as f:
@@ -125,6 +138,14 @@ def _write_json(path, value):
     with open(tmp, "w") as f:
         json.dump(value, f, indent=1)
     os.replace(tmp, path)
+
+
+def _load_weights(model, path):
+    """`model.load_weights(path)`, the optimizer built first so its saved state loads too."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    model.load_weights(path)
 
 
 def _distributed_role():
@@ -373,14 +394,7 @@ class RegularizationTuner(keras_tuner.Tuner):
             raise ValueError("Invalid value for argument `train`: expected training data. "
                              "Received: train=None")
         epochs = check_int("epochs", epochs, low=1)
-        callbacks = list(callbacks or [])
-        try:
-            copy.deepcopy(callbacks)
-        except Exception as e:
-            raise TypeError(
-                "Invalid value for argument `callbacks`: every callback must be deep-copyable "
-                f"(each trial gets a fresh copy). Received: callbacks={callbacks!r} ({e})"
-            ) from None
+        callbacks = check_callbacks(callbacks)
         train = _as_dataset(train, self.batch_size, True, self.seed, "train")
         if validation_data is not None:
             validation_data = _as_dataset(validation_data, self.batch_size, False, self.seed,
@@ -439,7 +453,7 @@ class RegularizationTuner(keras_tuner.Tuner):
             keras.backend.clear_session()
         model = hm.build(hp)
         if "tuner/trial_id" in hp.values:  # a Hyperband promotion continues its past trial
-            model.load_weights(self._weights_path(hp.values["tuner/trial_id"]))
+            _load_weights(model, self._weights_path(hp.values["tuner/trial_id"]))
         backup = TimedBackup(os.path.join(self.get_trial_dir(trial_id), "backup"),
                              self.backup_interval)
         resumed = backup.restore(model)
@@ -482,7 +496,7 @@ class RegularizationTuner(keras_tuner.Tuner):
         if not getattr(self.hypermodel, "reuse_models", False):
             keras.backend.clear_session()
         model = self.hypermodel.build(trial.hyperparameters)
-        model.load_weights(self._weights_path(trial.trial_id))
+        _load_weights(model, self._weights_path(trial.trial_id))
         return model
 
     def label_of(self, values):

@@ -1,20 +1,30 @@
-"""search(): a tiny real KerasTuner search, its result, per-trial pipelines, failures, resume."""
+"""search(): the one-call wrapper over RegularizationTuner: result, failures, resume, seeds."""
 
 import json
 import math
 import os
+import shutil
 
 import keras
 import numpy as np
 import pytest
 
 from keras_reg.data import MixupCutMix, load
-from keras_reg.tuning import (Regularization, RegularizationSpace, SearchError, SearchResult,
-                              search)
+from keras_reg.tuning import (Regularization, RegularizationSpace, RegularizationTuner,
+                              SearchError, SearchResult, SettingsMismatchError, search)
 
-SPACE = RegularizationSpace(l2=(1e-5, 1e-3), dropout=(0.0, 0.3), drop_path=None,
-                            mixup_alpha=(0.2, 0.6), cutmix_alpha=None,
-                            label_smoothing=(0.0, 0.1), norm=None)
+# Cheap trials: data-side transforms off, only L2 and dropout searched (the references `none`
+# and `recipe` lie outside: norm is fixed to batch norm, which the tiny model ignores).
+SPACE = RegularizationSpace(l2=(1e-5, 1e-3), dropout=(0.0, 0.3), drop_path="off",
+                            mixup_alpha="off", cutmix_alpha="off", label_smoothing="off",
+                            augment="off", input_noise="off", norm="batch")
+
+
+def tiny_model(reg):
+    return keras.Sequential([
+        keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dropout(reg.dropout),
+        keras.layers.Dense(10, activation="softmax", kernel_regularizer=reg.kernel_regularizer()),
+    ])
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +37,9 @@ def tiny(data, tmp_path_factory):
     train, val = data
     directory = tmp_path_factory.mktemp("search")
     seen = []
-    result = search(train=train, validation=val, space=SPACE, tuner="random", max_trials=2,
-                    epochs=2, directory=str(directory), seed=1,
+    result = search(tiny_model, train=train, validation=val, space=SPACE, tuner="random",
+                    max_trials=2, epochs=2, directory=str(directory), seed=1,
+                    steps_per_execution=1,
                     progress=lambda rec, n, total: seen.append((rec.trial_id, n, total)))
     return result, seen, directory
 
@@ -36,7 +47,10 @@ def tiny(data, tmp_path_factory):
 def test_result_holds_every_trial_with_finite_objectives_equal_to_the_oracle(tiny):
     result, _, _ = tiny
     assert isinstance(result, SearchResult)
+    assert isinstance(result.tuner, RegularizationTuner)
     assert [t.trial_id for t in result.trials] == ["0", "1"]
+    assert [t.label for t in result.trials] == ["start", None]
+    assert set(result.skipped_references) == {"none", "recipe"}
     oracle = result.tuner.oracle
     for record in result.trials:
         assert record.status == "COMPLETED"
@@ -58,36 +72,25 @@ def test_best_model_predicts_probabilities(tiny, data):
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
 
 
-def test_each_trial_rebuilds_the_pipeline_from_its_values(tiny):
-    result, _, _ = tiny
-    transforms = result.tuner.hypermodel.transforms
-    alphas = set()
-    for record in result.trials:
-        t = transforms[record.trial_id]
-        assert isinstance(t, MixupCutMix)
-        assert t.mixup_alpha == pytest.approx(record.values["mixup_alpha"])
-        assert t.label_smoothing == pytest.approx(record.values["label_smoothing"], abs=1e-7)
-        alphas.add(round(t.mixup_alpha, 6))
-    assert len(alphas) == 2  # two trials, two different pipelines
-
-
-def test_each_trial_model_carries_its_strengths(tiny, data):
-    result, _, _ = tiny
-    hm = result.tuner.hypermodel
-    reg = result.trials[1].regularization
-    model = hm.make_model(reg)
-    drops = [layer.rate for layer in model.layers if type(layer).__name__ == "InvertedDropout"]
-    assert drops == [pytest.approx(reg.dropout)]
-    assert model._keras_reg_l2.l2 == pytest.approx(reg.l2)
-
-
 def test_progress_called_once_per_trial_and_records_written(tiny):
     result, seen, directory = tiny
     assert seen == [("0", 1, 2), ("1", 2, 2)]
     with open(os.path.join(directory, "search", "trial_0", "keras_reg_trial.json")) as f:
         record = json.load(f)
     assert record["status"] == "COMPLETED" and record["tuner_id"] == "tuner0"
+    assert record["label"] == "start"
     assert "trial" in str(result) and "val_data_loss" in result.to_markdown()
+
+
+def test_table_prints_values_with_three_significant_digits(tiny):
+    result, _, _ = tiny
+    table = result.to_markdown()
+    for record in result.trials:
+        reg = record.regularization
+        assert f"| {reg.dropout:.3g} |" in table
+        assert f"{record.number}/2" in table
+    assert "| batch |" in table
+    assert "Reference `none` not evaluated" in table
 
 
 def test_val_loss_objective_is_scored_without_the_weight_penalty(tiny):
@@ -98,7 +101,7 @@ def test_val_loss_objective_is_scored_without_the_weight_penalty(tiny):
         # KerasTuner keeps the metrics of the trial's best epoch
         (val_loss,) = [o.value[0] for o in metrics.get_history("val_loss")]
         (data_loss,) = [o.value[0] for o in metrics.get_history("val_data_loss")]
-        # l2 in (1e-5, 1e-3) on every kernel: a positive penalty, far below the loss itself
+        # l2 in (1e-5, 1e-3) on the kernel: a positive penalty, far below the loss itself
         assert 0 < val_loss - data_loss < 0.5 * val_loss
         assert record.objective == pytest.approx(data_loss)
 
@@ -114,24 +117,47 @@ def test_no_completed_trial_raises_with_the_first_failure(data, tmp_path):
                directory=str(tmp_path), seed=0, max_retries_per_trial=0)
 
 
-def test_resume_keeps_finished_trials(data, tmp_path):
+def test_resume_keeps_finished_trials(tiny, data, tmp_path):
+    _, _, directory = tiny
+    shutil.copytree(directory, tmp_path / "copy")
     train, val = data
-    args = dict(train=train, validation=val, space=SPACE, tuner="random", epochs=1,
-                directory=str(tmp_path), seed=2)
-    first = search(max_trials=1, **args)
-    ran = []
-    second = search(max_trials=2, progress=lambda rec, n, total: ran.append(rec.trial_id),
-                    **args)
-    assert ran == ["1"]  # trial 0 was not run again
-    assert second.trials[0].values == first.trials[0].values
-    assert second.trials[0].objective == first.trials[0].objective
-    with open(tmp_path / "search" / "trial_0" / "keras_reg_attempts.json") as f:
+    args = dict(train=train, validation=val, space=SPACE, tuner="random", epochs=2,
+                directory=str(tmp_path / "copy"), seed=1, steps_per_execution=1)
+    resumed, ran = [], []
+    third = search(tiny_model, max_trials=3, on_resume=lambda *a: resumed.append(a),
+                   progress=lambda rec, n, total: ran.append((rec.trial_id, n, total)), **args)
+    assert resumed == [(2, 3)]
+    assert ran == [("2", 3, 3)]  # trials 1 and 2 were not run again
+    first = tiny[0]
+    for old, new in zip(first.trials, third.trials):
+        assert (new.values, new.objective, new.label) == (old.values, old.objective, old.label)
+    with open(tmp_path / "copy" / "search" / "trial_0" / "keras_reg_attempts.json") as f:
         assert json.load(f) == {"attempts": 1, "ended": 1}
     # a finished search resumed again runs nothing
     ran.clear()
-    third = search(max_trials=2, progress=lambda rec, n, total: ran.append(rec.trial_id),
-                   **args)
-    assert ran == [] and len(third.trials) == 2
+    again = search(tiny_model, max_trials=3,
+                   progress=lambda rec, n, total: ran.append(rec.trial_id), **args)
+    assert ran == [] and len(again.trials) == 3 and again.resumed_trials == 3
+    with pytest.raises(SettingsMismatchError, match="epochs: 2 -> 1"):
+        search(tiny_model, max_trials=3, **{**args, "epochs": 1})
+
+
+@pytest.mark.slow
+def test_each_trial_rebuilds_the_pipeline_from_its_values(data, tmp_path):
+    space = RegularizationSpace(l2="off", dropout="off", drop_path="off", mixup_alpha=(0.2, 0.6),
+                                cutmix_alpha="off", label_smoothing=(0.0, 0.1), augment="off",
+                                input_noise="off", norm="batch")
+    result = search(tiny_model, data[0], data[1], space=space, tuner="random", max_trials=2,
+                    epochs=1, directory=str(tmp_path), seed=1, steps_per_execution=1)
+    transforms = result.tuner.hypermodel.transforms
+    alphas = set()
+    for record in result.trials:
+        t = transforms[record.trial_id]
+        assert isinstance(t, MixupCutMix)
+        assert t.mixup_alpha == pytest.approx(record.values["mixup_alpha"])
+        assert t.label_smoothing == pytest.approx(record.values["label_smoothing"], abs=1e-7)
+        alphas.add(round(t.mixup_alpha, 6))
+    assert len(alphas) == 2  # two trials, two different pipelines
 
 
 def test_arrays_and_user_model(tmp_path):
@@ -147,9 +173,10 @@ def test_arrays_and_user_model(tmp_path):
                                                     kernel_regularizer=reg.kernel_regularizer())])
 
     result = search(build, (x, y), (x[:16], y[:16]), space=RegularizationSpace(
-        l2=[1e-4, 1e-3], dropout=None, drop_path=None, mixup_alpha=None, cutmix_alpha=None,
-        label_smoothing=None, norm=None), tuner="bayesian", max_trials=1, epochs=1,
-        directory=str(tmp_path), seed=0)
+        l2=[1e-4, 1e-3], dropout="off", drop_path="off", mixup_alpha="off", cutmix_alpha="off",
+        label_smoothing="off", augment="off", input_noise="off", norm="off"),
+        tuner="bayesian", max_trials=1, epochs=1, directory=str(tmp_path), seed=0,
+        steps_per_execution=1)
     assert result.trials[0].status == "COMPLETED"
     assert all(isinstance(r, Regularization) and r.l2 in (1e-4, 1e-3) for r in built)
 
@@ -189,7 +216,7 @@ def test_rejects_missing_train():
 
 
 def test_oracle_seed_is_never_false_and_one_to_one():
-    from keras_reg.tuning.search import oracle_seed
+    from keras_reg.tuning.tuner import oracle_seed
 
     assert oracle_seed(None) is None
     assert oracle_seed(0) == 1  # KerasTuner would replace a seed of 0 by a random one
@@ -197,17 +224,13 @@ def test_oracle_seed_is_never_false_and_one_to_one():
     assert len(set(seeds)) == len(seeds) and all(1 <= s <= 2**32 - 1 for s in seeds)
 
 
-def test_seed_zero_fixes_the_trials(data, tmp_path):
-    train, val = data
-    space = RegularizationSpace(l2=(1e-5, 1e-3), dropout=(0.0, 0.3), drop_path=None,
-                                mixup_alpha=None, cutmix_alpha=None, label_smoothing=None,
-                                norm=None)
-    runs = []
-    for name in ("a", "b"):
-        result = search(train=train.take(1), validation=val.take(1), space=space,
-                        tuner="random", max_trials=2, epochs=1, directory=str(tmp_path / name),
-                        seed=0)
-        runs.append([t.values for t in result.trials])
+def test_seed_zero_fixes_the_trials(tmp_path):
+    def first_trials(name):
+        tuner = RegularizationTuner(tiny_model, space=SPACE, tuner="random", max_trials=3,
+                                    directory=str(tmp_path / name), seed=0, references=())
+        return [tuner.oracle.create_trial(f"t{i}").hyperparameters.values for i in range(3)]
+
+    runs = [first_trials("a"), first_trials("b")]
     assert runs[0] == runs[1]
     assert runs[0][0] != runs[0][1]
 

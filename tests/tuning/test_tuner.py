@@ -1,0 +1,321 @@
+"""RegularizationTuner: a KerasTuner tuner with references first, settings, numbering, TensorBoard."""
+
+import glob
+import os
+import shutil
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_reg.data import load
+from keras_reg.tuning import (Regularization, RegularizationSpace, RegularizationTuner,
+                              SettingsMismatchError, parse_objective)
+from keras_reg.tuning._checkpoint import TimedBackup
+from keras_reg.tuning.space import references
+
+# Every reference lies in this space (recipe: l2 1e-4, dropout 0.1, drop path 0.1, augment 0.5,
+# batch norm); the model below ignores the norm, so trials stay fast.
+SPACE = RegularizationSpace(l2=(0.0, 1e-3), dropout=(0.0, 0.3), drop_path=[0.0, 0.1],
+                            mixup_alpha="off", cutmix_alpha="off", label_smoothing=[0.0, 0.1],
+                            augment=[0.0, 0.5], input_noise="off", norm=["batch", None])
+
+
+def tiny_model(reg):
+    return keras.Sequential([
+        keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dropout(reg.dropout),
+        keras.layers.Dense(10, activation="softmax", kernel_regularizer=reg.kernel_regularizer()),
+    ])
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load("digits", ("train[:64]", "train[80%:]"), batch_size=32)
+
+
+# The shared search: cheap trials (no data-side transforms), references start and none.
+FAST = RegularizationSpace(l2=(0.0, 1e-3), dropout=(0.0, 0.3), drop_path="off",
+                           mixup_alpha="off", cutmix_alpha="off", label_smoothing="off",
+                           augment="off", input_noise="off", norm=["batch", None])
+ARGS = dict(space=FAST, tuner="random", max_trials=3, seed=3, references=("start", "none"),
+            settings={"data": "digits[:64]"}, steps_per_execution=1)
+
+
+@pytest.fixture(scope="module")
+def finished(data, tmp_path_factory):
+    """One finished 3-trial random search (2 references + 1 searched), shared by the tests."""
+    root = tmp_path_factory.mktemp("tuner")
+    seen = []
+    tuner = RegularizationTuner(
+        tiny_model, directory=str(root / "search"), tensorboard_dir=str(root / "tb"),
+        progress=lambda record, n, total: seen.append((record.number, record.label, n, total)),
+        **ARGS)
+    tuner.search(data[0], validation_data=data[1], epochs=2)
+    return tuner, tuner.result(), seen, root
+
+
+def test_references_are_the_first_trials_in_order(finished):
+    tuner, result, _, _ = finished
+    refs = references(FAST)
+    assert [t.label for t in result.trials] == ["start", "none", None]
+    for record in result.trials[:2]:
+        assert record.values == FAST.hp_values(refs[record.label])
+        assert record.regularization == refs[record.label]
+    assert FAST.contains(result.trials[2].regularization)
+    assert result.trials[2].regularization not in refs.values()
+    assert set(result.references) == {"start", "none"}
+    assert result.references["none"] is result.trials[1]
+    assert result.skipped_references == {}
+
+
+def test_one_numbering_in_progress_records_and_table(finished):
+    _, result, seen, _ = finished
+    assert seen == [(1, "start", 1, 3), (2, "none", 2, 3), (3, None, 3, 3)]
+    assert [t.number for t in result.trials] == [1, 2, 3]
+    table = result.to_markdown()
+    for n in range(1, 4):
+        assert f"| {n}/3 |" in table
+    assert "| none |" in table  # norm=none is shown, not left blank
+    assert "trial 0" not in str(result)
+
+
+def test_keras_tuner_api_agrees_with_the_result(finished, data):
+    tuner, result, _, _ = finished
+    done = [t for t in result.trials if t.status == "COMPLETED"]
+    assert len(done) == 3
+    best = min(done, key=lambda t: t.objective)
+    assert result.best_trial is best
+    assert tuner.get_best_hyperparameters(1)[0].values == best.values
+    assert result.best_hyperparameters.values == best.values
+    for record in done:
+        assert record.objective == pytest.approx(tuner.oracle.get_trial(record.trial_id).score)
+        assert record.epochs == 2 and 0 < record.fit_seconds <= record.seconds
+    images = next(iter(data[1]))[0][:4]
+    (model,) = tuner.get_best_models(1)
+    probs = keras.ops.convert_to_numpy(model(images, training=False))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(
+        probs, keras.ops.convert_to_numpy(result.best_model(images, training=False)), atol=1e-6)
+
+
+def test_best_model_holds_the_best_epochs_weights(finished, data):
+    tuner, result, _, _ = finished
+    model = result.best_model
+    val = data[1].map(lambda x, y: (x, tf.one_hot(y, 10)))
+    loss = model.evaluate(val, verbose=0, return_dict=True)["loss"]
+    penalty = sum(float(keras.ops.sum(layer.losses[0])) for layer in model.layers if layer.losses)
+    # the objective is the penalty-free validation loss of the best epoch
+    assert loss - penalty == pytest.approx(result.best_trial.objective, rel=1e-4)
+
+
+def test_results_summary_lists_the_best_trial(finished, capsys):
+    tuner, result, _, _ = finished
+    tuner.results_summary(num_trials=2)
+    out = capsys.readouterr().out
+    assert result.best_trial.trial_id in out and "val_data_loss" in out
+
+
+def test_tensorboard_logs_every_trial_with_its_hyperparameters(finished):
+    _, result, _, root = finished
+    runs = sorted(os.listdir(root / "tb"))
+    assert runs == ["trial_1", "trial_2", "trial_3"]
+    for record in result.trials:
+        run = root / "tb" / f"trial_{record.number}"
+        assert glob.glob(str(run / "train" / "events.out.tfevents.*"))
+        assert glob.glob(str(run / "validation" / "events.out.tfevents.*"))
+        tags = set()
+        for path in glob.glob(str(run / "events.out.tfevents.*")):
+            for raw in tf.data.TFRecordDataset(path):
+                event = tf.compat.v1.Event.FromString(raw.numpy())
+                for value in event.summary.value:
+                    tags.add(value.tag)
+                    if value.tag == "_hparams_/session_start_info":
+                        content = value.metadata.plugin_data.content
+                        assert all(name.encode() in content for name in ("l2", "dropout", "norm"))
+                        assert record.regularization.norm in (None, "batch")
+                        assert (b"none" if record.regularization.norm is None
+                                else b"batch") in content
+        assert "_hparams_/session_start_info" in tags
+
+
+def test_same_settings_resume_and_say_so(finished):
+    tuner, _, _, root = finished
+    again = RegularizationTuner(tiny_model, directory=str(root / "search"), **ARGS)
+    assert again.resumed_trials == 3
+    assert again.resume_message == "resuming: 3 of 3 trials done"
+    assert [t.number for t in again.result().trials] == [1, 2, 3]
+    bigger = RegularizationTuner(tiny_model, directory=str(root / "search"),
+                                 **{**ARGS, "max_trials": 6})
+    assert bigger.resume_message == "resuming: 3 of 6 trials done"  # a new budget resumes
+
+
+def test_other_settings_raise_naming_each_difference(finished):
+    _, _, _, root = finished
+    with pytest.raises(SettingsMismatchError) as info:
+        RegularizationTuner(tiny_model, directory=str(root / "search"),
+                            **{**ARGS, "seed": 4, "settings": {"data": "digits[:128]"}})
+    assert info.value.differences == {"seed": (3, 4), "data": ("digits[:64]", "digits[:128]")}
+    message = str(info.value)
+    assert "seed: 3 -> 4" in message and "overwrite=True" in message
+    assert isinstance(info.value, ValueError)
+
+
+def test_another_tuner_kind_in_the_directory_is_a_settings_error(finished):
+    _, _, _, root = finished
+    with pytest.raises(SettingsMismatchError, match="tuner: 'random' -> 'hyperband'"):
+        RegularizationTuner(tiny_model, directory=str(root / "search"),
+                            **{**ARGS, "tuner": "hyperband", "max_epochs": 2})
+
+
+def test_other_epochs_raise_at_search(finished, data):
+    _, _, _, root = finished
+    tuner = RegularizationTuner(tiny_model, directory=str(root / "search"), **ARGS)
+    with pytest.raises(SettingsMismatchError, match="epochs: 2 -> 3"):
+        tuner.search(data[0], validation_data=data[1], epochs=3)
+
+
+def test_overwrite_starts_over(finished, tmp_path):
+    _, _, _, root = finished
+    shutil.copytree(root / "search", tmp_path / "search")
+    tuner = RegularizationTuner(tiny_model, directory=str(tmp_path / "search"), overwrite=True,
+                                **{**ARGS, "tuner": "bayesian", "seed": 9})
+    assert tuner.resumed_trials == 0 and tuner.resume_message is None
+    assert not os.path.exists(tmp_path / "search" / "search" / "trial_0")
+
+
+def _first_trials(tmp_path, n, **kwargs):
+    """The first `n` trials an oracle hands out (created, not run)."""
+    tuner = RegularizationTuner(tiny_model, directory=str(tmp_path), seed=0, **kwargs)
+    trials = [tuner.oracle.create_trial(f"tuner{i}") for i in range(n)]
+    return tuner, trials
+
+
+@pytest.mark.parametrize("kind", ["random", "bayesian"])
+def test_oracles_hand_out_the_references_first(tmp_path, kind):
+    tuner, trials = _first_trials(tmp_path, 4, space=SPACE, tuner=kind, max_trials=5)
+    refs = references(SPACE)
+    for trial, label in zip(trials, ["start", "none", "recipe"]):
+        assert trial.hyperparameters.values == SPACE.hp_values(refs[label])
+        assert tuner.label_of(trial.hyperparameters.values) == label
+    assert tuner.label_of(trials[3].hyperparameters.values) is None
+
+
+def test_hyperband_evaluates_the_references_in_its_first_bracket(tmp_path):
+    # max_epochs=3, factor 3: the first bracket runs 3 candidates for 1 epoch, then 1 for 3
+    tuner, trials = _first_trials(tmp_path, 3, space=SPACE, tuner="hyperband", max_epochs=3,
+                                  max_trials=10)
+    refs = references(SPACE)
+    for trial, label in zip(trials, ["start", "none", "recipe"]):
+        values = trial.hyperparameters.values
+        assert values["tuner/round"] == 0 and values["tuner/epochs"] == 1
+        assert {k: v for k, v in values.items() if not k.startswith("tuner/")} == (
+            SPACE.hp_values(refs[label]))
+
+
+def test_a_reference_outside_the_space_is_skipped_and_said(tmp_path):
+    space = RegularizationSpace(norm="batch", drop_path="off")
+    tuner = RegularizationTuner(tiny_model, space=space, tuner="random", max_trials=3,
+                                directory=str(tmp_path), seed=0)
+    assert set(tuner.skipped_references) == {"none", "recipe"}
+    assert "outside the searched space" in tuner.skipped_references["none"]
+    assert list(tuner.reference_values) == ["start"]
+    trials = [tuner.oracle.create_trial(f"t{i}") for i in range(2)]
+    assert tuner.label_of(trials[0].hyperparameters.values) == "start"
+    assert tuner.label_of(trials[1].hyperparameters.values) is None
+
+
+def test_references_can_be_turned_off(tmp_path):
+    tuner = RegularizationTuner(tiny_model, space=SPACE, tuner="random", references=(),
+                                directory=str(tmp_path), seed=0)
+    assert tuner.reference_values == {} and tuner.skipped_references == {}
+
+
+@pytest.mark.parametrize("objective, name, direction", [
+    ("val_accuracy", "val_accuracy", "max"),
+    ("val_accuracy:max", "val_accuracy", "max"),
+    ("val_accuracy:min", "val_accuracy", "min"),
+    ("val_loss", "val_data_loss", "min"),
+    ("val_loss:min", "val_data_loss", "min"),
+    ("val_auc", "val_auc", "max"),
+    ("val_mse", "val_mse", "min"),
+])
+def test_objective_names_and_directions(objective, name, direction):
+    parsed = parse_objective(objective)
+    assert (parsed.name, parsed.direction) == (name, direction)
+
+
+def test_a_keras_tuner_objective_is_kept():
+    objective = keras_tuner.Objective("val_loss", "min")
+    assert parse_objective(objective) is objective
+
+
+@pytest.mark.parametrize("objective", ["val_loss:down", "val_loss:", ":max", "a:b:c"])
+def test_rejects_objective_with_bad_direction(objective):
+    with pytest.raises(ValueError, match="objective"):
+        parse_objective(objective)
+
+
+def test_rejects_objective_of_wrong_type():
+    with pytest.raises(TypeError, match="objective"):
+        parse_objective(3)
+
+
+def test_rejects_unknown_reference(tmp_path):
+    with pytest.raises(ValueError, match="references"):
+        RegularizationTuner(directory=str(tmp_path), references=("start", "best"))
+
+
+def test_hyperband_needs_max_epochs(tmp_path):
+    with pytest.raises(ValueError, match="max_epochs"):
+        RegularizationTuner(tuner="hyperband", directory=str(tmp_path))
+
+
+def test_rejects_settings_that_are_not_a_dict(tmp_path):
+    with pytest.raises(TypeError, match="settings"):
+        RegularizationTuner(directory=str(tmp_path), settings=["data"])
+
+
+def test_timed_backup_restores_weights_optimizer_state_and_epoch(tmp_path):
+    def build():
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        model.compile(keras.optimizers.Adam(0.1), "mse")
+        return model
+
+    x = np.random.default_rng(0).normal(size=(8, 3)).astype("float32")
+    trained = build()
+    trained.fit(x, x[:, :2], epochs=2, verbose=0)
+    backup = TimedBackup(str(tmp_path / "backup"), interval=0)
+    backup.set_model(trained)
+    backup.on_train_begin()
+    backup.on_epoch_end(4)
+    fresh = build()
+    assert TimedBackup(str(tmp_path / "backup")).restore(fresh) == 5
+    for a, b in zip(fresh.get_weights(), trained.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(fresh.optimizer.variables, trained.optimizer.variables):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a),
+                                      keras.ops.convert_to_numpy(b))
+    backup.on_train_end()
+    assert TimedBackup(str(tmp_path / "backup")).restore(build()) == 0  # removed at the end
+
+
+def test_timed_backup_waits_for_its_interval(tmp_path):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile("adam", "mse")
+    backup = TimedBackup(str(tmp_path / "backup"), interval=3600)
+    backup.set_model(model)
+    backup.on_train_begin()
+    backup.on_epoch_end(0)
+    assert not os.path.exists(backup.path)
+
+
+def test_regularization_reaches_the_model(finished):
+    tuner, result, _, _ = finished
+    record = result.trials[2]
+    model = tuner.hypermodel.build(tuner.oracle.get_trial(record.trial_id).hyperparameters)
+    (dropout,) = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    assert dropout.rate == pytest.approx(record.regularization.dropout)
+    assert isinstance(record.regularization, Regularization)
