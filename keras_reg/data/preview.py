@@ -9,7 +9,7 @@ import tensorflow as tf
 from keras_reg._validation import check_seed
 from keras_reg.data.augment import augment
 from keras_reg.data.cutout import Cutout
-from keras_reg.data.loading import _digits
+from keras_reg.data.loading import load
 from keras_reg.data.mixup_cutmix import MixupCutMix
 
 _PHOTO_SIZE = 128
@@ -32,7 +32,8 @@ def _photos():
 
 def _digit_batch(count):
     """The first `count` test digits of distinct classes."""
-    images, labels = _digits("test")
+    images, labels = (np.concatenate(a) for a in zip(
+        *load("digits", "test", batch_size=512, shuffle=False).as_numpy_iterator()))
     index = [int(np.flatnonzero(labels == c)[0]) for c in range(count)]
     return images[index], labels[index], tuple(str(c) for c in range(10))
 
@@ -97,7 +98,11 @@ def make_preview(out, seed=0, dpi=100):
         raise ValueError(f"Invalid value for argument `out`: expected a .png path. "
                          f"Received: out={out!r}")
     path = pathlib.Path(out)
-    if path.suffix.lower() != ".png" or path.is_dir():
+    if path.is_dir():
+        raise ValueError(f"Invalid value for argument `out`: expected the path of a .png file, "
+                         f"not a folder (e.g. {str(path / 'preview.png')!r}). "
+                         f"Received: out={str(out)!r}")
+    if path.suffix.lower() != ".png":
         raise ValueError(f"Invalid value for argument `out`: expected a path ending in .png. "
                          f"Received: out={str(out)!r}")
     try:
