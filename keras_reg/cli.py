@@ -1,22 +1,40 @@
 """`keras-reg` (also `python -m keras_reg`): search regularization strength, preview transforms.
 
-    keras-reg search [--dataset digits] [--tuner bayesian] [--max-trials 10] [--epochs 30]
-                     [--train-size N] [--batch-size 32] [--seed 0] [--out keras_reg_out]
-    keras-reg preview --out preview.png
-
-User errors (unknown dataset, bad flag values, unwritable --out) print one line to stderr and
-exit with status 2; a search in which no trial completed exits with status 1.
+User errors (bad flag values, unknown dataset, bad data, a broken --model, stale --out) print
+one line to stderr and exit with status 2; a search in which no trial completed exits with 1.
 """
 
 import argparse
+import importlib
+import importlib.util
 import os
+import shlex
+import shutil
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEFAULTS = dict(dataset="digits", tuner="bayesian", max_trials=10, epochs=30, batch_size=32,
-                seed=0, out="keras_reg_out")
+                seed=0, out="keras_reg_out", objective="val_loss", repeats=1)
+
+SPACE_HELP = """\
+--space syntax: NAME=SPEC items, e.g. --space l2=1e-6:1e-2 dropout=0:0.5 norm=batch
+  mixup_alpha=off. SPEC is a range low:high (log: or lin: prefix to choose the sampling), a
+  fixed value, a comma list of choices (norm=batch,group,none), or off. Names: l2, dropout,
+  drop_path, mixup_alpha, cutmix_alpha, label_smoothing, norm (and the space's other
+  dimensions, see keras_reg.tuning.RegularizationSpace).
+
+--model contract: --model module:function or path/to/file.py:function names a function
+  build_model(reg) that receives a keras_reg.tuning.Regularization (reg.l2 via
+  reg.kernel_regularizer(), reg.dropout, reg.drop_path_rates(depth), reg.norm, ...) and returns
+  a keras.Model (compiled or not) taking the data's images and ending in one output per class
+  (softmax; targets are one-hot). It is built once with the space's start values before the
+  search, to check it.
+
+Validation is held out from the training data; test is the dataset's own test split (or a
+held-out part for --data without one). Everything is written under --out; rerunning the same
+command resumes."""
 
 
 class UserError(Exception):
@@ -33,7 +51,7 @@ def _positive(name):
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} expects a positive integer, got {text!r}")
+            value = 0
         if value < 1:
             raise argparse.ArgumentTypeError(f"{name} expects a positive integer, got {text!r}")
         return value
@@ -50,43 +68,92 @@ def _seed(text):
     return value
 
 
+def _objective(text):
+    name, _, direction = text.partition(":")
+    if not name or (direction and direction not in ("min", "max")):
+        raise argparse.ArgumentTypeError(
+            f"--objective expects NAME or NAME:min or NAME:max, got {text!r}")
+    return text
+
+
+def _version():
+    from keras_reg import __version__
+
+    return __version__
+
+
 def build_parser():
     parser = _Parser(prog="keras-reg", description="Regularization toolkit for Keras 3.")
+    parser.add_argument("--version", action="version", version=f"keras-reg {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="{search,preview}")
-    s = sub.add_parser("search", help="search regularization strength; compare with a baseline",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    s.add_argument("--dataset", default=DEFAULTS["dataset"],
-                   help="'digits' (embedded, no download) or a TensorFlow Datasets name")
-    s.add_argument("--tuner", default=DEFAULTS["tuner"], choices=("hyperband", "bayesian",
-                                                                  "random"),
-                   help="KerasTuner's tuner")
+    s = sub.add_parser("search", help="search regularization strength; compare with references",
+                       epilog=SPACE_HELP, formatter_class=_Formatter)
+    data = s.add_mutually_exclusive_group()
+    data.add_argument("--dataset", default=DEFAULTS["dataset"],
+                      help="'digits' (embedded, no download) or a TensorFlow Datasets name")
+    data.add_argument("--data", metavar="PATH", default=None,
+                      help="your own images: a folder of class sub-folders or an .npz with "
+                           "x_train, y_train (optionally x_val, y_val, x_test, y_test)")
+    s.add_argument("--image-size", nargs=2, type=_positive("--image-size"), metavar=("H", "W"),
+                   default=None, help="resize --data images to H x W")
+    s.add_argument("--model", metavar="MODULE:FUNCTION", default=None,
+                   help="your model builder (module:function or file.py:function); default: "
+                        "the built-in CNN sized from the data")
+    s.add_argument("--space", nargs="+", metavar="NAME=SPEC", default=None,
+                   help="override search dimensions (syntax below)")
+    s.add_argument("--objective", type=_objective, default=DEFAULTS["objective"],
+                   help="logged metric to optimize, NAME[:min|max] (val_loss is scored "
+                        "without the weight penalty)")
+    s.add_argument("--tuner", default=DEFAULTS["tuner"],
+                   choices=("hyperband", "bayesian", "random"), help="KerasTuner's tuner")
     s.add_argument("--max-trials", type=_positive("--max-trials"),
                    default=DEFAULTS["max_trials"], help="number of trials")
     s.add_argument("--epochs", type=_positive("--epochs"), default=DEFAULTS["epochs"],
-                   help="epochs per trial (early stopping inside), and for the final models")
+                   help="epochs per trial (early stopping inside), and for the retrained models")
     s.add_argument("--train-size", type=_positive("--train-size"), default=None,
-                   help="train on the first N examples only (where overfitting shows)")
+                   help="train on N examples only (where overfitting shows)")
     s.add_argument("--batch-size", type=_positive("--batch-size"),
                    default=DEFAULTS["batch_size"], help="batch size")
     s.add_argument("--seed", type=_seed, default=DEFAULTS["seed"],
                    help="seed of the tuner, the models and the data order")
+    s.add_argument("--repeats", type=_positive("--repeats"), default=DEFAULTS["repeats"],
+                   help="retrain the best values and each reference under N seeds (seed, "
+                        "seed+1, ...) and report the paired differences")
     s.add_argument("--out", default=DEFAULTS["out"], help="folder for everything it writes")
-    s.add_argument("--quiet", action="store_true", help="no line per trial")
+    s.add_argument("--overwrite", action="store_true",
+                   help="start over in --out instead of resuming")
+    s.add_argument("--tensorboard", metavar="DIR", default=None,
+                   help="write every trial's curves and hyperparameters for TensorBoard")
+    talk = s.add_mutually_exclusive_group()
+    talk.add_argument("--verbose", action="store_true",
+                      help="also show the epochs inside each trial and the retraining")
+    talk.add_argument("--quiet", action="store_true",
+                      help="print nothing but errors and the final table")
     p = sub.add_parser("preview", help="a picture grid of MixupCutMix / Cutout / augment")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("--seed", type=_seed, default=0)
     return parser
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each flag's default where it has one; keeps the epilog's line breaks."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+            return action.help
+        return f"{action.help} (default: {action.default})"
+
+
 def _check_out(out):
-    try:
-        os.makedirs(out, exist_ok=True)
-        probe = os.path.join(out, ".keras_reg_write_test")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
-    except OSError as e:
-        raise UserError(f"cannot write to --out {out!r}: {e.strerror or e}") from None
+    """Fails early if `out` cannot be created or written; creates nothing."""
+    path = os.path.abspath(out)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UserError(f"--out {out!r} is a file, not a folder")
+    parent = path
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write to --out {out!r}: {parent!r} is not a writable folder")
 
 
 def _quiet_tensorflow():
@@ -94,8 +161,6 @@ def _quiet_tensorflow():
     import warnings
 
     warnings.filterwarnings("ignore")
-    if "tensorflow" in sys.modules:
-        return
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -104,57 +169,195 @@ def _quiet_tensorflow():
         import tensorflow as tf
 
         tf.config.list_logical_devices()  # device initialisation logs too
-        tf.get_logger().setLevel("ERROR")  # retracing notices of the final evaluations
-        try:
-            import absl.logging
-
-            absl.logging.set_verbosity(absl.logging.ERROR)
-        except ImportError:
-            pass
     finally:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+    tf.get_logger().setLevel("ERROR")  # retracing notices of the retrained models
+    try:
+        import absl.logging
+
+        absl.logging.set_verbosity(absl.logging.ERROR)
+    except ImportError:
+        pass
 
 
-def _splits(args, info_train):
-    """Train / validation split strings: validation is the last 20 % of the train split."""
-    n_val = max(1, int(round(info_train * 0.2)))
-    n_fit = info_train - n_val
-    if args.train_size is not None:
-        if args.train_size > n_fit:
-            raise UserError(
-                f"--train-size {args.train_size} is larger than the {n_fit} training examples "
-                f"of {args.dataset} (the last 20 % of its train split is kept for validation)"
-            )
-        n_fit = args.train_size
-    return f"train[:{n_fit}]", f"train[{info_train - n_val}:]", n_fit, n_val
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
-def _load(args):
+class Data:
+    """The data of a run: `make(seed)` gives new `(train, validation, test)` datasets."""
+
+    def __init__(self, make, info, description, name):
+        self.make, self.info, self.description, self.name = make, info, description, name
+
+
+def load_data(args):
+    """The data of `--dataset` or `--data`, checked before anything is written."""
+    if args.image_size is not None and args.data is None:
+        raise UserError("--image-size applies to --data only (a TFDS dataset keeps its size)")
+    if args.data is not None:
+        from keras_reg.data.files import load_files
+
+        try:
+            files = load_files(args.data, image_size=args.image_size,
+                               train_size=args.train_size, seed=args.seed)
+        except (ValueError, TypeError, OSError) as e:
+            raise UserError(f"--data: {_first_line(e)}") from None
+        info = files.info
+        n = info.num_examples
+        description = (f"{info.name} {tuple(info.image_shape)}, {info.num_classes} classes: "
+                       f"{n['train']} training, {n['validation']} validation, {n['test']} test "
+                       f"examples; {getattr(info, 'description', '')}").rstrip("; ")
+        return Data(lambda seed: files.datasets(args.batch_size), info, description, args.data)
     from keras_reg.data import load
 
     try:
         _, info = load(args.dataset, "test", batch_size=args.batch_size, with_info=True)
-        train_split, val_split, n_fit, n_val = _splits(args, info.num_examples["train"])
-        train, val, test = load(args.dataset, (train_split, val_split, "test"),
-                                batch_size=args.batch_size, seed=args.seed)
+    except Exception as e:  # unknown dataset, missing split, no network for TFDS ...
+        raise UserError(f"cannot load --dataset {args.dataset!r}: {_first_line(e)}") from None
+    total = info.num_examples["train"]
+    n_val = max(1, int(round(total * 0.2)))
+    n_fit = total - n_val
+    if args.train_size is not None:
+        if args.train_size > n_fit:
+            raise UserError(
+                f"--train-size {args.train_size} is larger than the {n_fit} training examples "
+                f"of {args.dataset} (the last 20 % of its train split is kept for validation)")
+        n_fit = args.train_size
+    splits = (f"train[:{n_fit}]", f"train[{total - n_val}:]", "test")
+
+    def make(seed):
+        return load(args.dataset, splits, batch_size=args.batch_size, seed=seed)
+
+    description = (
+        f"{info.name} {tuple(info.image_shape)}, {info.num_classes} classes: {n_fit} training "
+        f"examples (the first {n_fit} of the train split), {n_val} validation (the last 20 % "
+        f"of the train split, held out; the search's objective is measured on it), "
+        f"{info.num_examples['test']} test (the dataset's own test split, never seen by the "
+        "search)")
+    return Data(make, info, description, args.dataset)
+
+
+def load_builder(spec, reg, info):
+    """The `build_model` of `--model module:function` or `file.py:function`, checked by building
+    it once with `reg`."""
+    target, sep, name = spec.rpartition(":")
+    if not sep or not target or not name.isidentifier():
+        raise UserError(f"--model expects module:function or path/to/file.py:function, got "
+                        f"{spec!r}")
+    try:
+        if target.endswith(".py") or os.sep in target:
+            if not os.path.isfile(target):
+                raise UserError(f"--model {spec!r}: no file {target!r}")
+            module_spec = importlib.util.spec_from_file_location(
+                f"_keras_reg_user_model_{abs(hash(os.path.abspath(target)))}", target)
+            module = importlib.util.module_from_spec(module_spec)
+            module_spec.loader.exec_module(module)
+        else:
+            if os.getcwd() not in sys.path:  # as `python -m` would find a module here
+                sys.path.insert(0, os.getcwd())
+            module = importlib.import_module(target)
     except UserError:
         raise
-    except Exception as e:  # unknown dataset, missing split, no network for TFDS ...
-        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot load dataset {args.dataset!r}: {message}") from None
-    return train, val, test, info, n_fit, n_val
+    except Exception as e:  # an error inside the user's module, or a missing module
+        raise UserError(f"--model {spec!r}: cannot import {target!r}: "
+                        f"{type(e).__name__}: {_first_line(e)}") from None
+    if not hasattr(module, name):
+        raise UserError(f"--model {spec!r}: {target!r} has no function {name!r}")
+    builder = getattr(module, name)
+    if not callable(builder):
+        raise UserError(f"--model {spec!r}: {name!r} is a {type(builder).__name__}, not a "
+                        "function")
+    import keras
+
+    try:
+        model = builder(reg)
+    except Exception as e:
+        raise UserError(f"--model {spec!r}: {name}(reg) failed: {type(e).__name__}: "
+                        f"{_first_line(e)}") from None
+    if not isinstance(model, keras.Model):
+        raise UserError(f"--model {spec!r}: {name}(reg) returned a {type(model).__name__}, "
+                        "expected a keras.Model")
+    try:
+        output = tuple(model.compute_output_shape((None, *info.image_shape)))
+    except Exception as e:
+        raise UserError(f"--model {spec!r}: the model does not take images of shape "
+                        f"{tuple(info.image_shape)}: {_first_line(e)}") from None
+    if output[-1:] != (info.num_classes,):
+        raise UserError(f"--model {spec!r}: the model's output has shape {output}, expected "
+                        f"(None, {info.num_classes}): one output per class")
+    keras.backend.clear_session()
+    return builder
 
 
-def _progress(record, n, total):
-    values = record.regularization.describe()
-    if record.status == "COMPLETED" and record.objective is not None:
-        result = f"{record.objective:.4f}"
+def make_space(items):
+    from keras_reg.tuning import RegularizationSpace
+
+    if not items:
+        return RegularizationSpace()
+    if not hasattr(RegularizationSpace, "parse"):  # until keras_reg.tuning.space has it
+        raise UserError("--space is not available in this version of keras_reg")
+    try:
+        return RegularizationSpace.parse(items)
+    except (ValueError, TypeError) as e:
+        raise UserError(f"--space: {_first_line(e)}") from None
+
+
+def references(space):
+    """`{"none", "start", "recipe"}`: the references retrained beside the best values."""
+    from keras_reg.tuning import Regularization
+    from keras_reg.tuning import space as space_module
+
+    if hasattr(space_module, "references"):
+        return dict(space_module.references(space))
+    refs = {"none": Regularization.none(), "start": space.start()}
+    if hasattr(Regularization, "recipe"):
+        refs["recipe"] = Regularization.recipe()
+    return refs
+
+
+def settings(args):
+    """What a rerun in the same --out must share with the first run to resume, beyond what the
+    tuner records itself (space, tuner, objective, epochs, seed, max_trials)."""
+    return {
+        "data": os.path.abspath(args.data) if args.data else None,
+        "dataset": None if args.data else args.dataset, "image_size": args.image_size,
+        "model": args.model, "train_size": args.train_size, "batch_size": args.batch_size,
+    }
+
+
+FLAGS = {"data": "--data", "dataset": "--dataset", "image_size": "--image-size",
+         "model": "--model", "space": "--space", "objective": "--objective", "tuner": "--tuner",
+         "max_trials": "--max-trials", "epochs": "--epochs", "train_size": "--train-size",
+         "batch_size": "--batch-size", "seed": "--seed"}
+
+
+def _mismatch_line(error, out):
+    differences = getattr(error, "differences", None) or {}
+    if differences:
+        named = "; ".join(f"{FLAGS.get(k, k)} {old} → {new}"
+                          for k, (old, new) in differences.items())
     else:
-        result = f"{record.status}" + (f" ({record.message})" if record.message else "")
-    print(f"trial {n:>2}/{total}  {values:<80s}  val_data_loss {result}  "
-          f"{record.epochs:>3d} epochs  {record.seconds:6.1f}s", flush=True)
+        named = _first_line(error)
+    return (f"--out {out!r} holds a search with other settings ({named}); rerun with "
+            "--overwrite to start over, or choose another --out")
+
+
+def _progress_line(record, n, total):
+    from keras_reg.tuning.report import describe, fmt
+
+    n = getattr(record, "number", None) or n
+    label = getattr(record, "label", None)
+    if record.status == "COMPLETED" and record.objective is not None:
+        result = fmt(record.objective)
+    else:
+        result = record.status + (f" ({record.message})" if record.message else "")
+    return (f"trial {n}/{total}" + (f" [{label}]" if label else "") + f"  "
+            f"{describe(record.regularization)}  objective {result}  {record.epochs} epochs  "
+            f"{fmt(record.seconds)} s")
 
 
 def _is_worker():
@@ -162,150 +365,124 @@ def _is_worker():
     return "KERASTUNER_ORACLE_IP" in os.environ and "chief" not in tuner_id
 
 
-def _is_chief():
-    return "KERASTUNER_ORACLE_IP" in os.environ and "chief" in os.environ.get(
-        "KERASTUNER_TUNER_ID", "")
-
-
 def run_search(args):
     _check_out(args.out)
+    created = not os.path.exists(args.out)
     _quiet_tensorflow()
+    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
     from keras_reg.tuning import SearchError, search
-    from keras_reg.tuning import report
 
-    train, val, test, info, n_fit, n_val = _load(args)
-    print(f"keras-reg search: {info.name} {tuple(info.image_shape)}, {info.num_classes} classes; "
-          f"{n_fit} train / {n_val} validation / {info.num_examples['test']} test; tuner "
-          f"{args.tuner}, {args.max_trials} trials x <= {args.epochs} epochs; writing to "
-          f"{args.out}", flush=True)
+    space = make_space(args.space)
+    data = load_data(args)
+    info = data.info
+    builder = None
+    if args.model is not None:
+        builder = load_builder(args.model, space.start(), info)
+    verbose = 2 if args.verbose else 0
+    command = "keras-reg " + " ".join(shlex.quote(a) for a in args.argv)
+    say(f"keras-reg search: {data.description}")
+    say(f"tuner {args.tuner}, {args.max_trials} trials x <= {args.epochs} epochs; writing to "
+        f"{args.out}")
     start = time.perf_counter()
-    patience = max(5, args.epochs // 4)
+    train, val, _ = data.make(args.seed)
+    options = dict(settings=settings(args), tensorboard_dir=args.tensorboard,
+                   on_resume=lambda done, total: say(f"resuming: {done} of {total} trials done"))
+    import inspect
+
+    accepted = inspect.signature(search).parameters  # until the tuning plumbing has them all
+    options = {k: v for k, v in options.items() if k in accepted}
+    if args.tensorboard and "tensorboard_dir" not in accepted:
+        raise UserError("--tensorboard is not available in this version of keras_reg")
     try:
         result = search(
-            train=train, validation=val, tuner=args.tuner, max_trials=args.max_trials,
-            epochs=args.epochs, directory=os.path.join(args.out, "tuner"), project_name="search",
-            overwrite=False, seed=args.seed, num_classes=info.num_classes, patience=patience,
-            progress=None if args.quiet else _progress,
-        )
+            builder, train=train, validation=val, space=space, tuner=args.tuner,
+            objective=args.objective, max_trials=args.max_trials, epochs=args.epochs,
+            directory=os.path.join(args.out, "tuner"), project_name="search",
+            overwrite=args.overwrite, seed=args.seed, num_classes=info.num_classes,
+            verbose=verbose, batch_size=args.batch_size,
+            progress=None if args.quiet else (lambda r, n, t: say(_progress_line(r, n, t))),
+            **options)
     except SearchError as e:
-        print(f"keras-reg: error: {e}", file=sys.stderr)
+        _discard(args.out, created)
+        print(f"keras-reg: error: {_first_line(e)}", file=sys.stderr)
         return 1
+    except (ValueError, TypeError) as e:
+        _discard(args.out, created)
+        if type(e).__name__ == "SettingsMismatchError":
+            raise UserError(_mismatch_line(e, args.out)) from None
+        raise UserError(_first_line(e)) from None
     search_seconds = time.perf_counter() - start
     if _is_worker():
-        print(f"worker {os.environ['KERASTUNER_TUNER_ID']}: ran {len(result.trials)} trial(s)")
+        say(f"worker {os.environ['KERASTUNER_TUNER_ID']}: ran {len(result.trials)} trial(s)")
         return 0
-    best = result.best_regularization
-    print(f"search done in {search_seconds:.0f}s: {len(result.completed)}/{len(result.trials)} "
-          f"trials completed; best {result.objective} {result.best_trial.objective:.4f} with "
-          f"{best.describe()}", flush=True)
-    print("retraining the unregularized baseline and the best values from scratch "
-          "(same epochs, early stopping and seed)...", flush=True)
-    from keras_reg.tuning import Regularization
-
-    def reload(index):  # a fresh dataset per run: the same shuffle order for both models
-        return lambda: _load(args)[index]
-
-    runs = report.retrain(
-        {"baseline": Regularization.none(), "best": best}, reload(0), reload(1), test,
-        num_classes=info.num_classes, epochs=args.epochs, patience=patience, seed=args.seed,
-        input_shape=tuple(info.image_shape),
-    )
-    written = _write_outputs(args, result, runs, info, n_fit, n_val, search_seconds)
-    written.append(_write_summary(args, result, runs, search_seconds,
-                                  time.perf_counter() - start))
-    print()
-    print(report.comparison_table(runs))
-    print()
-    print("best values: " + ", ".join(f"{k}={v}" for k, v in best.to_dict().items()))
-    print(f"total time {time.perf_counter() - start:.0f}s; wrote:")
-    for path in written:
-        print(f"  {path}")
-    return 0
+    return _finish(args, data, space, builder, result, command, search_seconds, start, say,
+                   verbose)
 
 
-def _write_outputs(args, result, runs, info, n_fit, n_val, search_seconds):
+def _discard(out, created):
+    """Removes an --out this run created when nothing useful was written into it."""
+    if created and os.path.isdir(out):
+        from keras_reg.tuning.result import read_record
+
+        project = os.path.join(out, "tuner", "search")
+        trials = [os.path.join(project, d) for d in (os.listdir(project)
+                                                     if os.path.isdir(project) else [])]
+        if not any(read_record(t) for t in trials):
+            shutil.rmtree(out, ignore_errors=True)
+
+
+def _finish(args, data, space, builder, result, command, search_seconds, start, say, verbose):
     from keras_reg.tuning import report
 
+    best = result.best_regularization
+    say(f"search done in {report.fmt(search_seconds)} s: {len(result.completed)} of "
+        f"{len(result.trials)} trials completed; best {result.objective} "
+        f"{report.fmt(result.best_trial.objective)} with {report.describe(best)}")
+    regs = dict(references(space), best=best)
+    say(f"retraining {', '.join(regs)} from scratch under the same protocol"
+        + (f", {args.repeats} seeds" if args.repeats > 1 else "") + "...")
+    comparison = report.compare(
+        regs, data.make, repeats=args.repeats, seed=args.seed,
+        num_classes=data.info.num_classes, epochs=args.epochs,
+        patience=max(5, args.epochs // 4), build_model=builder,
+        input_shape=tuple(data.info.image_shape), verbose=verbose,
+        progress=lambda run: say(f"  {run.name} (seed {run.seed}): test accuracy "
+                                 f"{report.fmt(run.metrics['test_accuracy'])}, loss "
+                                 f"{report.fmt(run.metrics['test_loss'])}"))
+    first = {name: runs[0] for name, runs in comparison.runs.items()}
     out = args.out
-    written = [os.path.join(out, "tuner", "search")]
+    files = []
     for metric in ("loss", "accuracy"):
-        written.append(report.plot_curves(runs, os.path.join(out, f"curves_{metric}.png"),
-                                          metric))
-    best_model = runs["best"].model
-    keras_path = os.path.join(out, "best_model.keras")
-    best_model.save(keras_path)
-    saved = os.path.join(out, "best_model_savedmodel")
-    best_model.export(saved, verbose=False)
-    written += [keras_path, saved]
-    md = os.path.join(out, "report.md")
-    best = runs["best"].reg
-    text = [
-        f"# keras-reg search: {info.name}",
-        "",
-        f"Command: `keras-reg search --dataset {args.dataset} --tuner {args.tuner} "
-        f"--max-trials {args.max_trials} --epochs {args.epochs} --batch-size {args.batch_size} "
-        f"--seed {args.seed}" + (f" --train-size {args.train_size}" if args.train_size else "")
-        + "`",
-        "",
-        f"Data: {n_fit} training, {n_val} validation (held out from the train split; the "
-        f"objective, {result.objective}), {info.num_examples['test']} test examples. Search: "
-        f"{len(result.completed)}/{len(result.trials)} trials completed in "
-        f"{search_seconds:.0f}s.",
-        "",
-        "## Baseline vs best (held-out test split)",
-        "",
-        "Both models are trained from scratch with the same protocol (epochs, early stopping on "
-        "the validation data loss with the best weights restored, seed, optimizer); losses are "
-        "the cross-entropy of the predictions (the weight penalty is not counted); the gap is "
-        "train minus test accuracy on the clean training data.",
-        "",
-        report.comparison_table(runs),
-        "",
-        "Best values: " + ", ".join(f"`{k}={v}`" for k, v in best.to_dict().items()),
-        "",
-        "## Trials",
-        "",
-        result.to_markdown(),
-        "",
-        "## Files",
-        "",
-    ] + [f"- `{os.path.relpath(p, out)}`" for p in written]
-    with open(md, "w") as f:
-        f.write("\n".join(text) + "\n")
-    return [md] + written
-
-
-def _write_summary(args, result, runs, search_seconds, total_seconds):
-    """summary.json: the figures of report.md, machine-readable."""
-    import json
-
-    trial_seconds = sum(t.seconds for t in result.trials)
-    fit_seconds = sum(t.fit_seconds for t in result.trials)
-    summary = {
-        "args": {k: v for k, v in vars(args).items() if k != "command"},
-        "search_seconds": search_seconds,
-        "total_seconds": total_seconds,
-        "trials": len(result.trials),
-        "completed": len(result.completed),
-        "trial_overhead": (trial_seconds - fit_seconds) / trial_seconds if trial_seconds else None,
-        "best_values": result.best_regularization.to_dict(),
-        "objective": result.objective,
-        "best_objective": result.best_trial.objective,
-        "runs": {name: dict(run.metrics, epochs=run.epochs) for name, run in runs.items()},
-    }
-    path = os.path.join(args.out, "summary.json")
-    with open(path, "w") as f:
-        json.dump(summary, f, indent=1)
-    return path
+        report.plot_curves(first, os.path.join(out, f"curves_{metric}.png"), metric)
+        files.append(f"curves_{metric}.png")
+    first["best"].model.save(os.path.join(out, "best_model.keras"))
+    first["best"].model.export(os.path.join(out, "best_model_savedmodel"), verbose=False)
+    files += ["best_model.keras", "best_model_savedmodel/", "tuner/search/"]
+    warnings = list(getattr(space, "edge_warnings", lambda reg: [])(best))
+    rep = report.Report(comparison, result, command=command, data=data.description,
+                        settings=dict(settings(args), space=space.get_config(),
+                                      tuner=args.tuner, objective=args.objective,
+                                      epochs=args.epochs, max_trials=args.max_trials,
+                                      seed=args.seed, repeats=args.repeats),
+                        timings={"search": search_seconds,
+                                 "total": time.perf_counter() - start},
+                        warnings=warnings)
+    rep.write(out, files)
+    print()
+    print(rep.console(), flush=True)
+    say("wrote " + ", ".join(os.path.join(out, f) for f in ["report.md", "summary.json"]
+                             + files))
+    return 0
 
 
 def run_preview(args):
     _quiet_tensorflow()
-    folder = os.path.dirname(os.path.abspath(args.out))
-    _check_out(folder)
     from keras_reg.data.preview import make_preview
 
-    make_preview(args.out, seed=args.seed)
+    try:
+        make_preview(args.out, seed=args.seed)
+    except (ValueError, TypeError, OSError) as e:
+        raise UserError(f"--out: {_first_line(e)}") from None
     print(f"wrote {args.out}")
     return 0
 
@@ -313,7 +490,9 @@ def run_preview(args):
 def main(argv=None):
     parser = build_parser()
     try:
+        argv = sys.argv[1:] if argv is None else list(argv)
         args = parser.parse_args(argv)
+        args.argv = argv
         if args.command is None:
             parser.print_help()
             return 2

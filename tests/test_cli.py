@@ -1,101 +1,283 @@
-"""`keras-reg` / `python -m keras_reg`: a tiny real search, its outputs, and user errors."""
+"""`keras-reg` / `python -m keras_reg`: one tiny finished run, its outputs, resume, user errors."""
 
+import contextlib
+import io
+import json
 import os
+import re
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
+import keras_reg
+from keras_reg import tuning
 from keras_reg.cli import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+TINY_MODEL = """
+import keras
 
-def run_cli(*args, timeout=300, env=None):
-    full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", MPLBACKEND="Agg", **(env or {}))
-    return subprocess.run([sys.executable, "-m", "keras_reg", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout, env=full_env)
+def build_model(reg):
+    return keras.Sequential([
+        keras.Input((8, 8, 1)),
+        keras.layers.Flatten(),
+        keras.layers.Dropout(reg.dropout),
+        keras.layers.Dense(10, activation="softmax", kernel_regularizer=reg.kernel_regularizer()),
+    ])
+
+not_a_function = 3
+
+def returns_a_string(reg):
+    return "model"
+
+def three_classes(reg):
+    return keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                             keras.layers.Dense(3, activation="softmax")])
+
+def raises(reg):
+    raise RuntimeError("boom")
+"""
 
 
-def assert_user_error(proc, *words):
-    assert proc.returncode == 2, proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr  # one line, no traceback
-    assert lines[0].startswith("keras-reg: error:")
-    assert "Traceback" not in proc.stderr + proc.stdout
+def run_main(*args):
+    """`main(args)` in this process: (exit status, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return code, out.getvalue(), err.getvalue()
+
+
+def run_cli(*args, timeout=300):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", MPLBACKEND="Agg")
+    return subprocess.run([sys.executable, "-m", "keras_reg", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def assert_user_error(code, err, *words):
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err  # one line, no traceback
+    assert lines[0].startswith("keras-reg: error:"), lines[0]
     for word in words:
-        assert word in lines[0]
+        assert word in lines[0], lines[0]
 
 
-def tiny_search(out):
-    return run_cli("search", "--max-trials", "1", "--epochs", "1", "--train-size", "40",
-                   "--tuner", "random", "--out", str(out))
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("models") / "tiny_model.py"
+    path.write_text(textwrap.dedent(TINY_MODEL))
+    return path
 
 
-def test_tiny_search_writes_report_curves_and_models(tmp_path):
-    out = tmp_path / "out"
-    proc = tiny_search(out)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stderr.strip() == ""  # no TensorFlow chatter, no warnings
-    lines = proc.stdout.splitlines()
-    assert sum(line.startswith("trial  1/1") for line in lines) == 1  # one progress line
-    assert any(line.startswith("| baseline | none |") for line in lines)
-    assert any(line.startswith("| best |") for line in lines)
+def tiny_args(model_file, out, *extra):
+    return ("search", "--model", f"{model_file}:build_model", "--max-trials", 2, "--epochs", 1,
+            "--train-size", 40, "--tuner", "random", "--seed", 0, "--out", out, *extra)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(model_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "out"
+    code, stdout, stderr = run_main(*tiny_args(model_file, out))
+    assert code == 0, stderr[-3000:]
+    return out, stdout
+
+
+def test_progress_lines_number_trials_once_from_one(tiny_run):
+    _, stdout = tiny_run
+    trial_lines = [line for line in stdout.splitlines() if line.startswith("trial ")]
+    assert [line.split()[1] for line in trial_lines] == ["1/2", "2/2"]
+    assert all("norm=" in line for line in trial_lines)
+
+
+def test_values_are_printed_with_three_significant_digits(tiny_run):
+    out, stdout = tiny_run
+    table = stdout[stdout.index("\nrun "):]
+    report_md = (out / "report.md").read_text()
+    for text in (table, report_md[report_md.index("## Best"):report_md.index("## Files")],
+                 *[line for line in stdout.splitlines() if line.startswith("trial ")]):
+        for number in re.findall(r"(?<![\w./-])[-+]?\d+\.\d+(?:e[-+]?\d+)?", text):
+            digits = re.sub(r"e.*|[-+.]", "", number).lstrip("0")
+            assert len(digits) <= 3, (number, text)
+
+
+def test_summary_has_four_runs_and_paired_differences(tiny_run):
+    out, _ = tiny_run
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["runs"]) == ["none", "start", "recipe", "best"]
+    assert set(summary["paired_differences"]) == {"none", "start", "recipe"}
+    assert summary["repeats"] == 1 and summary["seeds"] == [0]
+    best = summary["runs"]["best"]["mean"]
+    ref = summary["runs"][summary["best_reference"]]["mean"]
+    diff = summary["paired_differences"][summary["best_reference"]]
+    assert diff["accuracy"]["mean"] == pytest.approx(best["test_accuracy"] - ref["test_accuracy"])
+    assert diff["accuracy"]["std"] is None  # a single run has no spread
+    assert "single run" in summary["headline"]
+    assert summary["trials"] == 2 and summary["settings"]["model"].endswith(":build_model")
+
+
+def test_report_lists_every_file_and_they_exist(tiny_run):
+    out, stdout = tiny_run
     report = (out / "report.md").read_text()
-    assert "| baseline | none |" in report and "## Trials" in report
-    for name in ("curves_loss.png", "curves_accuracy.png", "best_model.keras"):
-        data = (out / name).read_bytes()
-        assert len(data) > 1000
-    assert (out / "curves_loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    files = re.findall(r"^- `([^`]+)`$", report, flags=re.M)
+    assert {"report.md", "summary.json", "best_model.keras", "curves_loss.png"} <= set(files)
+    for name in files:
+        assert (out / name).exists(), name
+    assert "| 1/2 |" in report and "| 2/2 |" in report
+    assert "validation" in report and "held out" in report  # what validation / test are
     assert (out / "best_model_savedmodel" / "saved_model.pb").exists()
-    assert (out / "tuner" / "search" / "oracle.json").exists()
+    assert (out / "curves_loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.slow
-def test_rerun_with_the_same_out_resumes(tmp_path):
-    out = tmp_path / "out"
-    assert tiny_search(out).returncode == 0
-    again = tiny_search(out)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert not any(line.startswith("trial ") for line in again.stdout.splitlines())
-    assert "1/1 trials completed" in again.stdout
+def test_best_model_loads_after_import_keras_reg(tiny_run):
+    out, _ = tiny_run
+    import keras
+
+    model = keras.models.load_model(out / "best_model.keras")
+    assert model.output_shape == (None, 10)
+
+
+needs_settings = pytest.mark.skipif(not hasattr(tuning, "SettingsMismatchError"),
+                                    reason="the tuner does not record its settings yet")
+
+
+@needs_settings
+def test_rerun_with_the_same_settings_resumes_and_says_so(tiny_run, model_file, monkeypatch):
+    out, _ = tiny_run
+
+    def stop(*args, **kwargs):  # the search is what resumes; skip the retraining after it
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("keras_reg.tuning.report.compare", stop)
+    code, stdout, stderr = run_main(*tiny_args(model_file, out))
+    assert code == 130, stderr[-3000:]
+    assert "resuming: 2 of 2 trials done" in stdout
+    assert not any(line.startswith("trial ") for line in stdout.splitlines())  # none re-run
+
+
+@needs_settings
+def test_rerun_with_other_settings_names_them_and_exits_2(tiny_run, model_file):
+    out, _ = tiny_run
+    args = list(tiny_args(model_file, out))
+    args[args.index("--epochs") + 1] = 2
+    code, _, err = run_main(*args)
+    assert_user_error(code, err, "--epochs", "1 → 2", "--overwrite", str(out))
+
+
+def test_version():
+    code, stdout = exit_code_and_output("--version")
+    assert code == 0 and stdout.strip() == f"keras-reg {keras_reg.__version__}"
+
+
+def test_help_documents_defaults_space_syntax_and_model_contract():
+    code, stdout = exit_code_and_output("search", "--help")
+    assert code == 0
+    stdout = " ".join(stdout.split())  # argparse wraps lines at the terminal width
+    for text in ("(default: 10)", "(default: bayesian)", "(default: keras_reg_out)",
+                 "--space syntax", "low:high", "off", "build_model(reg)", "keras.Model",
+                 "--repeats", "--tensorboard", "--overwrite", "--image-size"):
+        assert text in stdout, text
+
+
+def exit_code_and_output(*args):
+    """For argparse's own actions (--help, --version), which exit."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    return exit_info.value.code, out.getvalue()
 
 
 @pytest.mark.parametrize("flag,value", [("--max-trials", "0"), ("--epochs", "-3"),
-                                        ("--train-size", "many"), ("--seed", "-1")])
+                                        ("--train-size", "many"), ("--seed", "-1"),
+                                        ("--repeats", "0"), ("--objective", "val_loss:up"),
+                                        ("--tuner", "grid")])
 def test_bad_flag_values_exit_2_with_one_line(flag, value, tmp_path):
-    proc = run_cli("search", flag, value, "--out", str(tmp_path))
-    assert_user_error(proc, flag)
+    code, _, err = run_main("search", flag, value, "--out", tmp_path / "out")
+    assert_user_error(code, err, flag)
+    assert not (tmp_path / "out").exists()
 
 
-def test_unknown_tuner_exits_2():
-    assert_user_error(run_cli("search", "--tuner", "grid"), "--tuner")
+@pytest.mark.parametrize("function,words", [
+    ("nothing_here", ["has no function", "nothing_here"]),
+    ("not_a_function", ["not a function"]),
+    ("returns_a_string", ["returned a str", "keras.Model"]),
+    ("three_classes", ["(None, 10)", "one output per class"]),
+    ("raises", ["RuntimeError", "boom"]),
+])
+def test_a_broken_model_is_one_line_and_leaves_no_out(function, words, model_file, tmp_path):
+    out = tmp_path / "out"
+    code, _, err = run_main("search", "--model", f"{model_file}:{function}", "--out", out)
+    assert_user_error(code, err, "--model", *words)
+    assert not out.exists()
+
+
+def test_a_model_module_that_does_not_import_is_one_line(tmp_path):
+    bad = tmp_path / "bad_model.py"
+    bad.write_text("import no_such_module_xyz\n")
+    code, _, err = run_main("search", "--model", f"{bad}:build_model", "--out", tmp_path / "o")
+    assert_user_error(code, err, "--model", "no_such_module_xyz")
+    code, _, err = run_main("search", "--model", "no_such_pkg_xyz:f", "--out", tmp_path / "o")
+    assert_user_error(code, err, "--model", "no_such_pkg_xyz")
+    code, _, err = run_main("search", "--model", "no_colon", "--out", tmp_path / "o")
+    assert_user_error(code, err, "--model", "module:function")
+    assert not (tmp_path / "o").exists()
+
+
+def test_data_errors_are_one_line(tmp_path):
+    code, _, err = run_main("search", "--data", tmp_path / "missing", "--out", tmp_path / "o")
+    assert_user_error(code, err, "--data", "missing")
+    code, _, err = run_main("search", "--image-size", 8, 8, "--out", tmp_path / "o")
+    assert_user_error(code, err, "--image-size", "--data")
+    code, _, err = run_main("search", "--train-size", 100000, "--out", tmp_path / "o")
+    assert_user_error(code, err, "--train-size")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.skipif(not hasattr(tuning.RegularizationSpace, "parse"),
+                    reason="RegularizationSpace.parse is not there yet")
+def test_a_bad_space_item_is_one_line(tmp_path):
+    code, _, err = run_main("search", "--space", "dropout=2:3", "--out", tmp_path / "o")
+    assert_user_error(code, err, "--space", "dropout")
+    assert not (tmp_path / "o").exists()
 
 
 def test_unwritable_out_exits_2(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    assert_user_error(run_cli("search", "--out", str(blocker / "sub")), "--out")
+    code, _, err = run_main("search", "--out", blocker / "sub")
+    assert_user_error(code, err, "--out")
+    code, _, err = run_main("search", "--out", blocker)
+    assert_user_error(code, err, "--out")
 
 
-def test_unknown_dataset_exits_2(tmp_path):
-    proc = run_cli("search", "--dataset", "no_such_dataset_xyz", "--out", str(tmp_path))
-    assert_user_error(proc, "no_such_dataset_xyz")
+# TensorFlow's C++ start-up lines, written while `import keras_reg` imports TensorFlow (before
+# the command line can silence them).
+_STARTUP = ("WARNING: All log messages before absl::InitializeLog()", "cudart_stub.cc",
+            "cuda_platform.cc")
 
 
-def test_train_size_larger_than_the_data_exits_2(tmp_path, capsys):
-    code = main(["search", "--train-size", "100000", "--out", str(tmp_path)])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "--train-size" in err[0]
+def test_unknown_dataset_exits_2_in_a_real_process(tmp_path):
+    proc = run_cli("search", "--dataset", "no_such_dataset_xyz", "--out", tmp_path / "o")
+    err = "\n".join(line for line in proc.stderr.splitlines()
+                    if not any(s in line for s in _STARTUP))
+    assert_user_error(proc.returncode, err, "no_such_dataset_xyz")
+    assert "Traceback" not in proc.stdout and not (tmp_path / "o").exists()
 
 
-def test_preview_writes_a_png(tmp_path, capsys):
+@pytest.mark.slow
+def test_preview_writes_a_png(tmp_path):
     out = tmp_path / "pics" / "preview.png"
-    assert main(["preview", "--out", str(out)]) == 0
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert str(out) in capsys.readouterr().out
+    code, stdout, _ = run_main("preview", "--out", out)
+    assert code == 0 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and str(out) in stdout
+
+
+def test_preview_into_a_folder_is_one_line(tmp_path):
+    code, _, err = run_main("preview", "--out", tmp_path)
+    assert_user_error(code, err, "--out")
 
 
 def test_no_subcommand_prints_help():
-    proc = run_cli()
-    assert proc.returncode == 2 and "search" in proc.stdout
+    code, stdout, _ = run_main()
+    assert code == 2 and "search" in stdout
