@@ -1,7 +1,8 @@
 """Distributed training that works where `model.fit` does not (TensorFlow only).
 
-`model.fit` under `tf.distribute.MultiWorkerMirroredStrategy` fails in Keras 3 (keras-team/keras
-#20585: it reduces a nested batch in `_maybe_symbolic_build`, then scalar logs with `axis=0`).
+`model.fit` under `tf.distribute.MultiWorkerMirroredStrategy` fails in Keras 3.15: before its first
+step it reduces a per-replica batch of the data to build the model, and later reduces scalar
+logs along `axis=0`.
 `fit` here is a `strategy.run` training loop with the same contract as `model.fit` for the common
 case: the model is built and compiled under `strategy.scope()` as usual; its optimizer, loss,
 metrics and `model.losses` (regularization penalties) are used as compiled; Keras callbacks run
@@ -31,6 +32,9 @@ import warnings
 import keras
 import tensorflow as tf
 
+from keras_reg import _compat
+from keras_reg._validation import check_seed
+
 __all__ = [
     "fit",
     "TESTED_KERAS_VERSIONS",
@@ -39,9 +43,9 @@ __all__ = [
     "worker_seed",
 ]
 
-# `fit` relies on `Model._symbolic_build` (to create every variable under the strategy scope
-# before the first step) and on the TF trainer's loss scaling; both are tested on these
-# Keras minor versions (tests/test_distribute.py, tests/test_multiworker.py).
+# `fit` relies on Keras's symbolic build (to create every variable under the strategy scope
+# before the first step, see `keras_reg._compat`) and on the TF trainer's loss scaling; both
+# are tested on these Keras minor versions (tests/test_distribute.py, tests/test_multiworker.py).
 TESTED_KERAS_VERSIONS = ("3.15",)
 
 # Seed offset per replica id: odd, below 2**31 so it survives the int32 cast of TF seeds.
@@ -94,8 +98,6 @@ def worker_seed(seed, input_context):
     >>> worker_seed(7, tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=1))
     1000010
     """
-    from keras_reg._validation import check_seed
-
     seed = check_seed(seed)
     if seed is None:
         raise ValueError(
@@ -123,8 +125,8 @@ def _batch_size(x):
 def _seed_states(model):
     """The state variables of every SeedGenerator reachable from the model."""
     seen, states = set(), []
-    for layer in model._flatten_layers(include_self=True, recursive=True):
-        for generator in getattr(layer, "_seed_generators", []):
+    for layer in [model, *_compat.flatten_layers(model)]:
+        for generator in _compat.seed_generators(layer):
             if id(generator) not in seen:
                 seen.add(id(generator))
                 states.append(generator.state)
@@ -162,8 +164,8 @@ def _check_model(model, strategy):
             "Invalid value for argument `model`: call `model.compile(optimizer=..., loss=...)` "
             "under `strategy.scope()` before `keras_reg.distribute.fit`."
         )
-    own = getattr(model, "_distribute_strategy", None)
-    if own is not None and own is not strategy:
+    own = model.distribute_strategy  # the current strategy when the model was made outside any
+    if own is not strategy and own is not tf.distribute.get_strategy():
         raise ValueError(
             "Invalid value for argument `strategy`: the model was created under another "
             f"strategy ({type(own).__name__}); create it under `strategy.scope()`. "
@@ -362,7 +364,7 @@ def fit(
     if validation_data is not None:
         _, val_data = _distribute(strategy, validation_data, "validation_data")
     with strategy.scope():
-        model._symbolic_build(data_batch=spec)
+        _compat.symbolic_build(model, spec)
     _check_model(model, strategy)
 
     verbose = 1 if verbose == "auto" else verbose
@@ -374,7 +376,7 @@ def fit(
     loop = _Loop(model, strategy, replica_seeds)
     model.stop_training = False
     callbacks.on_train_begin()
-    start = getattr(model, "_initial_epoch", None) or initial_epoch
+    start = _compat.take_initial_epoch(model, initial_epoch)
     iterator = iter(train_data) if steps_per_epoch is not None else None
     epoch_logs = {}
     for epoch in range(start, epochs):
@@ -392,6 +394,5 @@ def fit(
         callbacks.on_epoch_end(epoch, epoch_logs)
         if model.stop_training:
             break
-    model._initial_epoch = None
     callbacks.on_train_end(logs=epoch_logs)
     return model.history

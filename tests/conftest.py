@@ -28,6 +28,30 @@ def logical_cpus():
     return [d.name for d in tf.config.list_logical_devices("CPU")]
 
 
+_MIRRORED = []
+
+
+@pytest.fixture
+def mirrored_strategy():
+    """One `MirroredStrategy` over the two logical CPUs, shared by the whole session.
+
+    Skips when the two devices could not be configured. Reduction to one device avoids
+    collectives: a second collective all-reduce `MirroredStrategy` over the same devices in one
+    process reuses the collective keys of the first and fails with "Shape mismatch in the
+    collective instance" (TF 2.21, `model.fit` too).
+    """
+    cpus = logical_cpus()
+    if len(cpus) < 2:
+        pytest.skip("needs the 2 logical CPUs configured by tests/conftest.py")
+    if not _MIRRORED:
+        _MIRRORED.append(
+            tf.distribute.MirroredStrategy(
+                cpus[:2], cross_device_ops=tf.distribute.ReductionToOneDevice()
+            )
+        )
+    return _MIRRORED[0]
+
+
 @pytest.fixture(autouse=True)
 def _reset_policy():
     """Every test starts and ends with the float32 policy and a fresh Keras session."""

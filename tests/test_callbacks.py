@@ -1,5 +1,6 @@
 """Tests for keras_reg.callbacks against references (Keras metrics, NumPy, exact decay factors)."""
 
+import contextlib
 import copy
 
 import keras
@@ -11,30 +12,12 @@ from keras import ops
 from keras_reg import callbacks, regularizers
 from keras_reg.data import MixupCutMix
 from keras_reg.layers import DropPath, InvertedDropout, StochasticDepth, drop_path_rates
-from tests.conftest import logical_cpus
 
 
-def _strategy_or_skip():
-    # Collectives are avoided: two MirroredStrategy objects in one process reuse collective
-    # instance keys, and a later model with other shapes then fails in the all-reduce.
-    devices = logical_cpus()
-    if len(devices) < 2:
-        pytest.skip("needs two logical CPUs")
-    return tf.distribute.MirroredStrategy(
-        devices, cross_device_ops=tf.distribute.ReductionToOneDevice()
-    )
-
-
-def _scope(kind):
-    return _strategy_or_skip().scope() if kind == "mirrored" else _Null()
-
-
-class _Null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *args):
-        return False
+def _scope(kind, request):
+    if kind != "mirrored":
+        return contextlib.nullcontext()
+    return request.getfixturevalue("mirrored_strategy").scope()
 
 
 def _classification_data(n=50, seed=0):
@@ -65,12 +48,12 @@ def _regularized_classifier():
 
 
 @pytest.mark.parametrize("kind", ["plain", "mirrored"])
-def test_logger_data_loss_matches_the_metric_computed_in_the_step(kind):
+def test_logger_data_loss_matches_the_metric_computed_in_the_step(kind, request):
     # 50 samples in batches of 16: a partial last batch, so the batch-size weighting matters.
     keras.utils.set_random_seed(1)
     x, y = _classification_data()
     xv, yv = _classification_data(20, seed=1)
-    with _scope(kind):
+    with _scope(kind, request):
         model = _regularized_classifier()
     history = model.fit(
         x, y, batch_size=16, epochs=2, verbose=0, shuffle=False, validation_data=(xv, yv),
@@ -210,9 +193,9 @@ def _rate_model(dropout):
 @pytest.mark.parametrize(
     "kind", ["plain", "jit", pytest.param("mirrored", marks=pytest.mark.slow)]
 )
-def test_rate_changes_inside_the_training_step(kind):
+def test_rate_changes_inside_the_training_step(kind, request):
     schedule = [0.1, 0.5, 0.8]
-    with _scope(kind):
+    with _scope(kind, request):
         dropout = InvertedDropout(0.0, seed=3)
         model = _rate_model(dropout)
         model.compile("sgd", "mae", jit_compile=(kind == "jit"))
@@ -223,6 +206,24 @@ def test_rate_changes_inside_the_training_step(kind):
     # Drop fraction measured in the steps (128000 Bernoulli draws per epoch).
     np.testing.assert_allclose(h["loss"], schedule, atol=0.01)
     assert dropout.rate == pytest.approx(0.8)
+
+
+def test_rate_changes_inside_the_training_step_under_mirrored_strategy(mirrored_strategy):
+    """The fast mirrored check: two epochs of one step. Under `model.fit` both replicas draw the
+    same mask (one mirrored seed state), so a step holds 4 x 2000 independent draws."""
+    with mirrored_strategy.scope():
+        dropout = InvertedDropout(0.0, seed=3)
+        model = _rate_model(dropout)
+        model.compile("sgd", "mae")
+    schedule = [0.0, 0.6]
+    scheduler = callbacks.RateScheduler(lambda epoch, rate: schedule[epoch])
+    x, y = np.ones((8, 2000), "float32"), np.zeros((8, 1), "float32")
+    h = model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[scheduler]).history
+    # The measured drop fraction follows the schedule: exactly 0, then 0.6 within 5 sigma.
+    assert h["loss"][0] == 0.0
+    assert abs(h["loss"][1] - 0.6) < 5 * np.sqrt(0.6 * 0.4 / 8000)
+    for value in mirrored_strategy.experimental_local_results(dropout.rate_variable.value):
+        assert float(value) == pytest.approx(0.6)  # every replica's copy was assigned
 
 
 def test_rate_scheduler_finds_nested_layers_once_and_warms_up_from_initial():
@@ -394,14 +395,14 @@ def _decay_model():
 @pytest.mark.parametrize(
     "kind", ["plain", pytest.param("jit", marks=pytest.mark.slow), "mirrored"]
 )
-def test_weight_decay_shrinks_kernels_by_the_exact_factor(kind):
+def test_weight_decay_shrinks_kernels_by_the_exact_factor(kind, request):
     lr, decays = 0.1, [0.5, 0.25]
     x = np.zeros((16, 3), "float32")
     y = np.random.default_rng(0).normal(size=(16, 4)).astype("float32")
     results = []
     for use_callback in (True, False):
         keras.utils.set_random_seed(0)
-        with _scope(kind):
+        with _scope(kind, request):
             model = _decay_model()
             model.compile(keras.optimizers.SGD(lr), "mse", jit_compile=(kind == "jit"))
         cbs = [callbacks.WeightDecayScheduler(lambda epoch: decays[epoch])] if use_callback else []

@@ -12,30 +12,6 @@ import pytest
 import tensorflow as tf
 
 from keras_reg import distribute
-from tests.conftest import logical_cpus
-
-
-_STRATEGY = []
-
-
-def _mirrored():
-    """One MirroredStrategy for the whole module.
-
-    A second MirroredStrategy with the default (collective) all-reduce over the same devices in
-    one process reuses the collective keys of the first and fails with "Shape mismatch in the
-    collective instance" (TF 2.21; `model.fit` too). Reduction to one device avoids collectives,
-    so the strategies other test modules create cannot collide with this one.
-    """
-    cpus = logical_cpus()
-    if len(cpus) < 2:
-        pytest.skip("needs the 2 logical CPUs configured by conftest.py")
-    if not _STRATEGY:
-        _STRATEGY.append(
-            tf.distribute.MirroredStrategy(
-                cpus[:2], cross_device_ops=tf.distribute.ReductionToOneDevice()
-            )
-        )
-    return _STRATEGY[0]
 
 
 def _data(n=37, batch=8):
@@ -69,7 +45,7 @@ def _schedule(epoch, lr):
     return 0.1 / (1 + epoch)
 
 
-def test_mirrored_equals_single_device_model_fit():
+def test_mirrored_equals_single_device_model_fit(mirrored_strategy):
     ds = _data()
     reference = _model(tf.distribute.get_strategy())
     ref_hist = reference.fit(
@@ -77,7 +53,7 @@ def test_mirrored_equals_single_device_model_fit():
         callbacks=[keras.callbacks.LearningRateScheduler(_schedule)],
     ).history
 
-    strategy = _mirrored()
+    strategy = mirrored_strategy
     model = _model(strategy)
     hist = distribute.fit(
         model, ds, epochs=3, strategy=strategy, verbose=0, validation_data=ds,
@@ -131,8 +107,8 @@ def _one_step(strategy, **kwargs):
     return -model.get_weights()[0][:, 0]
 
 
-def test_replica_masks_differ_and_follow_the_replica_seed():
-    strategy = _mirrored()
+def test_replica_masks_differ_and_follow_the_replica_seed(mirrored_strategy):
+    strategy = mirrored_strategy
     got = _one_step(strategy)
     # Replica r draws what a Dropout seeded with seed + r * stride draws first.
     ones = tf.ones((1, 64))
@@ -146,15 +122,15 @@ def test_replica_masks_differ_and_follow_the_replica_seed():
     np.testing.assert_array_equal(_one_step(strategy), got)
 
 
-def test_replica_seeds_off_shows_identical_masks():
+def test_replica_seeds_off_shows_identical_masks(mirrored_strategy):
     # The Keras behaviour `replica_seeds` fixes: one mirrored SeedGenerator state, so both
     # replicas draw the same mask and the batch mean only holds 0 or 2.
-    got = _one_step(_mirrored(), replica_seeds=False)
+    got = _one_step(mirrored_strategy, replica_seeds=False)
     assert set(np.unique(got)) <= {0.0, 2.0}
 
 
-def test_seed_state_stays_mirrored_after_fit():
-    strategy = _mirrored()
+def test_seed_state_stays_mirrored_after_fit(mirrored_strategy):
+    strategy = mirrored_strategy
     model = _mask_model(strategy)
     ds = tf.data.Dataset.from_tensor_slices((tf.ones((4, 64)), tf.zeros((4, 1)))).batch(2)
     distribute.fit(model, ds, epochs=1, strategy=strategy, verbose=0)
@@ -203,11 +179,11 @@ def test_uncompiled_model_is_rejected():
         distribute.fit(model, _data(), verbose=0)
 
 
-def test_model_outside_strategy_scope_is_rejected():
+def test_model_outside_strategy_scope_is_rejected(mirrored_strategy):
     model = _model(tf.distribute.get_strategy())
     model.build((None, 6))
     with pytest.raises(ValueError, match="strategy"):
-        distribute.fit(model, _data(), strategy=_mirrored(), verbose=0)
+        distribute.fit(model, _data(), strategy=mirrored_strategy, verbose=0)
 
 
 def test_numpy_data_is_rejected():
@@ -276,11 +252,11 @@ def _mixed_digits():
     return ds.map(D.MixupCutMix(10, seed=0)).map(lambda x, y: (D.Cutout(2, seed=1)(x), y))
 
 
-def test_every_layer_and_mixup_under_mirrored_model_fit():
+def test_every_layer_and_mixup_under_mirrored_model_fit(mirrored_strategy):
     """Keras's own model.fit works under MirroredStrategy with every keras_reg layer and
     MixupCutMix / Cutout in the pipeline; distribute.fit with replica_seeds=False (the same
     mask semantics as model.fit: one mirrored seed state) gives the same losses."""
-    strategy = _mirrored()
+    strategy = mirrored_strategy
     keras_fit = _every_layer_model(strategy)
     want = keras_fit.fit(_mixed_digits(), epochs=2, verbose=0).history["loss"]
     ours = _every_layer_model(strategy)
@@ -296,10 +272,10 @@ def test_every_layer_and_mixup_under_mirrored_model_fit():
     assert np.all(np.isfinite(per_replica)) and not np.allclose(per_replica, want, rtol=1e-6)
 
 
-def test_mixed_float16_matches_float32():
+def test_mixed_float16_matches_float32(mirrored_strategy):
     # compile wraps the optimizer in a LossScaleOptimizer: fit scales the loss and the
     # optimizer unscales the gradients; the losses follow the float32 run closely.
-    strategy = _mirrored()
+    strategy = mirrored_strategy
     want = distribute.fit(_model(strategy), _data(32), epochs=2, strategy=strategy,
                           verbose=0).history["loss"]
     keras.mixed_precision.set_dtype_policy("mixed_float16")

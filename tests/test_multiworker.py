@@ -98,11 +98,14 @@ def test_replica_masks_differ_across_workers(tmp_path):
 
 
 def test_plain_model_fit_is_still_broken_upstream(tmp_path):
-    """Documents keras-team/keras#20585 (Keras 3.15): if this starts passing, model.fit works
-    under MultiWorkerMirroredStrategy and TESTED_KERAS_VERSIONS / the README can say so."""
+    """Canary for keras-team/keras#20585 (Keras 3.15): `model.fit` fails under
+    MultiWorkerMirroredStrategy, which is why `keras_reg.distribute.fit` exists. It fails loudly
+    the day upstream fixes the bug, so the workaround can be retired."""
     results = _run("keras_fit", tmp_path)
-    if all(r["ok"] for r in results):
-        pytest.xfail("model.fit now works under MultiWorkerMirroredStrategy (upstream fix)")
+    assert not all(r["ok"] for r in results), (
+        "keras#20585 fixed upstream: retire the workaround in keras_reg.distribute "
+        "(model.fit now trains under MultiWorkerMirroredStrategy)"
+    )
     assert any("PerReplica" in r.get("error", "") or "axis" in r.get("error", "")
                for r in results), results
 

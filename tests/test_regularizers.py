@@ -9,7 +9,6 @@ import pytest
 import tensorflow as tf
 
 from keras_reg import regularizers
-from tests.conftest import logical_cpus
 
 
 def _weights(seed=0, shape=(5, 3)):
@@ -186,13 +185,8 @@ def test_keras_regularizer_bakes_the_float_in(capsys):
 
 
 @pytest.mark.parametrize("create_in_scope", [True, False])
-def test_mirrored_strategy(create_in_scope):
-    devices = logical_cpus()
-    if len(devices) < 2:
-        pytest.skip("needs two logical CPUs")
-    strategy = tf.distribute.MirroredStrategy(
-        devices, cross_device_ops=tf.distribute.ReductionToOneDevice()
-    )
+def test_mirrored_strategy(create_in_scope, mirrored_strategy):
+    strategy = mirrored_strategy
     if create_in_scope:
         with strategy.scope():
             reg = regularizers.l2(0.0)
