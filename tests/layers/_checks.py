@@ -14,11 +14,13 @@ test file pays only for the checks it needs:
 - `check_export(model, x, tmp_path)`: `model.export()` SavedModel, reloaded with
   `tf.saved_model.load`, served twice: deterministic, equal to `model(x, training=False)`, and
   no random op anywhere in the serving graph (nested functions included).
-- `check_jit_fit(model_fn, x, y)`: `compile(jit_compile=True)` and `fit`, finite loss.
+- `check_jit_fit(model_fn, x, y)`: `compile(jit_compile=True)` and `fit` give the same weights
+  as the same model fitted as a plain graph from the same start.
 - `check_mixed_precision(layer_fn, x, policy)`: `mixed_float16` / `mixed_bfloat16`: compute dtype
   outputs, float32 variables, finite outputs in training and inference.
 - `check_mirrored_fit(model_fn, x, y)`: `fit` under `tf.distribute.MirroredStrategy` over the two
-  logical CPU devices that `tests/conftest.py` creates.
+  logical CPU devices that `tests/conftest.py` creates equals a single-device fit (rates at 0),
+  then trains with the rates back on.
 """
 
 import math
@@ -155,17 +157,35 @@ def _final_loss(history):
     return losses[-1]
 
 
+def _assert_same_weights(got, expected, what, rtol=1e-5, atol=1e-6):
+    for a, b in zip(got.get_weights(), expected.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=what)
+
+
+def _assert_trained(model, initial):
+    changed = [not np.array_equal(a, b) for a, b in zip(model.get_weights(), initial)]
+    assert any(changed), "fit did not change any weight"
+
+
 def check_jit_fit(model_fn, x, y, loss="mse", epochs=1, batch_size=None):
-    """Compiles `model_fn()` with `jit_compile=True`, fits, and checks the loss is finite.
+    """`compile(jit_compile=True)` + `fit` gives the weights of the same model fitted as a plain
+    graph from the same start (same seeds: the random layers draw the same masks under XLA).
 
     Returns:
         The trained model.
     """
     model = model_fn()
-    model.compile(optimizer=keras.optimizers.SGD(0.01), loss=loss, jit_compile=True)
-    history = model.fit(x, y, epochs=epochs, batch_size=batch_size or len(x), verbose=0)
-    assert model.jit_compile is True
-    assert math.isfinite(_final_loss(history))
+    reference = model_fn()
+    initial = model.get_weights()
+    reference.set_weights(initial)
+    batch_size = batch_size or len(x)
+    for m, jit in ((model, True), (reference, False)):
+        m.compile(optimizer=keras.optimizers.SGD(0.01), loss=loss, jit_compile=jit)
+        history = m.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=False, verbose=0)
+        assert math.isfinite(_final_loss(history))
+    assert model.jit_compile is True and reference.jit_compile is False
+    _assert_trained(model, initial)
+    _assert_same_weights(model, reference, "jit_compile=True fit differs from the graph fit")
     return model
 
 
@@ -194,9 +214,22 @@ def check_mixed_precision(layer_fn, x, policy):
     return tuple(outputs)
 
 
-def check_mirrored_fit(model_fn, x, y, loss="mse", epochs=1):
-    """Fits `model_fn()` built under a MirroredStrategy over two logical CPUs; finite loss.
+def _set_rates(model, rate):
+    """Sets every `rate` of the model's layers (keras_reg rate layers); returns the old ones."""
+    old = {}
+    for layer in model.layers:
+        if hasattr(layer, "rate_variable"):
+            old[layer] = layer.rate
+            layer.rate = rate if rate is not None else old[layer]
+    return old
 
+
+def check_mirrored_fit(model_fn, x, y, loss="mse", epochs=1):
+    """`fit` under a MirroredStrategy over two logical CPUs equals a single-device `fit`.
+
+    The comparison runs with the random layers' rates at 0 (each replica of a seeded layer
+    draws its own stream, so masks cannot match a single-device run); then the rates are put
+    back and the mirrored model fits once more with dropping on (finite loss, weights moved).
     The global batch is the whole of `x` (give an even number of samples so both replicas
     get data); the model's variables are mirrored, so a check after `fit` can change them
     (e.g. a layer's `rate`) and fit again. Skips when the two logical devices could not be
@@ -217,6 +250,22 @@ def check_mirrored_fit(model_fn, x, y, loss="mse", epochs=1):
     with strategy.scope():
         model = model_fn()
         model.compile(optimizer=keras.optimizers.SGD(0.01), loss=loss)
-    history = model.fit(x, y, epochs=epochs, batch_size=len(x), verbose=0)
-    assert math.isfinite(_final_loss(history))
+    reference = model_fn()
+    reference.compile(optimizer=keras.optimizers.SGD(0.01), loss=loss)
+    initial = model.get_weights()
+    reference.set_weights(initial)
+    rates = _set_rates(model, 0.0)
+    _set_rates(reference, 0.0)
+    for m in (model, reference):
+        history = m.fit(x, y, epochs=epochs, batch_size=len(x), shuffle=False, verbose=0)
+        assert math.isfinite(_final_loss(history))
+    _assert_trained(model, initial)
+    _assert_same_weights(model, reference, "mirrored fit differs from the single-device fit")
+    if rates:
+        for layer, rate in rates.items():
+            layer.rate = rate
+        before = model.get_weights()
+        history = model.fit(x, y, epochs=1, batch_size=len(x), shuffle=False, verbose=0)
+        assert math.isfinite(_final_loss(history))
+        _assert_trained(model, before)
     return model
