@@ -37,3 +37,44 @@ def test_random_seed_dtype_is_the_seed_generator_state_dtype():
     # The public observable of the private function: the dtype of a SeedGenerator's state.
     generator = keras.random.SeedGenerator(0)
     assert _compat.random_seed_dtype() == keras.backend.standardize_dtype(generator.state.dtype)
+
+
+def test_symbolic_build_creates_layer_optimizer_and_metric_variables():
+    import tensorflow as tf
+
+    model = keras.Sequential([keras.layers.Dense(2)])  # no Input: nothing built yet
+    model.compile(keras.optimizers.Adam(), "mse", metrics=["mae"])
+    spec = (tf.TensorSpec((None, 3), "float32"), tf.TensorSpec((None, 2), "float32"))
+    _compat.symbolic_build(model, spec)
+    assert model.built and model.layers[0].kernel.shape == (3, 2)
+    assert model.optimizer.built and len(model.optimizer.variables) > 2  # slots created
+    assert any(m.variables for m in model.metrics)
+
+
+def test_take_initial_epoch_reads_what_backup_and_restore_sets(tmp_path):
+    import inspect
+
+    import numpy as np
+
+    from keras.src.backend.tensorflow import trainer
+
+    assert "self.model._initial_epoch = epoch" in inspect.getsource(
+        keras.callbacks.BackupAndRestore
+    )
+    assert "self._initial_epoch" in inspect.getsource(trainer.TensorFlowTrainer.fit)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    backup = keras.callbacks.BackupAndRestore(str(tmp_path), save_freq="epoch")
+    model.fit(np.ones((4, 2)), np.ones((4, 1)), epochs=2, verbose=0, callbacks=[backup])
+    # A finished run deletes its backup; write one at epoch 1 and restore it.
+    backup.set_model(model)
+    backup.on_epoch_end(0)
+    backup.on_train_begin()
+    assert _compat.take_initial_epoch(model, 0) == 1
+    assert _compat.take_initial_epoch(model, 5) == 5  # cleared: the default again
+
+
+def test_seed_generators_lists_the_layers_own_generators():
+    dropout = keras.layers.Dropout(0.5, seed=1)
+    assert _compat.seed_generators(dropout) == [dropout.seed_generator]
+    assert _compat.seed_generators(keras.layers.Dense(2)) == []
