@@ -213,14 +213,26 @@ class RegularizationTuner(keras_tuner.Tuner):
     Example:
 
     >>> import tempfile
+    >>> import keras
     >>> from keras_reg.data import load
     >>> from keras_reg.tuning import RegularizationSpace, RegularizationTuner
+    >>> def build_model(reg):  # reg: the trial's Regularization
+    ...     return keras.Sequential([
+    ...         keras.Input((8, 8, 1)), keras.layers.Flatten(),
+    ...         keras.layers.Dropout(reg.dropout),
+    ...         keras.layers.Dense(10, activation="softmax",
+    ...                            kernel_regularizer=reg.kernel_regularizer())])
+    >>> space = RegularizationSpace(l2=(0.0, 1e-3), dropout=(0.0, 0.5), drop_path="off",
+    ...                             mixup_alpha="off", cutmix_alpha="off",
+    ...                             label_smoothing="off", augment="off", input_noise="off",
+    ...                             norm="off")
+    >>> tuner = RegularizationTuner(build_model, space=space, tuner="random", max_trials=2,
+    ...                             directory=tempfile.mkdtemp(), seed=0)
     >>> train, val = load("digits", ("train[:64]", "train[80%:]"), batch_size=32)
-    >>> tuner = RegularizationTuner(space=RegularizationSpace(norm=None), tuner="random",
-    ...                             max_trials=1, directory=tempfile.mkdtemp(), seed=0)
     >>> tuner.search(train, validation_data=val, epochs=1)
-    >>> [(t.number, t.label, t.status) for t in tuner.result().trials]
-    [(1, 'start', 'COMPLETED')]
+    >>> [(t.number, t.label) for t in tuner.result().trials]
+    [(1, 'start'), (2, None)]
+    >>> best_model = tuner.get_best_models(1)[0]
     """
 
     def __init__(self, build_model=None, space=None, tuner="bayesian", objective="val_loss",
@@ -450,7 +462,9 @@ class RegularizationTuner(keras_tuner.Tuner):
         if self.seed is not None:
             keras.utils.set_random_seed(self.seed)
         if not getattr(hm, "reuse_models", False):
-            keras.backend.clear_session()
+            # Keras's global state (layer names) starts afresh; the garbage collection that
+            # `free_memory=True` adds costs about a second per trial and Python runs it anyway.
+            keras.backend.clear_session(free_memory=False)
         model = hm.build(hp)
         if "tuner/trial_id" in hp.values:  # a Hyperband promotion continues its past trial
             _load_weights(model, self._weights_path(hp.values["tuner/trial_id"]))
@@ -494,7 +508,7 @@ class RegularizationTuner(keras_tuner.Tuner):
         if self.hypermodel is None:
             raise ValueError("The tuner has not seen the data yet: call `search` first.")
         if not getattr(self.hypermodel, "reuse_models", False):
-            keras.backend.clear_session()
+            keras.backend.clear_session(free_memory=False)
         model = self.hypermodel.build(trial.hyperparameters)
         _load_weights(model, self._weights_path(trial.trial_id))
         return model

@@ -1,4 +1,4 @@
-"""KerasTuner chief/worker mode on 127.0.0.1: one chief and two workers of `keras-reg search`."""
+"""KerasTuner chief/worker mode on 127.0.0.1: one chief and two workers share one search."""
 
 import glob
 import json
@@ -6,11 +6,35 @@ import os
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+SCRIPT = textwrap.dedent("""
+    import os, sys
+    import keras
+    from keras_reg.data import load
+    from keras_reg.tuning import RegularizationSpace, search
+
+    def tiny_model(reg):
+        return keras.Sequential([
+            keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dropout(reg.dropout),
+            keras.layers.Dense(10, activation="softmax",
+                               kernel_regularizer=reg.kernel_regularizer())])
+
+    train, val = load("digits", ("train[:64]", "train[80%:]"), batch_size=32)
+    space = RegularizationSpace(l2=(0.0, 1e-3), dropout=(0.0, 0.3), drop_path="off",
+                                mixup_alpha="off", cutmix_alpha="off", label_smoothing="off",
+                                augment="off", input_noise="off", norm=["batch", None])
+    result = search(tiny_model, train, val, space=space, tuner="random", max_trials=5, epochs=1,
+                    directory=sys.argv[1], seed=0, steps_per_execution=1,
+                    references=("start", "none"), settings={"data": "digits[:64]"})
+    print("trials", len(result.trials), "completed", len(result.completed), flush=True)
+    print("labels", sorted(str(t.label) for t in result.trials), flush=True)
+""")
 
 
 def _free_port():
@@ -21,24 +45,22 @@ def _free_port():
 
 @pytest.mark.slow
 def test_chief_and_two_workers_share_one_search(tmp_path):
-    out = tmp_path / "out"
+    script = tmp_path / "search_script.py"
+    script.write_text(SCRIPT)
+    directory = tmp_path / "tuner"
     port = _free_port()
-    command = [sys.executable, "-m", "keras_reg", "search", "--tuner", "random",
-               "--max-trials", "6", "--epochs", "2", "--train-size", "64", "--out", str(out)]
-    procs = {}
-    logs = {}
+    procs, logs = {}, {}
     try:
         for tuner_id in ("chief", "tuner0", "tuner1"):
-            env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", MPLBACKEND="Agg",
-                       KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP="127.0.0.1",
-                       KERASTUNER_ORACLE_PORT=str(port))
+            env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERASTUNER_TUNER_ID=tuner_id,
+                       KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=str(port))
             logs[tuner_id] = open(tmp_path / f"{tuner_id}.log", "w+")
-            procs[tuner_id] = subprocess.Popen(command, cwd=ROOT, env=env, text=True,
-                                               stdout=logs[tuner_id],
-                                               stderr=subprocess.STDOUT)
+            procs[tuner_id] = subprocess.Popen(
+                [sys.executable, str(script), str(directory)], cwd=ROOT, env=env, text=True,
+                stdout=logs[tuner_id], stderr=subprocess.STDOUT)
             if tuner_id == "chief":
                 time.sleep(3)  # let the chief open its oracle server first
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 400
         while time.monotonic() < deadline:
             codes = {t: p.poll() for t, p in procs.items()}
             if all(c is not None for c in codes.values()):
@@ -60,14 +82,15 @@ def test_chief_and_two_workers_share_one_search(tmp_path):
         assert proc.returncode == 0, (tuner_id, text[tuner_id][-3000:])
 
     records = []
-    for path in glob.glob(str(out / "tuner" / "search" / "trial_*" / "keras_reg_trial.json")):
+    for path in glob.glob(str(directory / "search" / "trial_*" / "keras_reg_trial.json")):
         with open(path) as f:
             records.append(json.load(f))
-    assert len(records) == 6 and all(r["status"] == "COMPLETED" for r in records)
-    by_worker = {r["tuner_id"] for r in records}
-    assert by_worker == {"tuner0", "tuner1"}  # both workers ran trials, the chief none
-    for worker in ("tuner0", "tuner1"):
-        assert "ran" in text[worker] and "trial(s)" in text[worker]
-    # the chief gathers every trial and writes the report
-    assert "6/6 trials completed" in text["chief"]
-    assert (out / "report.md").exists() and (out / "best_model.keras").exists()
+    assert len(records) == 5 and all(r["status"] == "COMPLETED" for r in records)
+    assert {r["tuner_id"] for r in records} == {"tuner0", "tuner1"}  # the chief runs none
+    by_trial = {r["trial_id"]: r for r in records}
+    assert by_trial["0"]["label"] == "start" and by_trial["1"]["label"] == "none"
+    # the chief gathers every trial; each worker reports the ones it ran
+    assert "trials 5 completed 5" in text["chief"]
+    assert "labels ['None', 'None', 'None', 'none', 'start']" in text["chief"]
+    ran = [int(text[w].split("trials ")[1].split()[0]) for w in ("tuner0", "tuner1")]
+    assert sum(ran) == 5 and min(ran) >= 1

@@ -21,9 +21,9 @@ SCRIPT = textwrap.dedent("""
 
     directory, mode = sys.argv[1], sys.argv[2]
     train, val = load("digits", ("train[:96]", "train[80%:]"), batch_size=32)
-    space = RegularizationSpace(l2=(1e-5, 1e-3), dropout=(0.0, 0.3), drop_path=None,
-                                mixup_alpha=None, cutmix_alpha=None, label_smoothing=None,
-                                norm=None)
+    space = RegularizationSpace(l2=(1e-5, 1e-3), dropout=(0.0, 0.3), drop_path="off",
+                                mixup_alpha="off", cutmix_alpha="off", label_smoothing="off",
+                                augment="off", input_noise="off", norm="off")
     build = None
     if mode == "crash":
         def build(reg):  # the process dies inside every trial, as on an out-of-memory kill
@@ -81,8 +81,8 @@ def _kill_when(proc, condition, timeout=240):
 
 
 def _backup_exists(directory, trial_id):
-    return bool(glob.glob(os.path.join(directory, "search", f"trial_{trial_id}", "backup",
-                                       "*.json")))
+    return os.path.exists(os.path.join(directory, "search", f"trial_{trial_id}", "backup",
+                                       "backup.npz"))
 
 
 @pytest.mark.slow
