@@ -18,9 +18,10 @@ def _as_rows_and_columns(images, channels_first):
 
     Channels-last `(B, H, W, C)` becomes `(B, H, W*C)` (column index // C is the pixel column);
     channels-first `(B, C, H, W)` becomes `(B, C*H, W)` (row index % H is the pixel row). The
-    long contiguous last axis vectorises well: about 6x faster under XLA on CPU than selecting
-    with a `(B, H, W, 1)` mask broadcast over a short channel axis.
+    long contiguous last axis vectorises well.
     """
+    # Chosen over selecting with a (B, H, W, 1) mask broadcast over the short channel axis,
+    # which XLA on CPU runs several times slower (bench: benchmarks/, BENCHMARKS.md).
     shape = tf.shape(images)
     if channels_first:
         channels, height, width = shape[1], shape[2], shape[3]

@@ -148,7 +148,7 @@ def augment(flip=False, rotation=0.0, zoom=0.0, translation=0.0, brightness=0.0,
     """Builds a label-preserving augmentation for `dataset.map` on image batches.
 
     Each strength is 0 (off) by default. Flips are off too: a flipped digit or letter can change
-    class (the lecture notes' 6 and 9); pass `flip="horizontal"` (or `True`) for photographs.
+    class (a 6 turned upside down reads 9); pass `flip="horizontal"` (or `True`) for photographs.
 
     Args:
         flip: False, True / `"horizontal"`, `"vertical"` or `"horizontal_and_vertical"`.

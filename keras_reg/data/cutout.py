@@ -66,6 +66,9 @@ class Cutout:
         an image batch `(batch, H, W, C)` or one image, alone, in an `(images, labels, ...)`
         tuple or in a dict with `"images"`.
 
+    Returns:
+        The same structure with the images erased (same shape and dtype); labels untouched.
+
     Example:
 
     >>> import numpy as np

@@ -205,6 +205,10 @@ class MixupCutMix:
         `(images, labels)` (extra tuple entries such as sample weights pass through) or a dict
         with `"images"` and `"labels"`; labels sparse `(batch,)` / `(batch, 1)` or one-hot.
 
+    Returns:
+        The same structure with mixed images (input dtype) and float32 soft targets
+        `(batch, num_classes)` in place of the labels.
+
     Example:
 
     >>> import numpy as np

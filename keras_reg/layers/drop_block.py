@@ -202,6 +202,9 @@ class DropBlock(RateLayer):
         inputs: a rank-4 tensor laid out as `data_format` says.
         training: whether to drop blocks (training) or run in inference mode.
 
+    Returns:
+        A tensor of the input's shape and dtype.
+
     Example:
 
     >>> layer = DropBlock(0.1, block_size=3, seed=0)

@@ -129,6 +129,9 @@ class DropPath(RateLayer):
         inputs: a tensor of rank >= 1, batch first.
         training: whether to drop samples (training) or run in inference mode.
 
+    Returns:
+        A tensor of the input's shape and dtype.
+
     Example:
 
     >>> layer = DropPath(0.5, seed=0)

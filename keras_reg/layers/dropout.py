@@ -72,6 +72,10 @@ def inverted_dropout(x, rate, noise_shape=None, seed=None, training=False, scali
     Returns:
         A tensor of the shape and dtype of `x`.
 
+    Reference:
+        Srivastava et al., 2014, [Dropout: A Simple Way to Prevent Neural Networks from
+        Overfitting](https://jmlr.org/papers/v15/srivastava14a.html).
+
     Example:
 
     >>> x = keras.ops.ones((2, 4))
@@ -121,7 +125,7 @@ class InvertedDropout(RateLayer):
 
     In training each unit is zeroed with probability `rate`. `scaling="train"` multiplies the
     kept units by `1 / (1 - rate)` and is the identity at inference: the same results as
-    `keras.layers.Dropout`, faster. `scaling="test"` is the dropout of the original paper: kept
+    `keras.layers.Dropout` (same distribution of masks). `scaling="test"` is the dropout of the original paper: kept
     units are not scaled in training and the output is `x * (1 - rate)` at inference. Both keep
     the expected output equal to the inference output.
 
@@ -139,6 +143,9 @@ class InvertedDropout(RateLayer):
     Call arguments:
         inputs: a tensor of any rank.
         training: whether to drop units (training) or run in inference mode.
+
+    Returns:
+        A tensor of the input's shape and dtype.
 
     Example:
 

@@ -124,6 +124,9 @@ def group_norm(x, groups, gamma=None, beta=None, axis=-1, epsilon=1e-3):
     >>> np.round(keras.ops.convert_to_numpy(y)[0], 3)
     array([[-1.213, -0.728, -1.213, -0.728],
            [ 0.728,  1.213,  0.728,  1.213]], dtype=float32)
+
+    Reference:
+        - [Wu & He, Group Normalization, 2018](https://arxiv.org/abs/1803.08494)
     """
     groups = _check_groups(groups)
     axis = _check_axis(axis)
@@ -290,6 +293,9 @@ class GroupNorm(keras.layers.Layer):
 
     Call arguments:
         inputs: a tensor of rank >= 2, batch first.
+
+    Returns:
+        A tensor of the input's shape and dtype.
 
     Example:
 

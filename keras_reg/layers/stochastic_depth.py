@@ -70,6 +70,10 @@ class StochasticDepth(RateLayer):
         inputs: a list `[shortcut, residual]` of two tensors of the same shape.
         training: whether to drop (training) or run in inference mode.
 
+    Returns:
+        `shortcut + residual'`, of the inputs' shape and dtype (`residual'` the dropped, scaled
+        or, in batch mode at inference, `(1 - rate)`-weighted branch).
+
     Example:
 
     >>> layer = StochasticDepth(0.2, mode="batch")

@@ -64,7 +64,7 @@ class WeightNoise(SeedStateMixin, keras.layers.Wrapper):
     noise is additive, so the gradient with respect to the kernel is the gradient at the
     noisy kernel). At inference the wrapped layer runs unchanged with its clean kernel, so the
     output is exactly the layer's own and an exported model holds no random op. The bias is
-    not perturbed. This is the "noise robustness" of the lecture notes applied to the weights:
+    not perturbed. This is noise injection (Bishop, 1995; An, 1996) applied to the weights:
     to second order the expected loss gains `stddev^2 / 2 * trace(H)` (H the Hessian of the
     loss in the kernel), a preference for flat minima. `keras.layers.GaussianNoise`, by
     contrast, perturbs activations.
@@ -86,6 +86,10 @@ class WeightNoise(SeedStateMixin, keras.layers.Wrapper):
         inputs: the input of the wrapped layer.
         training: whether the noise is added. Defaults to False (the Keras learning phase).
 
+    Returns:
+        The wrapped layer's output: computed with the noisy kernel in training, the clean one
+        otherwise.
+
     Example:
 
     >>> import numpy as np
@@ -102,6 +106,8 @@ class WeightNoise(SeedStateMixin, keras.layers.Wrapper):
           https://papers.nips.cc/paper/4329)
         - [An, The Effects of Adding Noise During Backpropagation Training, 1996](
           https://doi.org/10.1162/neco.1996.8.3.643)
+        - [Bishop, Training with Noise is Equivalent to Tikhonov Regularization, 1995](
+          https://doi.org/10.1162/neco.1995.7.1.108)
     """
 
     stddev = float_setting(
