@@ -33,6 +33,7 @@ import keras
 import tensorflow as tf
 
 from keras_reg import _compat
+from keras_reg._seeds import SEED_STRIDE, offset_seed
 from keras_reg._validation import check_seed
 
 __all__ = [
@@ -48,8 +49,8 @@ __all__ = [
 # are tested on these Keras minor versions (tests/test_distribute.py, tests/test_multiworker.py).
 TESTED_KERAS_VERSIONS = ("3.15",)
 
-# Seed offset per replica id: odd, below 2**31 so it survives the int32 cast of TF seeds.
-REPLICA_SEED_STRIDE = 1_000_003
+# Seed offset per replica id: the package's one replica/worker stride (`keras_reg._seeds`).
+REPLICA_SEED_STRIDE = SEED_STRIDE
 
 _warned_versions = set()
 
@@ -103,7 +104,7 @@ def worker_seed(seed, input_context):
         raise ValueError(
             "Invalid value for argument `seed`: expected a non-negative integer. Received: seed=None"
         )
-    return seed + input_context.input_pipeline_id * REPLICA_SEED_STRIDE
+    return offset_seed(seed, input_context.input_pipeline_id)
 
 
 def _unpack(data):

@@ -19,10 +19,13 @@ when you want the penalty in the loss (to watch it with `callbacks.Regularizatio
 schedule λ); use AdamW or `callbacks.WeightDecayScheduler` for decoupled decay.
 """
 
+import functools
+
 import keras
 from keras import ops
 
 from keras_reg._validation import check_float
+from keras_reg._variables import float_setting, float_variable, read_float
 
 __all__ = ["L1", "L2", "L1L2", "l1", "l2", "l1_l2", "apply", "penalty"]
 
@@ -31,44 +34,22 @@ def _check_strength(name, value):
     return check_float(name, value, low=0.0)
 
 
-def _strength_variable(value, name):
-    """A non-trainable float32 scalar variable created outside any traced function.
-
-    `tf.init_scope` lifts the creation out of a `tf.function` being traced (a regularizer may be
-    deserialized inside one), while an enclosing `tf.distribute` strategy scope still applies, so
-    a regularizer built under `strategy.scope()` holds a mirrored variable.
-    """
-    scope = _init_scope()
-    with scope:
-        return keras.Variable(
-            value, dtype="float32", trainable=False, autocast=False, name=name
-        )
-
-
-def _init_scope():
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return tf.init_scope()
-    import contextlib
-
-    return contextlib.nullcontext()
-
-
 class _StrengthRegularizer(keras.regularizers.Regularizer):
-    """Base class: one variable per strength component named in `_COMPONENTS`."""
+    """Base class: one variable per strength component named in `_COMPONENTS`.
+
+    Each strength is a `keras_reg._variables.float_variable` (created outside any traced
+    function, under the active strategy scope, so a regularizer made under `strategy.scope()`
+    holds a mirrored variable).
+    """
 
     _COMPONENTS = ()
 
     def __init__(self, **strengths):
         values = {name: _check_strength(name, strengths[name]) for name in self._COMPONENTS}
-        self._strengths = {name: _strength_variable(v, name) for name, v in values.items()}
+        self._strengths = {name: float_variable(v, name) for name, v in values.items()}
 
     def _get(self, name):
-        return float(ops.convert_to_numpy(self._strengths[name]))
-
-    def _set(self, name, value):
-        self._strengths[name].assign(_check_strength(name, value))
+        return read_float(self._strengths[name])
 
     @property
     def strengths(self):
@@ -92,15 +73,13 @@ class _StrengthRegularizer(keras.regularizers.Regularizer):
 
 
 def _strength_property(name):
-    """The `name` strength of a `_StrengthRegularizer` as a validated, settable float."""
-
-    def get(self):
-        return self._get(name)
-
-    def set_(self, value):
-        self._set(name, value)
-
-    return property(get, set_, doc=f"The current `{name}` strength (float); settable, validated.")
+    """The `name` strength as a validated, settable float (the one `float_setting` mechanism)."""
+    return float_setting(
+        name,
+        functools.partial(_check_strength, name),
+        variable=lambda self: self._strengths[name],
+        doc=f"The current `{name}` strength (float); settable, validated.",
+    )
 
 
 def _variable_property(name):

@@ -54,8 +54,13 @@ def mirrored_strategy():
 
 @pytest.fixture(autouse=True)
 def _reset_policy():
-    """Every test starts and ends with the float32 policy and a fresh Keras session."""
+    """Every test starts and ends with the float32 policy and a fresh Keras session.
+
+    `free_memory=False`: the session state (layer names, graph) is reset, but the full
+    `gc.collect()` of a large heap (about a second per test on a loaded machine) is left to
+    Python's own collector.
+    """
     keras.mixed_precision.set_dtype_policy("float32")
     yield
     keras.mixed_precision.set_dtype_policy("float32")
-    keras.backend.clear_session()
+    keras.backend.clear_session(free_memory=False)

@@ -88,7 +88,7 @@ class PreciseBatchNorm(CopyableCallback):
     """
 
     _SHARED = ("data",)
-    _RUNTIME = ("_last_step",)
+    _RUNTIME = ("_last_step", "_forward", "_forward_model")
 
     def __init__(self, data, num_batches=200, at_train_end=True, verbose=0):
         super().__init__()
@@ -109,6 +109,8 @@ class PreciseBatchNorm(CopyableCallback):
         self.at_train_end = at_train_end
         self.verbose = verbose
         self._last_step = None
+        self._forward = None
+        self._forward_model = None
 
     def _step(self):
         optimizer = getattr(self.model, "optimizer", None)
@@ -155,10 +157,13 @@ class PreciseBatchNorm(CopyableCallback):
         count = 0
         try:
             # Momentum 0: each training-mode call leaves exactly the batch statistics in the
-            # moving variables. `momentum` is read when the call is traced: trace anew.
+            # moving variables. `momentum` is read when the call is traced, so the traced
+            # forward pass (kept for the next update of the same model) always runs with it.
             for layer in layers:
                 layer.momentum = 0.0
-            forward = _forward_function(model)
+            if self._forward_model is not model:
+                self._forward, self._forward_model = _forward_function(model), model
+            forward = self._forward
             for batch in self.data.take(self.num_batches):
                 x, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
                 forward(x)

@@ -1,11 +1,10 @@
 """`WeightDecayScheduler`: decoupled weight decay with a scheduled coefficient."""
 
-import contextlib
-
 import keras
 from keras import ops
 
 from keras_reg import _roles
+from keras_reg._variables import float_variable
 from keras_reg.callbacks._base import CopyableCallback, as_schedule, call_schedule
 
 _EXCLUDE_ROLES = ("bias", "normalization", "embedding")
@@ -141,11 +140,7 @@ class WeightDecayScheduler(CopyableCallback):
             return
         if self._coefficient is None or self._owner is not model:
             strategy = getattr(model, "distribute_strategy", None)
-            scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
-            with scope:
-                self._coefficient = keras.Variable(
-                    0.0, dtype="float32", trainable=False, autocast=False, name="weight_decay"
-                )
+            self._coefficient = float_variable(0.0, "weight_decay", strategy=strategy)
             self._owner, self._traced = model, None
         self._saved = []
         for variable in self.decayed_variables(model):
