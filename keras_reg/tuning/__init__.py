@@ -6,7 +6,8 @@ smoothing ε, normalization); `Regularization` is one trial's values with builde
 references evaluated first) and `search(...)` runs it in one call, returning a `SearchResult`.
 """
 
-from keras_reg.tuning.space import Regularization, RegularizationSpace
+from keras_reg.tuning.space import Regularization, RegularizationSpace, references
+from keras_reg.tuning.protocol import TrainingProtocol, WarmupCosineDecay
 from keras_reg.tuning.result import (SearchError, SearchResult, SettingsMismatchError,
                                      TrialRecord)
 from keras_reg.tuning.hypermodel import RegularizationHyperModel, train
@@ -23,9 +24,12 @@ __all__ = [
     "SearchResult",
     "SettingsMismatchError",
     "TrialRecord",
+    "TrainingProtocol",
+    "WarmupCosineDecay",
     "TUNERS",
     "build_cnn",
     "parse_objective",
+    "references",
     "search",
     "train",
 ]
