@@ -19,7 +19,8 @@ from keras_reg.tuning import _settings, space as space_module
 from keras_reg.tuning._checkpoint import BestEpochWeights, TimedBackup
 from keras_reg.tuning._oracle import ORACLES
 from keras_reg.tuning.hypermodel import RegularizationHyperModel, data_spec
-from keras_reg.tuning.result import RECORD, SearchResult, TrialRecord, last_line, read_record
+from keras_reg.tuning.result import (RECORD, SearchError, SearchResult, TrialRecord,
+                                     last_line, read_record)
 from keras_reg.tuning.space import Regularization, RegularizationSpace
 
 TUNERS = ("hyperband", "bayesian", "random")
@@ -313,7 +314,7 @@ class RegularizationTuner(keras_tuner.Tuner):
             "objective": f"{self.objective.name}:{self.objective.direction}", "seed": seed,
             "references": list(labels), "max_trials": max_trials, "patience": patience,
             "learning_rate": learning_rate, "steps_per_execution": steps_per_execution,
-            "model": "built-in CNN" if build_model is None else getattr(
+            "build_model": "built-in CNN" if build_model is None else getattr(
                 build_model, "__qualname__", type(build_model).__name__),
         }
         if kind == "hyperband":
@@ -542,6 +543,19 @@ class RegularizationTuner(keras_tuner.Tuner):
         self.records.append(record)
         if self.progress is not None:
             self.progress(record, record.number, self.max_trials)
+
+    def results_summary(self, num_trials=10):
+        """Prints the `num_trials` best trials: numbered 1..N as everywhere, references labelled."""
+        num_trials = check_int("num_trials", num_trials, low=1)
+        print(f"Results summary\nResults in {self.project_dir}\nObjective: "
+              f"{self.objective.name} ({self.objective.direction})")
+        try:
+            result = self.result()
+        except SearchError as e:
+            print(e)
+            return
+        print(f"Showing {min(num_trials, len(result.trials))} best of {len(result.trials)} "
+              f"trials\n\n{result.to_markdown(limit=num_trials)}")
 
     def result(self):
         """The `SearchResult` of the trials so far (a worker: of its own trials).

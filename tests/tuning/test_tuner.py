@@ -114,7 +114,9 @@ def test_results_summary_lists_the_best_trial(finished, capsys):
     tuner, result, _, _ = finished
     tuner.results_summary(num_trials=2)
     out = capsys.readouterr().out
-    assert result.best_trial.trial_id in out and "val_data_loss" in out
+    assert "Showing 2 best of 3 trials" in out and "val_data_loss (min)" in out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "/3 |" in line]
+    assert len(rows) == 2 and rows[0].startswith(f"| {result.best_trial.number}/3 |")
 
 
 def test_tensorboard_logs_every_trial_with_its_hyperparameters(finished):
