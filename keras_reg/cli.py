@@ -298,8 +298,6 @@ def make_space(items):
 
     if not items:
         return RegularizationSpace()
-    if not hasattr(RegularizationSpace, "parse"):  # until keras_reg.tuning.space has it
-        raise UserError("--space is not available in this version of keras_reg")
     try:
         return RegularizationSpace.parse(items)
     except (ValueError, TypeError) as e:
@@ -308,15 +306,9 @@ def make_space(items):
 
 def references(space):
     """`{"none", "start", "recipe"}`: the references retrained beside the best values."""
-    from keras_reg.tuning import Regularization
-    from keras_reg.tuning import space as space_module
+    from keras_reg.tuning.space import references as make_references
 
-    if hasattr(space_module, "references"):
-        return dict(space_module.references(space))
-    refs = {"none": Regularization.none(), "start": space.start()}
-    if hasattr(Regularization, "recipe"):
-        refs["recipe"] = Regularization.recipe()
-    return refs
+    return dict(make_references(space))
 
 
 def settings(args):
@@ -325,25 +317,37 @@ def settings(args):
     return {
         "data": os.path.abspath(args.data) if args.data else None,
         "dataset": None if args.data else args.dataset, "image_size": args.image_size,
-        "model": args.model, "train_size": args.train_size, "batch_size": args.batch_size,
+        "model_spec": args.model, "train_size": args.train_size,
+        "batch_size": args.batch_size,
     }
 
 
 FLAGS = {"data": "--data", "dataset": "--dataset", "image_size": "--image-size",
-         "model": "--model", "space": "--space", "objective": "--objective", "tuner": "--tuner",
+         "model": "--model", "model_spec": "--model", "patience": "--epochs (patience)",
+         "input_shape": "--image-size (image shape)", "num_classes": "--data (classes)", "space": "--space", "objective": "--objective", "tuner": "--tuner",
          "max_trials": "--max-trials", "epochs": "--epochs", "train_size": "--train-size",
          "batch_size": "--batch-size", "seed": "--seed"}
 
 
 def _mismatch_line(error, out):
-    differences = getattr(error, "differences", None) or {}
-    if differences:
-        named = "; ".join(f"{FLAGS.get(k, k)} {old} → {new}"
-                          for k, (old, new) in differences.items())
-    else:
-        named = _first_line(error)
+    named = []
+    for key, (old, new) in error.differences.items():
+        if isinstance(old, dict) and isinstance(new, dict):  # the space: only what differs
+            named += [f"{FLAGS.get(key, key)} {k}: {_show(old.get(k))} → {_show(new.get(k))}"
+                      for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        else:
+            named.append(f"{FLAGS.get(key, key)} {_show(old)} → {_show(new)}")
+    named = "; ".join(named)
     return (f"--out {out!r} holds a search with other settings ({named}); rerun with "
             "--overwrite to start over, or choose another --out")
+
+
+def _show(value):
+    if value is None:
+        return "none"
+    if isinstance(value, (list, tuple)):
+        return ",".join(_show(v) for v in value) if value else "off"
+    return str(value)
 
 
 def _progress_line(record, n, total):
@@ -370,7 +374,7 @@ def run_search(args):
     created = not os.path.exists(args.out)
     _quiet_tensorflow()
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
-    from keras_reg.tuning import SearchError, search
+    from keras_reg.tuning import SearchError, SettingsMismatchError, search
 
     space = make_space(args.space)
     data = load_data(args)
@@ -387,12 +391,6 @@ def run_search(args):
     train, val, _ = data.make(args.seed)
     options = dict(settings=settings(args), tensorboard_dir=args.tensorboard,
                    on_resume=lambda done, total: say(f"resuming: {done} of {total} trials done"))
-    import inspect
-
-    accepted = inspect.signature(search).parameters  # until the tuning plumbing has them all
-    options = {k: v for k, v in options.items() if k in accepted}
-    if args.tensorboard and "tensorboard_dir" not in accepted:
-        raise UserError("--tensorboard is not available in this version of keras_reg")
     try:
         result = search(
             builder, train=train, validation=val, space=space, tuner=args.tuner,
@@ -406,10 +404,10 @@ def run_search(args):
         _discard(args.out, created)
         print(f"keras-reg: error: {_first_line(e)}", file=sys.stderr)
         return 1
+    except SettingsMismatchError as e:
+        raise UserError(_mismatch_line(e, args.out)) from None
     except (ValueError, TypeError) as e:
         _discard(args.out, created)
-        if type(e).__name__ == "SettingsMismatchError":
-            raise UserError(_mismatch_line(e, args.out)) from None
         raise UserError(_first_line(e)) from None
     search_seconds = time.perf_counter() - start
     if _is_worker():
@@ -458,7 +456,7 @@ def _finish(args, data, space, builder, result, command, search_seconds, start, 
     first["best"].model.save(os.path.join(out, "best_model.keras"))
     first["best"].model.export(os.path.join(out, "best_model_savedmodel"), verbose=False)
     files += ["best_model.keras", "best_model_savedmodel/", "tuner/search/"]
-    warnings = list(getattr(space, "edge_warnings", lambda reg: [])(best))
+    warnings = list(space.edge_warnings(best))
     rep = report.Report(comparison, result, command=command, data=data.description,
                         settings=dict(settings(args), space=space.get_config(),
                                       tuner=args.tuner, objective=args.objective,

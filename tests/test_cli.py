@@ -12,7 +12,6 @@ import textwrap
 import pytest
 
 import keras_reg
-from keras_reg import tuning
 from keras_reg.cli import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -115,7 +114,7 @@ def test_summary_has_four_runs_and_paired_differences(tiny_run):
     assert diff["accuracy"]["mean"] == pytest.approx(best["test_accuracy"] - ref["test_accuracy"])
     assert diff["accuracy"]["std"] is None  # a single run has no spread
     assert "single run" in summary["headline"]
-    assert summary["trials"] == 2 and summary["settings"]["model"].endswith(":build_model")
+    assert summary["trials"] == 2 and summary["settings"]["model_spec"].endswith(":build_model")
 
 
 def test_report_lists_every_file_and_they_exist(tiny_run):
@@ -139,11 +138,6 @@ def test_best_model_loads_after_import_keras_reg(tiny_run):
     assert model.output_shape == (None, 10)
 
 
-needs_settings = pytest.mark.skipif(not hasattr(tuning, "SettingsMismatchError"),
-                                    reason="the tuner does not record its settings yet")
-
-
-@needs_settings
 def test_rerun_with_the_same_settings_resumes_and_says_so(tiny_run, model_file, monkeypatch):
     out, _ = tiny_run
 
@@ -157,7 +151,6 @@ def test_rerun_with_the_same_settings_resumes_and_says_so(tiny_run, model_file, 
     assert not any(line.startswith("trial ") for line in stdout.splitlines())  # none re-run
 
 
-@needs_settings
 def test_rerun_with_other_settings_names_them_and_exits_2(tiny_run, model_file):
     out, _ = tiny_run
     args = list(tiny_args(model_file, out))
@@ -235,8 +228,6 @@ def test_data_errors_are_one_line(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.skipif(not hasattr(tuning.RegularizationSpace, "parse"),
-                    reason="RegularizationSpace.parse is not there yet")
 def test_a_bad_space_item_is_one_line(tmp_path):
     code, _, err = run_main("search", "--space", "dropout=2:3", "--out", tmp_path / "o")
     assert_user_error(code, err, "--space", "dropout")
@@ -258,12 +249,18 @@ _STARTUP = ("WARNING: All log messages before absl::InitializeLog()", "cudart_st
             "cuda_platform.cc")
 
 
-def test_unknown_dataset_exits_2_in_a_real_process(tmp_path):
-    proc = run_cli("search", "--dataset", "no_such_dataset_xyz", "--out", tmp_path / "o")
+def test_a_user_error_in_a_real_process_is_one_line(tmp_path):
+    proc = run_cli("search", "--train-size", 100000, "--out", tmp_path / "o")
     err = "\n".join(line for line in proc.stderr.splitlines()
                     if not any(s in line for s in _STARTUP))
-    assert_user_error(proc.returncode, err, "no_such_dataset_xyz")
+    assert_user_error(proc.returncode, err, "--train-size")
     assert "Traceback" not in proc.stdout and not (tmp_path / "o").exists()
+
+
+def test_unknown_dataset_exits_2(tmp_path):
+    code, _, err = run_main("search", "--dataset", "no_such_dataset_xyz", "--out", tmp_path / "o")
+    assert_user_error(code, err, "--dataset", "no_such_dataset_xyz")
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ import keras
 from keras_reg.data import one_hot
 from keras_reg.regularizers import penalty
 from keras_reg.tuning.hypermodel import train as train_model
+from keras_reg.tuning.regularization import format_value
 
 REFERENCES = ("none", "start", "recipe")
 REFERENCE_MEANING = {
@@ -32,14 +33,9 @@ def fmt(value, signed=False):
 
 
 def describe(reg):
-    """`l2=0.0001 dropout=0.25 norm=none`: the non-zero values of `reg`, norm always shown."""
-    parts = []
-    for name, value in reg.to_dict().items():
-        if name == "norm":
-            parts.append(f"norm={'none' if value is None else value}")
-        elif value not in (None, False, 0, 0.0, "", (), [], {}):
-            parts.append(f"{name}={fmt(value)}")
-    return " ".join(parts)
+    """`l2=1.00e-04 dropout=0.25 norm=none`: the values of `reg` that are on, norm always."""
+    return " ".join(f"{name}={format_value(value)}" for name, value in reg.to_dict().items()
+                    if name == "norm" or value)
 
 
 class Run:

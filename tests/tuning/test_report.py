@@ -132,7 +132,7 @@ def test_four_rows_three_significant_digits_and_gap_columns(tmp_path):
     header, rows = c.rows()
     assert [r[0] for r in rows] == ["none", "start", "recipe", "best"]
     assert "gap (test − train acc.)" in header and "gap (test − train loss)" in header
-    assert rows[3][1] == "l2=0.000314 dropout=0.123 norm=group"
+    assert rows[3][1] == "l2=3.14e-04 dropout=0.123 norm=group"
     assert rows[0][1] == "norm=none"
     assert rows[3][-1] == "12.3"  # seconds, 3 significant digits
     table = console.split("\n\n")[0].splitlines()
@@ -156,7 +156,8 @@ def test_fmt_and_describe():
     assert report.fmt(0.96612) == "0.966" and report.fmt(-0.012345, signed=True) == "-0.0123"
     assert report.fmt(123.456) == "123" and report.fmt(None) == "-"
     assert report.fmt(math.nan) == "-"
-    assert report.describe(Regularization(l2=1e-6, norm="batch")) == "l2=1e-06 norm=batch"
+    assert report.describe(Regularization(l2=1e-6, norm="batch")) == "l2=1.00e-06 norm=batch"
+    assert report.describe(Regularization()) == "norm=none"
 
 
 def test_compare_rejects_bad_arguments():
