@@ -92,17 +92,19 @@ def test_logger_without_regularizers_reports_zero_penalty():
 # ------------------------------------------------------------------ GeneralizationGap
 
 
-def test_gap_is_val_loss_minus_loss():
+def test_gap_is_validation_minus_training_for_loss_and_accuracy():
     x, y = _classification_data()
     xv, yv = _classification_data(20, seed=1)
     model = _regularized_classifier()
+    model.compile(model.optimizer, model.loss, metrics=["accuracy"])
     h = model.fit(
-        x, y, epochs=3, verbose=0, validation_data=(xv, yv),
+        x, y, epochs=2, verbose=0, validation_data=(xv, yv),
         callbacks=[callbacks.GeneralizationGap()],
     ).history
-    np.testing.assert_allclose(
-        h["gap"], np.array(h["val_loss"]) - np.array(h["loss"]), rtol=1e-6, atol=1e-7
-    )
+    for key, name in (("gap", "loss"), ("gap_loss", "loss"), ("gap_accuracy", "accuracy")):
+        np.testing.assert_allclose(
+            h[key], np.array(h["val_" + name]) - np.array(h[name]), rtol=1e-6, atol=1e-7
+        )
 
 
 def _small_model():
@@ -133,7 +135,8 @@ def test_gap_accuracy_direction_and_key():
     gap_cb.on_train_begin()
     logs0 = {"accuracy": 0.8, "val_accuracy": 0.75}
     gap_cb.on_epoch_end(0, logs0)
-    assert logs0["accuracy_gap"] == pytest.approx(-0.05)
+    assert logs0["gap"] == pytest.approx(-0.05)  # the monitor's gap, val − train
+    assert logs0["gap_accuracy"] == logs0["gap"]
     gap_cb.on_epoch_end(1, {"accuracy": 0.9, "val_accuracy": 0.8})  # gap -0.1: widened
     assert model.stop_training
 

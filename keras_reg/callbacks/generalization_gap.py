@@ -8,15 +8,24 @@ from keras_reg.callbacks._base import CopyableCallback
 
 
 class GeneralizationGap(CopyableCallback):
-    """Logs the generalization gap `val_<monitor> − <monitor>`; optionally stops when it grows.
+    """Logs the generalization gap, validation minus training; optionally stops when it grows.
 
-    The gap is logged as `gap` for `monitor="loss"` and as `<monitor>_gap` otherwise (e.g.
-    `accuracy_gap`, negative when the model overfits). With `patience`, training stops once the
-    gap has widened (in the overfitting direction: up for losses, down for accuracies) for
-    `patience` consecutive epochs — the lecture notes' early-stopping signal, read from the
-    gap rather than from the validation loss alone — and the weights of the epoch with the best
-    `val_<monitor>` (the smallest validation loss, or largest validation accuracy) are restored:
-    the gap says *when* to stop, the validation score says *which* weights to keep.
+    The generalization gap is the validation (or test) score minus the training score. Each
+    epoch this callback logs, for every pair of `<name>` / `val_<name>` in the epoch logs where
+    `<name>` is `loss`, `monitor` or an accuracy (a name ending in `accuracy`):
+
+        gap_<name> = val_<name> − <name>
+
+    so `gap_loss = val_loss − loss` (positive when the model overfits) and
+    `gap_accuracy = val_accuracy − accuracy` (negative when it overfits), and as `gap` the gap
+    of `monitor`. These are the definitions `keras_reg.tuning.report` uses for test minus train.
+
+    With `patience`, training stops once the gap of `monitor` has widened (in the overfitting
+    direction: up for losses, down for accuracies) for `patience` consecutive epochs — early
+    stopping read from the gap rather than from the validation score alone — and the weights of
+    the epoch with the best `val_<monitor>` (the smallest validation loss, or largest validation
+    accuracy) are restored: the gap says *when* to stop, the validation score says *which*
+    weights to keep.
 
     Args:
         monitor: the training metric name (`"loss"`, `"accuracy"`, ...); `val_<monitor>` must be
@@ -31,7 +40,14 @@ class GeneralizationGap(CopyableCallback):
     Example:
 
     >>> from keras_reg.callbacks import GeneralizationGap
-    >>> stop_on_gap = GeneralizationGap(monitor="loss", patience=3)
+    >>> gap = GeneralizationGap(monitor="loss")
+    >>> logs = {"loss": 0.25, "val_loss": 0.5, "accuracy": 1.0, "val_accuracy": 0.75}
+    >>> gap.on_epoch_end(0, logs)
+    >>> logs["gap"], logs["gap_loss"], logs["gap_accuracy"]
+    (0.25, 0.25, -0.25)
+
+    Reference:
+        - [Prechelt, 1998. Early Stopping — But When?](https://doi.org/10.1007/3-540-49430-8_3)
     """
 
     _RUNTIME = ("best_weights",)
@@ -60,7 +76,7 @@ class GeneralizationGap(CopyableCallback):
             self.mode = "max" if accuracy_like else "min"
         self.restore_best_weights = bool(restore_best_weights)
         self.verbose = verbose
-        self.key = "gap" if monitor == "loss" else f"{monitor}_gap"
+        self.key = "gap"
         self.best_weights = None
         self._reset()
 
@@ -88,6 +104,10 @@ class GeneralizationGap(CopyableCallback):
                 )
                 self._warned = True
             return
+        for name in list(logs):
+            tracked = name == "loss" or name == self.monitor or name.endswith("accuracy")
+            if tracked and not name.startswith("val_") and "val_" + name in logs:
+                logs["gap_" + name] = float(logs["val_" + name]) - float(logs[name])
         gap = float(val) - float(train)
         logs[self.key] = gap
         sign = 1.0 if self.mode == "min" else -1.0
