@@ -14,8 +14,8 @@ Loss scaling: each replica contributes `sum(per-example loss) / global_batch` pl
 over the *global* batch plus the penalty — also for a last batch split unevenly across replicas.
 
 Per-replica randomness: a `keras.random.SeedGenerator` built under a strategy holds one mirrored
-state, so every replica draws the *same* dropout / drop-path mask (measured with Keras 3.15 and
-`keras.layers.Dropout` too). With `replica_seeds=True` (the default) `fit` offsets the seed of
+state, so every replica draws the *same* dropout / drop-path mask (Keras 3.15 behaviour, also for
+`keras.layers.Dropout`). With `replica_seeds=True` (the default) `fit` offsets the seed of
 every generator in the model by the replica id for the duration of each step
 (`seed + replica_id * REPLICA_SEED_STRIDE`; the counter is untouched), so masks differ across
 replicas, stay reproducible for a fixed seed, and the stored state stays mirrored (checkpoints

@@ -117,6 +117,10 @@ class L2(_StrengthRegularizer):
     >>> round(float(reg(keras.ops.ones((2, 2)))), 6)
     0.4
     >>> layer = keras.layers.Dense(3, kernel_regularizer=reg)
+
+    Reference:
+        - [Krogh & Hertz, 1992. A Simple Weight Decay Can Improve Generalization](
+          https://papers.nips.cc/paper/563-a-simple-weight-decay-can-improve-generalization)
     """
 
     _COMPONENTS = ("l2",)
@@ -197,7 +201,20 @@ class L1L2(_StrengthRegularizer):
 
 
 def l1(l1=0.01):
-    """Returns an `L1` regularizer (`l1·Σ|w|`) with a schedulable strength."""
+    """Returns an `L1` regularizer (`l1·Σ|w|`) with a schedulable strength.
+
+    Args:
+        l1: float >= 0, the strength.
+
+    Returns:
+        A `keras_reg.regularizers.L1`.
+
+    Example:
+
+    >>> from keras_reg import regularizers
+    >>> regularizers.l1(1e-3)
+    L1(l1=0.001)
+    """
     return L1(l1=l1)
 
 
@@ -206,6 +223,12 @@ def l2(l2=0.01):
 
     `l2(λ)` adds `2λ·w` to the gradient: weight decay with coefficient `2λ` under SGD, but not
     AdamW's decoupled decay under Adam (see the module docstring).
+
+    Args:
+        l2: float >= 0, the strength λ.
+
+    Returns:
+        A `keras_reg.regularizers.L2`.
 
     Example:
 
@@ -217,7 +240,21 @@ def l2(l2=0.01):
 
 
 def l1_l2(l1=0.0, l2=0.0):
-    """Returns an `L1L2` regularizer (`l1·Σ|w| + l2·Σw²`) with schedulable strengths."""
+    """Returns an `L1L2` regularizer (`l1·Σ|w| + l2·Σw²`) with schedulable strengths.
+
+    Args:
+        l1: float >= 0.
+        l2: float >= 0.
+
+    Returns:
+        A `keras_reg.regularizers.L1L2`.
+
+    Example:
+
+    >>> from keras_reg import regularizers
+    >>> regularizers.l1_l2(l1=1e-3, l2=1e-2)
+    L1L2(l1=0.001, l2=0.01)
+    """
     return L1L2(l1=l1, l2=l2)
 
 
@@ -228,6 +265,12 @@ def penalty(model):
     of `model.losses` that the weight regularizers contribute (any regularizer, not only
     keras_reg's). Activity regularization and `add_loss` terms are not included. Like Keras,
     only trainable weights count (a frozen layer's penalty is not in the loss).
+
+    Args:
+        model: a Keras model or layer.
+
+    Returns:
+        A float32 scalar tensor (0 when no weight carries a regularizer).
 
     Example:
 

@@ -24,6 +24,11 @@ class MixupScheduler(CopyableCallback):
     >>> from keras_reg.data import MixupCutMix
     >>> mix = MixupCutMix(num_classes=10)
     >>> callback = MixupScheduler(mix, off_epoch=25)
+
+    Reference:
+        - [Zhang et al., 2018. mixup: Beyond Empirical Risk Minimization](
+          https://arxiv.org/abs/1710.09412)
+        - [Yun et al., 2019. CutMix](https://arxiv.org/abs/1905.04899)
     """
 
     _SHARED = ("transform",)

@@ -137,6 +137,9 @@ class PreciseBatchNorm(CopyableCallback):
     def update(self, model):
         """Recomputes the statistics of `model`'s BatchNormalization layers now.
 
+        Args:
+            model: the Keras model (or layer) whose BatchNormalization layers are updated.
+
         Returns:
             The number of batches used.
         """

@@ -33,6 +33,11 @@ class RateScheduler(CopyableCallback):
     >>> from keras_reg.callbacks import RateScheduler
     >>> warmup = RateScheduler(lambda epoch, rate: rate * min(1.0, (epoch + 1) / 5),
     ...                        from_initial=True)
+
+    Reference:
+        - [Huang et al., 2016. Deep Networks with Stochastic Depth](
+          https://arxiv.org/abs/1603.09382)
+        - [Morerio et al., 2017. Curriculum Dropout](https://arxiv.org/abs/1703.06229)
     """
 
     _SHARED = ("_explicit_layers",)

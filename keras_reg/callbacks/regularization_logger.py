@@ -43,6 +43,10 @@ class RegularizationLogger(CopyableCallback):
     ...                     callbacks=[RegularizationLogger()])
     >>> sorted(k for k in history.history if k.endswith("_loss"))
     ['data_loss', 'reg_loss']
+
+    Reference:
+        - [Goodfellow, Bengio & Courville, 2016. Deep Learning, section 7.1 (parameter norm
+          penalties)](https://www.deeplearningbook.org/contents/regularization.html)
     """
 
     _RUNTIME = ("_penalty", "_counter")

@@ -29,6 +29,10 @@ class StrengthScheduler(CopyableCallback):
     >>> from keras_reg.callbacks import StrengthScheduler
     >>> warmup = StrengthScheduler(lambda epoch, l2: l2 * min(1.0, (epoch + 1) / 3),
     ...                            from_initial=True)
+
+    Reference:
+        - [Krogh & Hertz, 1992. A Simple Weight Decay Can Improve Generalization](
+          https://papers.nips.cc/paper/563-a-simple-weight-decay-can-improve-generalization)
     """
 
     _SHARED = ("target",)

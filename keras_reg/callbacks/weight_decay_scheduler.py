@@ -66,6 +66,10 @@ class WeightDecayScheduler(CopyableCallback):
     >>> from keras_reg.callbacks import WeightDecayScheduler
     >>> cosine = WeightDecayScheduler(
     ...     lambda epoch: 0.05 * 0.5 * (1 + math.cos(math.pi * epoch / 30)))
+
+    Reference:
+        - [Loshchilov & Hutter, 2019. Decoupled Weight Decay Regularization](
+          https://arxiv.org/abs/1711.05101)
     """
 
     _SHARED = ("exclude",)
@@ -121,7 +125,14 @@ class WeightDecayScheduler(CopyableCallback):
         return excluded
 
     def decayed_variables(self, model=None):
-        """The trainable variables of `model` (default: the trained one) that are decayed."""
+        """The trainable variables of `model` that are decayed.
+
+        Args:
+            model: a Keras model or layer; default: the model being trained.
+
+        Returns:
+            A list of variables: every trainable variable not excluded by `exclude`.
+        """
         model = model if model is not None else self.model
         excluded = self._excluded_ids(model)
         return [v for v in model.trainable_weights if id(v) not in excluded]
