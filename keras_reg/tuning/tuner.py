@@ -10,15 +10,14 @@ import time
 
 import keras
 import keras_tuner
-import numpy as np
-import tensorflow as tf
 
 from keras_reg._compat import kerastuner_tracebacks
 from keras_reg._validation import check_choice, check_float, check_int, check_seed
 from keras_reg.tuning import _settings, space as space_module
 from keras_reg.tuning._checkpoint import BestEpochWeights, TimedBackup
 from keras_reg.tuning._oracle import ORACLES
-from keras_reg.tuning.hypermodel import RegularizationHyperModel, data_spec
+from keras_reg.tuning.hypermodel import (RegularizationHyperModel, as_dataset,
+                                         count_examples, data_spec)
 from keras_reg.tuning.result import (RECORD, SearchError, SearchResult, TrialRecord,
                                      last_line, read_record)
 from keras_reg.tuning.space import Regularization, RegularizationSpace
@@ -90,27 +89,6 @@ def _reference_regularizations(space):
     if hasattr(Regularization, "recipe"):
         out["recipe"] = Regularization.recipe()
     return out
-
-
-def _as_dataset(data, batch_size, shuffle, seed, name):
-    """A batched `(images, labels)` dataset from a `tf.data.Dataset` or an `(x, y)` pair."""
-    if isinstance(data, tf.data.Dataset):
-        return data
-    if isinstance(data, (tuple, list)) and len(data) == 2:
-        x, y = np.asarray(data[0]), np.asarray(data[1])
-        if len(x) != len(y) or len(x) == 0:
-            raise ValueError(
-                f"Invalid value for argument `{name}`: expected (x, y) with as many labels as "
-                f"images (at least one). Received: {len(x)} images and {len(y)} labels"
-            )
-        ds = tf.data.Dataset.from_tensor_slices((x, y)).cache()
-        if shuffle:
-            ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-        return ds.batch(batch_size)
-    raise TypeError(
-        f"Invalid value for argument `{name}`: expected a tf.data.Dataset of (images, labels) "
-        f"batches or a pair (x, y) of arrays. Received: {name}={type(data).__name__}"
-    )
 
 
 def check_callbacks(callbacks):
@@ -348,7 +326,8 @@ class RegularizationTuner(keras_tuner.Tuner):
         self.hypermodel = None
         if "input_shape" in self.settings and "num_classes" in self.settings:
             self._make_hypermodel(tuple(self.settings["input_shape"]),
-                                  self.settings["num_classes"], self.settings.get("epochs"))
+                                  self.settings["num_classes"], self.settings.get("epochs"),
+                                  self.settings.get("num_examples"))
         self.resumed_trials = 0
         if _distributed_role() != "worker":
             self.resumed_trials = sum(t.status in _ENDED for t in self.oracle.trials.values())
@@ -380,7 +359,7 @@ class RegularizationTuner(keras_tuner.Tuner):
         """True in a worker process of KerasTuner's chief/worker mode."""
         return _distributed_role() == "worker"
 
-    def _make_hypermodel(self, input_shape, num_classes, epochs):
+    def _make_hypermodel(self, input_shape, num_classes, epochs, num_examples):
         patience = self.patience
         if patience == "auto":
             patience = max(5, (epochs or 20) // 4)
@@ -389,6 +368,7 @@ class RegularizationTuner(keras_tuner.Tuner):
             objective=self.objective.name, direction=self.objective.direction,
             patience=patience, learning_rate=self.learning_rate,
             steps_per_execution=self.steps_per_execution, seed=self.seed,
+            num_examples=num_examples,
         )
 
     def search(self, train, validation_data=None, epochs=30, callbacks=None, verbose=0):
@@ -408,16 +388,17 @@ class RegularizationTuner(keras_tuner.Tuner):
                              "Received: train=None")
         epochs = check_int("epochs", epochs, low=1)
         callbacks = check_callbacks(callbacks)
-        train = _as_dataset(train, self.batch_size, True, self.seed, "train")
+        train = as_dataset(train, self.batch_size, True, self.seed, "train")
         if validation_data is not None:
-            validation_data = _as_dataset(validation_data, self.batch_size, False, self.seed,
+            validation_data = as_dataset(validation_data, self.batch_size, False, self.seed,
                                           "validation_data")
         input_shape, num_classes = data_spec(train, self.num_classes)
-        data = {"input_shape": list(input_shape), "num_classes": num_classes}
+        data = {"input_shape": list(input_shape), "num_classes": num_classes,
+                "num_examples": count_examples(train)}
         if self.kind != "hyperband":
             data["epochs"] = epochs
         self.settings = _settings.check(self.project_dir, data, free=("max_trials",))
-        self._make_hypermodel(input_shape, num_classes, epochs)
+        self._make_hypermodel(input_shape, num_classes, epochs, data["num_examples"])
         with kerastuner_tracebacks(verbose > 0):
             try:
                 super().search(train, validation_data=validation_data, epochs=epochs,

@@ -161,23 +161,23 @@ def test_each_trial_rebuilds_the_pipeline_from_its_values(data, tmp_path):
 
 
 def test_arrays_become_batched_datasets():
-    from keras_reg.tuning.tuner import _as_dataset
+    from keras_reg.tuning.hypermodel import as_dataset
 
     x = np.arange(40 * 4, dtype="float32").reshape(40, 2, 2, 1)
     y = np.arange(40) % 3
-    ds = _as_dataset((x, y), batch_size=16, shuffle=False, seed=0, name="train")
+    ds = as_dataset((x, y), batch_size=16, shuffle=False, seed=0, name="train")
     batches = list(ds.as_numpy_iterator())
     assert [len(b[0]) for b in batches] == [16, 16, 8]
     np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), x)
     np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), y)
-    shuffled = _as_dataset((x, y), batch_size=40, shuffle=True, seed=0, name="train")
+    shuffled = as_dataset((x, y), batch_size=40, shuffle=True, seed=0, name="train")
     (images, labels), = list(shuffled.as_numpy_iterator())
     assert sorted(labels.tolist()) == sorted(y.tolist())
     np.testing.assert_array_equal(images[:, 0, 0, 0] // 4 % 3, labels)  # pairs kept together
     with pytest.raises(ValueError, match="train"):
-        _as_dataset((x, y[:3]), batch_size=16, shuffle=False, seed=0, name="train")
+        as_dataset((x, y[:3]), batch_size=16, shuffle=False, seed=0, name="train")
     with pytest.raises(TypeError, match="validation"):
-        _as_dataset("x.npz", batch_size=16, shuffle=False, seed=0, name="validation")
+        as_dataset("x.npz", batch_size=16, shuffle=False, seed=0, name="validation")
 
 
 @pytest.mark.slow
