@@ -32,6 +32,8 @@ def check_value(name, value):
     """One value of parameter `name`, validated; "off"/"none"/None mean 0 (or no layer)."""
     if isinstance(value, str) and value.strip().lower() in OFF or value is None:
         value = None if name in CHOICES else 0.0
+    if name == "flip" and value is True:  # as keras_reg.data.augment(flip=True)
+        value = "horizontal"
     if name in CHOICES and isinstance(value, numbers.Real) and value == 0:  # 0 or False
         value = None
     if name in CHOICES:
@@ -85,7 +87,7 @@ class Regularization:
         augment: float in [0, 2], augmentation strength.
         input_noise: float >= 0, standard deviation of the input noise.
         norm: `"batch"`, `"group"` or None.
-        flip: None, `"horizontal"`, `"vertical"` or `"horizontal_and_vertical"`.
+        flip: None, `"horizontal"` (or True), `"vertical"` or `"horizontal_and_vertical"`.
 
     Example:
 

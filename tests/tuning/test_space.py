@@ -215,6 +215,9 @@ def test_augmentation_scales_shift_rotation_zoom_and_adds_noise():
     assert (aug.translation, aug.rotation, aug.zoom) == pytest.approx((0.075, 0.025, 0.075))
     assert aug.noise_stddev == pytest.approx(0.05)
     assert Regularization(flip="horizontal").augmentation().flip == "horizontal"
+    assert Regularization(flip=True).flip == "horizontal"
+    with pytest.raises(ValueError, match="flip"):
+        Regularization(flip="diagonal")
 
 
 def test_recipe_is_fixed_and_regularizes():
