@@ -121,8 +121,9 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
         self._cache = {}
         self._schedules = weakref.WeakKeyDictionary()  # model -> its WarmupCosineDecay
         self.trial_id = None
-        # The objective curve of every trial trained in this process (median stopping rule).
-        self.curves = []
+        # The objective curves of the trials trained in this process, by (epochs,
+        # initial_epoch): the median stopping rule compares runs of one schedule only.
+        self.curves = {}
         # Per trial id: the transforms of its pipeline, its fit seconds and epochs (records).
         self.transforms = {}
         self.fit_seconds = {}
@@ -229,7 +230,8 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
         start = time.perf_counter()
         history = self.run(reg, model, train, validation_data, epochs=epochs,
                            initial_epoch=initial_epoch, callbacks=callbacks,
-                           curves=self.curves, **kwargs)
+                           curves=self.curves.setdefault((epochs, initial_epoch), []),
+                           **kwargs)
         self.fit_seconds[self.trial_id] = time.perf_counter() - start
         self.epochs_run[self.trial_id] = len(history.epoch)
         return history

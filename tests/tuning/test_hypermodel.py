@@ -120,8 +120,8 @@ def test_trial_fit_records_the_objective_curve(digits):
     model = hm.build(hp)
     assert hm.protocol.stop_hopeless
     history = hm.fit(hp, model, train_ds, validation_data=val_ds, epochs=1)
-    assert hm.epochs_run["00"] == 1 and len(hm.curves) == 1
-    assert hm.curves[0] == pytest.approx(history.history["val_data_loss"])
+    assert hm.epochs_run["00"] == 1 and list(hm.curves) == [(1, 0)]
+    assert hm.curves[(1, 0)] == [pytest.approx(history.history["val_data_loss"])]
 
 
 def test_train_rejects_a_non_regularization(digits):
