@@ -60,7 +60,7 @@ def test_chief_and_two_workers_share_one_search(tmp_path):
                 stdout=logs[tuner_id], stderr=subprocess.STDOUT)
             if tuner_id == "chief":
                 time.sleep(3)  # let the chief open its oracle server first
-        deadline = time.monotonic() + 400
+        deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             codes = {t: p.poll() for t, p in procs.items()}
             if all(c is not None for c in codes.values()):
