@@ -13,13 +13,16 @@ from keras_reg.layers import InvertedDropout, StochasticDepth
 _BN_MOMENTUM = 0.9
 
 
-def default_width(num_examples):
-    """Filters of the first stage from the number of training images: 16 up to 5,000, else 32.
+def default_width(num_examples, input_shape):
+    """Filters of the first stage: 16 for few but large images, else 32.
 
-    The built-in CNN is compute-bound on a CPU; a narrower net trains several times faster and
-    has capacity enough for a few thousand images.
+    An epoch of the built-in CNN costs about `num_examples · height · width · filters²`, and
+    is compute-bound on a CPU. Halving the filters makes it about four times cheaper, which
+    matters where the images are large and too few (up to 5,000) to need the capacity; small
+    images (a cheap epoch) and plentiful data keep 32 filters.
     """
-    if num_examples is not None and num_examples > 5000:
+    pixels = int(input_shape[0]) * int(input_shape[1])
+    if num_examples is None or num_examples > 5000 or num_examples * pixels <= 200_000:
         return 32
     return 16
 
@@ -37,8 +40,8 @@ def build_cnn(reg, input_shape, num_classes, width=None, tunable=False, num_exam
         reg: a `keras_reg.tuning.Regularization`.
         input_shape: `(height, width, channels)`.
         num_classes: int >= 2.
-        width: filters of the first stage; None sizes it from `num_examples`
-            (`default_width`: 16 up to 5,000 training images, else 32).
+        width: filters of the first stage; None sizes it from the data (`default_width`: 16
+            for up to 5,000 images of more than 200,000 pixels in all, else 32).
         tunable: build every regularizing layer even at strength 0 (dropout, stochastic
             depth, one shared L2 regularizer), so that `set_regularization(model, reg)` can
             give the same model, already traced, the values of another trial.
@@ -49,7 +52,7 @@ def build_cnn(reg, input_shape, num_classes, width=None, tunable=False, num_exam
     """
     input_shape = tuple(int(d) for d in input_shape)
     if width is None:
-        width = default_width(num_examples)
+        width = default_width(num_examples, input_shape)
     side = min(input_shape[:2])
     stages = max(1, min(4, int(math.log2(max(side, 2))) - 1))
     if tunable:  # placeholders: set_regularization assigns the real values

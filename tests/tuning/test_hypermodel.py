@@ -77,13 +77,14 @@ def test_reused_model_takes_each_trials_strengths(digits):
 
 
 def test_builtin_cnn_is_sized_from_the_data():
-    def first_filters(n):
-        model = build_cnn(Regularization(), (28, 28, 1), 10, num_examples=n)
+    def first_filters(n, side=28):
+        model = build_cnn(Regularization(), (side, side, 1), 10, num_examples=n)
         return next(layer.filters for layer in model.layers
                     if isinstance(layer, keras.layers.Conv2D))
 
-    assert first_filters(1000) == 16 and first_filters(None) == 16
-    assert first_filters(20000) == 32
+    assert first_filters(1000) == 16  # few large images: the narrow net
+    assert first_filters(20000) == 32 and first_filters(None) == 32
+    assert first_filters(1437, side=8) == 32  # small images: an epoch is cheap anyway
 
 
 def test_count_examples(digits):
