@@ -35,6 +35,7 @@ from keras_reg.data import MixupCutMix, load, smooth_labels  # noqa: E402
 from keras_reg.layers import InvertedDropout, drop_path_rates  # noqa: E402
 
 NUM_CLASSES = 10
+DIGITS_TRAIN_SIZE = 1437  # examples in keras_reg.data.load("digits", "train")
 
 # technique -> what it switches on. Strengths are common defaults, not tuned
 # (`keras-reg search` tunes them).
@@ -202,10 +203,20 @@ def parse_args(argv):
     parser.add_argument("--out", default="overfitting_digits_out",
                         help="directory for learning_curves.png, results.md, results.json")
     args = parser.parse_args(argv)
-    if args.train_size < 10:
-        parser.error(f"--train-size must be >= 10, got {args.train_size}")
+    if not 10 <= args.train_size <= DIGITS_TRAIN_SIZE:
+        parser.error(f"--train-size must be between 10 and {DIGITS_TRAIN_SIZE} (the digits "
+                     f"training split), got {args.train_size}")
     if args.epochs < 1:
         parser.error(f"--epochs must be >= 1, got {args.epochs}")
+    if args.batch_size < 1:
+        parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0, got {args.seed}")
+    if args.width < 8 or args.width % 8:
+        # Group norm with 8 groups needs a channel count divisible by 8.
+        parser.error(f"--width must be a positive multiple of 8, got {args.width}")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        parser.error(f"--out must be a folder, but {args.out} is a file")
     unknown = [t for t in args.techniques.split(",") if t not in TECHNIQUES]
     if unknown:
         parser.error(f"unknown technique(s) {', '.join(unknown)}; choose from "

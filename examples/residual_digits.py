@@ -63,18 +63,37 @@ def build_model(width=32, depth=3, max_drop_path=0.2, dropout=0.2, weight_noise=
     return keras.Model(inputs, outputs, name="residual_digits")
 
 
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
     parser.add_argument("--out", default="residual_digits_out", help="folder for the saved models")
     parser.add_argument("--seed", type=int, default=0, help="seed of data split, init and noise")
+    parser.add_argument("--width", type=int, default=32,
+                        help="channels of the convolutions, a multiple of 8 (default 32)")
+    parser.add_argument("--depth", type=int, default=3, help="residual blocks (default 3)")
     args = parser.parse_args(argv)
+    if args.width < 8 or args.width % 8:
+        # Group norm with 8 groups needs a channel count divisible by 8.
+        parser.error(f"--width must be a positive multiple of 8, got {args.width}")
+    if args.depth < 1:
+        parser.error(f"--depth must be >= 1, got {args.depth}")
+    if args.epochs < 1:
+        parser.error(f"--epochs must be >= 1, got {args.epochs}")
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0, got {args.seed}")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        parser.error(f"--out must be a folder, but {args.out} is a file")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
 
     keras.utils.set_random_seed(args.seed)
     os.makedirs(args.out, exist_ok=True)
     (x_train, y_train), (x_test, y_test) = digits(args.seed)
 
-    model = build_model(seed=args.seed)
+    model = build_model(width=args.width, depth=args.depth, seed=args.seed)
     model.compile(
         optimizer=keras.optimizers.Adam(3e-3),
         loss="sparse_categorical_crossentropy",

@@ -16,6 +16,25 @@ def _load_example():
     return module
 
 
+def test_two_technique_run_writes_table_and_learning_curves(tmp_path, capsys):
+    example = _load_example()
+    argv = ["--train-size", "64", "--epochs", "2", "--width", "8",
+            "--techniques", "none,all", "--out", str(tmp_path)]
+    rows = example.main(argv)
+    out = capsys.readouterr().out
+    assert [r["technique"] for r in rows] == ["none", "all"]
+    # "all" has the L2 penalty, "none" has none.
+    assert rows[0]["reg_loss"] == 0.0 and rows[1]["reg_loss"] > 0
+    assert "| technique | train acc | test acc |" in out
+    assert "64 training digits, 360 test digits, 2 epochs" in out
+    table = (tmp_path / "results.md").read_text()
+    for r in rows:
+        assert r["gap"] == pytest.approx(r["test_loss"] - r["train_loss"])
+        assert f"| {r['technique']} | {r['train_acc']:.3f} | {r['test_acc']:.3f} |" in table
+    assert (tmp_path / "learning_curves.png").is_file()
+
+
+@pytest.mark.slow
 def test_tiny_run_writes_table_and_learning_curves(tmp_path, capsys):
     example = _load_example()
     argv = ["--train-size", "64", "--epochs", "2", "--width", "8",
@@ -54,8 +73,26 @@ def test_unknown_technique_is_a_one_line_error(capsys):
     assert "unknown technique(s) magic" in capsys.readouterr().err
 
 
-def test_train_size_too_small_is_an_error(capsys):
+@pytest.mark.parametrize("argv, message", [
+    (["--train-size", "3"], "--train-size must be between 10 and 1437 (the digits training split), got 3"),
+    (["--train-size", "5000"], "--train-size must be between 10 and 1437 (the digits training split), got 5000"),
+    (["--epochs", "-2"], "--epochs must be >= 1, got -2"),
+    (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+    (["--seed", "-1"], "--seed must be >= 0, got -1"),
+    (["--width", "12"], "--width must be a positive multiple of 8, got 12"),
+    (["--width", "0"], "--width must be a positive multiple of 8, got 0"),
+])
+def test_bad_arguments_are_one_line_and_exit_2(capsys, argv, message):
     example = _load_example()
-    with pytest.raises(SystemExit):
-        example.parse_args(["--train-size", "3"])
-    assert "--train-size" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        example.parse_args(argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_digits_train_size_matches_the_data():
+    from keras_reg.data import load
+
+    example = _load_example()
+    _, info = load("digits", "train", with_info=True)
+    assert example.DIGITS_TRAIN_SIZE == info.num_examples["train"]
