@@ -10,7 +10,11 @@ BACKUP = "backup.npz"
 
 
 class BestEpochWeights(keras.callbacks.Callback):
-    """Saves the model's weights whenever the epoch's objective beats the best so far.
+    """Writes the weights of the epoch with the best objective when training ends.
+
+    The best epoch's weights are kept in memory (a copy per improvement) and written once, so
+    a trial pays one file write instead of one per improving epoch. An interrupted trial
+    loses them, as it restarts from its `TimedBackup`.
 
     Args:
         objective: a `keras_tuner.Objective`.
@@ -22,16 +26,24 @@ class BestEpochWeights(keras.callbacks.Callback):
         self.objective = objective
         self.filepath = filepath
         self.best = None
+        self.best_weights = None
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        if not self.objective.has_value(logs):
-            self.model.save_weights(self.filepath)
-            return
-        value = self.objective.get_value(logs)
-        if self.best is None or self.objective.better_than(value, self.best):
+        if self.objective.has_value(logs):
+            value = self.objective.get_value(logs)
+            if self.best is not None and not self.objective.better_than(value, self.best):
+                return
             self.best = value
-            self.model.save_weights(self.filepath)
+        self.best_weights = self.model.get_weights()
+
+    def on_train_end(self, logs=None):
+        if self.best_weights is None:
+            return
+        current = self.model.get_weights()
+        self.model.set_weights(self.best_weights)
+        self.model.save_weights(self.filepath)
+        self.model.set_weights(current)
 
 
 class TimedBackup(keras.callbacks.Callback):

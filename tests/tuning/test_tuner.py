@@ -322,3 +322,41 @@ def test_regularization_reaches_the_model(finished):
     (dropout,) = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
     assert dropout.rate == pytest.approx(record.regularization.dropout)
     assert isinstance(record.regularization, Regularization)
+
+
+@pytest.mark.slow
+def test_hyperband_search_promotes_from_the_past_trials_weights(data, tmp_path):
+    tuner = RegularizationTuner(tiny_model, directory=str(tmp_path), tuner="hyperband",
+                                max_epochs=3, space=FAST, seed=0, steps_per_execution=1,
+                                references=("start", "none"))
+    tuner.search(data[0], validation_data=data[1])
+    trials = tuner.result().trials
+    assert [t.label for t in trials[:2]] == ["start", "none"]
+    promoted = [t for t in trials if "tuner/trial_id" in t.values]
+    assert promoted, [t.values for t in trials]
+    for record in promoted:
+        past = tuner.oracle.get_trial(record.values["tuner/trial_id"])
+        assert record.values["tuner/initial_epoch"] == 1 and record.epochs == 2
+        assert record.label == tuner.label_of(past.hyperparameters.values)
+        assert record.status == "COMPLETED"
+
+
+def test_best_epoch_weights_writes_the_best_epoch_once_at_the_end(tmp_path):
+    from keras_reg.tuning._checkpoint import BestEpochWeights
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    path = str(tmp_path / "best.weights.h5")
+    callback = BestEpochWeights(keras_tuner.Objective("val_loss", "min"), path)
+    callback.set_model(model)
+    snapshots = []
+    for epoch, val_loss in enumerate([3.0, 1.0, 2.0]):
+        model.set_weights([np.full(w.shape, epoch, "float32") for w in model.get_weights()])
+        snapshots.append(model.get_weights())
+        callback.on_epoch_end(epoch, {"val_loss": val_loss})
+        assert not os.path.exists(path)
+    callback.on_train_end()
+    for a, b in zip(model.get_weights(), snapshots[2]):  # the model itself is left as it was
+        np.testing.assert_array_equal(a, b)
+    model.load_weights(path)
+    for a, b in zip(model.get_weights(), snapshots[1]):  # epoch 1 had the lowest val_loss
+        np.testing.assert_array_equal(a, b)
