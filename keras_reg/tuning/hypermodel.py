@@ -36,8 +36,6 @@ def as_dataset(data, batch_size, shuffle, seed, name):
     )
 
 
-_as_dataset = as_dataset  # the name tuner.py imports
-
 
 def count_examples(dataset):
     """The number of examples of a finite batched `(images, labels)` dataset (one pass)."""
@@ -159,12 +157,20 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
         if schedule is not None:
             self._schedules[model] = schedule
 
+    def _tunable_model(self, reg):
+        model = _model.build_cnn(reg, self.input_shape, self.num_classes, tunable=True,
+                                 num_examples=self.num_examples)
+        self._compile(model)
+        return model
+
     def _reused_model(self, reg):
+        if self.trial_id is None:
+            # Outside a trial (e.g. reloading the best model): a model of its own, with the
+            # same layers as the shared one, so trial weights load into it.
+            return self._tunable_model(reg)
         entry = self._cache.get(reg.norm)
         if entry is None:
-            model = _model.build_cnn(reg, self.input_shape, self.num_classes, tunable=True,
-                                     num_examples=self.num_examples)
-            self._compile(model)
+            model = self._tunable_model(reg)
             model.optimizer.build(model.trainable_variables)
             entry = (model, model.get_weights(), [v.numpy() for v in model.optimizer.variables])
             self._cache[reg.norm] = entry

@@ -57,6 +57,7 @@ def test_pipeline_mixes_labels_after_augmenting(digits):
 
 def test_reused_model_takes_each_trials_strengths(digits):
     hm = _hypermodel()
+    hm.trial_id = "00"  # inside a trial: the shared, already traced model
     first = hm.make_model(Regularization(norm="batch", dropout=0.3, drop_path=0.2, l2=1e-3))
     weights = [w.numpy().copy() for w in first.trainable_weights]
     first.layers[1].kernel.assign(first.layers[1].kernel + 1.0)  # "trained"
@@ -74,6 +75,12 @@ def test_reused_model_takes_each_trials_strengths(digits):
     kernel = second.layers[1].kernel.numpy()
     reg = second.layers[1].kernel_regularizer
     assert float(reg(kernel)) == pytest.approx(2e-5 * float((kernel**2).sum()), rel=1e-5)
+    # outside a trial (reloading a best model): a model of its own, with the same layers
+    hm.trial_id = None
+    own = hm.make_model(Regularization(norm="batch", dropout=0.1))
+    assert own is not first
+    assert [type(layer) for layer in own.layers] == [type(layer) for layer in first.layers]
+    own.set_weights(first.get_weights())
 
 
 def test_builtin_cnn_is_sized_from_the_data():
