@@ -25,13 +25,6 @@ from keras_reg.data import Augment, Cutout, MixupCutMix
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _reset_policy():
-    """Overrides the suite's per-test reset (its garbage collection costs more than most of
-    these tests); the one test building a model clears the session itself."""
-    yield
-    keras.backend.clear_session(free_memory=False)
-
 
 def _registered():
     return {k for k in keras.saving.get_custom_objects() if k.startswith("keras_reg>")}

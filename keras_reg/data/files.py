@@ -51,25 +51,28 @@ class ImageData:
         self.info = info
         self.seed = seed
 
-    def datasets(self, batch_size=32):
+    def datasets(self, batch_size=32, seed=None):
         """New `(train, validation, test)` tf.data datasets of `(images, labels)` batches.
 
-        The training dataset is shuffled with `self.seed` (reshuffled every epoch); validation
-        and test keep a fixed order. The last batch may be smaller.
+        The training dataset is shuffled (reshuffled every epoch); validation and test keep a
+        fixed order. The last batch may be smaller. The splits themselves never change: `seed`
+        only orders the training batches.
 
         Args:
             batch_size: int >= 1.
+            seed: None (use `self.seed`) or int >= 0, the seed of the training shuffle.
 
         Returns:
             A tuple of three `tf.data.Dataset`.
         """
         batch_size = check_int("batch_size", batch_size, low=1)
+        seed = self.seed if seed is None else check_seed(seed)
         out = []
         for split in _SPLITS:
             images, labels = self.arrays[split]
             ds = tf.data.Dataset.from_tensor_slices((images, labels))
             if split == "train":
-                ds = ds.shuffle(len(labels), seed=self.seed, reshuffle_each_iteration=True)
+                ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
             out.append(ds.batch(batch_size).prefetch(tf.data.AUTOTUNE))
         return tuple(out)
 

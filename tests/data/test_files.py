@@ -9,13 +9,6 @@ from keras_reg.data.files import ImageData, from_arrays, load_files
 
 CLASSES = ("ant", "bee", "cow")
 
-
-@pytest.fixture(autouse=True)
-def _reset_policy():
-    """Overrides the suite's per-test reset: these tests build no model, and the reset's
-    garbage collection would cost more than the tests themselves."""
-    yield
-    keras.backend.clear_session(free_memory=False)
 PER_CLASS = 10
 
 
@@ -92,6 +85,15 @@ def test_datasets_are_batched_and_reload_in_the_same_order(gray_data):
     np.testing.assert_array_equal(np.sort(first_epoch[1]), np.sort(gray_data.arrays["train"][1]))
     np.testing.assert_array_equal(_all(test)[1], gray_data.arrays["test"][1])  # fixed order
     np.testing.assert_array_equal(_all(validation)[0], gray_data.arrays["validation"][0])
+    # Another shuffle seed orders the same training examples differently; the splits stay.
+    keras.utils.set_random_seed(0)
+    other_train, other_validation, _ = gray_data.datasets(batch_size=4, seed=7)
+    other = _all(other_train)[1]
+    assert not np.array_equal(other, first_epoch[1])
+    np.testing.assert_array_equal(np.sort(other), np.sort(first_epoch[1]))
+    np.testing.assert_array_equal(_all(other_validation)[1], gray_data.arrays["validation"][1])
+    with pytest.raises(ValueError, match="seed"):
+        gray_data.datasets(seed=-1)
 
 
 def test_hold_outs_follow_the_seed(gray_folder, gray_data):

@@ -3,20 +3,12 @@
 import socket
 import time
 
-import keras
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
 from keras_reg.data import load
 
-
-@pytest.fixture(autouse=True)
-def _reset_policy():
-    """Overrides the suite's per-test reset: these tests build no model, and the reset's
-    garbage collection would cost more than the tests themselves."""
-    yield
-    keras.backend.clear_session(free_memory=False)
 
 
 def _arrays(ds):
