@@ -199,3 +199,19 @@ def test_epochs_plain_map_repeats_unshuffled_data_apply_and_shuffle_redraw(name)
         24, seed=1, reshuffle_each_iteration=True).batch(6).map(transform)
     epoch_1, epoch_2 = list(shuffled), list(shuffled)
     assert not _equal(_flat(epoch_1), _flat(epoch_2))
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int32", "float16", "float32", "float64", "bool"])
+def test_content_hash_is_xla_compilable_and_sensitive(dtype):
+    from keras_reg.data import _random
+
+    values = np.random.default_rng(3).integers(0, 2 if dtype == "bool" else 200, (4, 6, 5, 2))
+    batch = tf.constant(values.astype(dtype))
+    eager = int(_random.content_hash(batch))
+    xla = int(tf.function(_random.content_hash, jit_compile=True)(batch))
+    assert eager == xla
+    changed = values.copy()
+    changed[2, 3, 4, 1] = 1 - changed[2, 3, 4, 1] if dtype == "bool" else changed[2, 3, 4, 1] + 1
+    assert int(_random.content_hash(tf.constant(changed.astype(dtype)))) != eager
+    moved = np.roll(values, 1, axis=0)  # same values, other positions
+    assert int(_random.content_hash(tf.constant(moved.astype(dtype)))) != eager

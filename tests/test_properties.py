@@ -6,7 +6,7 @@ output (finite, right shape and dtype, and the layer's defining property: kept u
 either kept or filled) or a ValueError / TypeError naming the offending argument — never
 another exception, a NaN or a hang (each example has a deadline). Valid arguments never raise.
 
-Example counts: the default run uses the `keras_reg-default` profile (modest); the `slow`
+Example counts: the default run uses the `keras_reg-default` profile (10 per property); the `slow`
 variants rerun the same properties under `keras_reg-slow`. Counts of examples run are printed at
 the end of the module and, when `KERAS_REG_ROBUSTNESS_OUT` names a file, appended to it
 (benchmarks/results/robustness.md).
@@ -29,7 +29,7 @@ from keras_reg import layers as L
 from keras_reg._validation import FLOAT32_MAX
 
 settings.register_profile(
-    "keras_reg-default", max_examples=20, deadline=datetime.timedelta(seconds=60),
+    "keras_reg-default", max_examples=10, deadline=datetime.timedelta(seconds=60),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     derandomize=True, database=None,
 )

@@ -167,9 +167,13 @@ def _assert_trained(model, initial):
     assert any(changed), "fit did not change any weight"
 
 
-def check_jit_fit(model_fn, x, y, loss="mse", epochs=1, batch_size=None):
+def check_jit_fit(model_fn, x, y, loss="mse", epochs=1, batch_size=None, settings_off=None):
     """`compile(jit_compile=True)` + `fit` gives the weights of the same model fitted as a plain
     graph from the same start (same seeds: the random layers draw the same masks under XLA).
+
+    For layers whose draws differ under XLA (Gaussian noise), `settings_off` (e.g.
+    `{"stddev": 0.0}`) is set on every layer having those attributes for the comparison; they
+    are then put back and the jit model fits once more (finite loss, weights moved).
 
     Returns:
         The trained model.
@@ -178,6 +182,8 @@ def check_jit_fit(model_fn, x, y, loss="mse", epochs=1, batch_size=None):
     reference = model_fn()
     initial = model.get_weights()
     reference.set_weights(initial)
+    old = _set_settings(model, settings_off or {})
+    _set_settings(reference, settings_off or {})
     batch_size = batch_size or len(x)
     for m, jit in ((model, True), (reference, False)):
         m.compile(optimizer=keras.optimizers.SGD(0.01), loss=loss, jit_compile=jit)
@@ -186,7 +192,20 @@ def check_jit_fit(model_fn, x, y, loss="mse", epochs=1, batch_size=None):
     assert model.jit_compile is True and reference.jit_compile is False
     _assert_trained(model, initial)
     _assert_same_weights(model, reference, "jit_compile=True fit differs from the graph fit")
+    _fit_again_with(model, old, x, y, batch_size)
     return model
+
+
+def _fit_again_with(model, settings, x, y, batch_size):
+    """Restores `settings` ({(layer, name): value}) and fits one more epoch: finite, moved."""
+    if not settings:
+        return
+    for (layer, name), value in settings.items():
+        setattr(layer, name, value)
+    before = model.get_weights()
+    history = model.fit(x, y, epochs=1, batch_size=batch_size, shuffle=False, verbose=0)
+    assert math.isfinite(_final_loss(history))
+    _assert_trained(model, before)
 
 
 def check_mixed_precision(layer_fn, x, policy):
@@ -214,13 +233,15 @@ def check_mixed_precision(layer_fn, x, policy):
     return tuple(outputs)
 
 
-def _set_rates(model, rate):
-    """Sets every `rate` of the model's layers (keras_reg rate layers); returns the old ones."""
+def _set_settings(model, values):
+    """Sets each `name: value` of `values` on every layer of `model` that has that setting
+    (e.g. `rate` of the keras_reg rate layers); returns the old ones as {(layer, name): value}."""
     old = {}
     for layer in model.layers:
-        if hasattr(layer, "rate_variable"):
-            old[layer] = layer.rate
-            layer.rate = rate if rate is not None else old[layer]
+        for name, value in values.items():
+            if hasattr(layer, f"{name}_variable") or hasattr(layer, f"_{name}_variable"):
+                old[(layer, name)] = getattr(layer, name)
+                setattr(layer, name, value)
     return old
 
 
@@ -254,18 +275,12 @@ def check_mirrored_fit(model_fn, x, y, loss="mse", epochs=1):
     reference.compile(optimizer=keras.optimizers.SGD(0.01), loss=loss)
     initial = model.get_weights()
     reference.set_weights(initial)
-    rates = _set_rates(model, 0.0)
-    _set_rates(reference, 0.0)
+    rates = _set_settings(model, {"rate": 0.0})
+    _set_settings(reference, {"rate": 0.0})
     for m in (model, reference):
         history = m.fit(x, y, epochs=epochs, batch_size=len(x), shuffle=False, verbose=0)
         assert math.isfinite(_final_loss(history))
     _assert_trained(model, initial)
     _assert_same_weights(model, reference, "mirrored fit differs from the single-device fit")
-    if rates:
-        for layer, rate in rates.items():
-            layer.rate = rate
-        before = model.get_weights()
-        history = model.fit(x, y, epochs=1, batch_size=len(x), shuffle=False, verbose=0)
-        assert math.isfinite(_final_loss(history))
-        _assert_trained(model, before)
+    _fit_again_with(model, rates, x, y, len(x))
     return model

@@ -162,7 +162,8 @@ def test_keras_file_and_export(tmp_path):
 def test_jit_fit_trains_the_clean_kernel():
     x = np.random.default_rng(1).normal(size=(8, 6, 6, 2)).astype("float32")
     y = np.random.default_rng(2).normal(size=(8, 1)).astype("float32")
-    model = _checks.check_jit_fit(_model, x, y, epochs=2)
+    # XLA draws other Gaussian bits than TensorFlow: compared with the noise off, then fitted on.
+    model = _checks.check_jit_fit(_model, x, y, settings_off={"stddev": 0.0})
     assert model.layers[0].layer.kernel.dtype == "float32"
 
 
