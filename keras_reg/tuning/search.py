@@ -82,12 +82,18 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="hyp
     Example:
 
     >>> import tempfile
+    >>> import keras
     >>> from keras_reg.data import load
     >>> from keras_reg.tuning import RegularizationSpace, search
+    >>> def build_model(reg):  # None would use the built-in CNN
+    ...     return keras.Sequential([
+    ...         keras.Input((8, 8, 1)), keras.layers.Flatten(),
+    ...         keras.layers.Dense(10, activation="softmax",
+    ...                            kernel_regularizer=reg.kernel_regularizer())])
     >>> train, val = load("digits", ("train[:64]", "train[80%:]"), batch_size=32)
-    >>> result = search(train=train, validation=val, tuner="random", max_trials=1, epochs=1,
-    ...                 space=RegularizationSpace(norm=None), directory=tempfile.mkdtemp(),
-    ...                 seed=0)
+    >>> result = search(build_model, train, val, tuner="random", max_trials=1, epochs=1,
+    ...                 space=RegularizationSpace.parse(["l2=0:1e-3", "norm=off"]),
+    ...                 directory=tempfile.mkdtemp(), seed=0)
     >>> len(result.trials), result.trials[0].status, result.trials[0].label
     (1, 'COMPLETED', 'start')
     """
