@@ -164,7 +164,8 @@ class RegularizationTuner(keras_tuner.Tuner):
             the weight penalty, as `"val_data_loss"`).
         max_trials: the most trials, references included (Hyperband may stop earlier).
         directory, project_name: the search lives in `directory/project_name`.
-        overwrite: start over instead of resuming.
+        overwrite: start over instead of resuming (in chief/worker mode only the chief
+            deletes the shared directory).
         seed: None or int >= 0: the oracle's seed and every model's and transform's seed
             (seed 0 fixes the trials too).
         references: labels of the references evaluated first (`()` for none).
@@ -285,7 +286,7 @@ class RegularizationTuner(keras_tuner.Tuner):
             issued.append((label, values))
 
         project_dir = os.path.join(str(directory), project_name)
-        if overwrite:
+        if overwrite and _distributed_role() != "worker":  # the chief owns a shared directory
             shutil.rmtree(project_dir, ignore_errors=True)
         own = {
             "tuner": kind, "space": space.get_config(),

@@ -360,3 +360,16 @@ def test_best_epoch_weights_writes_the_best_epoch_once_at_the_end(tmp_path):
     model.load_weights(path)
     for a, b in zip(model.get_weights(), snapshots[1]):  # epoch 1 had the lowest val_loss
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_distributed_worker_never_deletes_the_shared_directory(finished, tmp_path,
+                                                                   monkeypatch):
+    _, _, _, root = finished
+    shutil.copytree(root / "search", tmp_path / "search")
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "1")  # nothing listens: no trial is asked for
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "tuner7")
+    tuner = RegularizationTuner(tiny_model, directory=str(tmp_path / "search"), overwrite=True,
+                                **ARGS)
+    assert tuner.is_worker and tuner.resumed_trials == 0
+    assert os.path.exists(tmp_path / "search" / "search" / "trial_0" / "keras_reg_trial.json")
