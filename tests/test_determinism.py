@@ -80,7 +80,8 @@ def test_layer_same_seed_is_bit_identical(name, mode):
     # ... while successive calls and other seeds draw anew (else the test proves nothing).
     if name != "StochasticDepth_batch":  # one coin per call: two calls may agree by chance
         assert not np.array_equal(a[0], a[1])
-    assert not np.array_equal(a, _run(LAYERS[name], 8, mode))
+    if mode == "eager":  # a seed's effect is mode-independent (the modes agree, below)
+        assert not np.array_equal(a, _run(LAYERS[name], 8, mode))
     # The same masks in every mode.
     if not (name == "WeightNoise" and mode == "jit"):  # XLA's Gaussian: other, stable bits
         np.testing.assert_array_equal(a, _eager(name))
