@@ -492,6 +492,7 @@ class RegularizationTuner(keras_tuner.Tuner):
             raise ValueError("The tuner has not seen the data yet: call `search` first.")
         if not getattr(self.hypermodel, "reuse_models", False):
             keras.backend.clear_session(free_memory=False)
+        self.hypermodel.trial_id = None  # outside a trial: a model of its own, not the cached one
         model = self.hypermodel.build(trial.hyperparameters)
         _load_weights(model, self._weights_path(trial.trial_id))
         return model
