@@ -60,7 +60,7 @@ def load_data(name, batch_size=32, seed=0):
     raise SystemExit(f"unknown --data {name!r}")
 
 
-def run(data, protocol_name, ref, seed, epochs):
+def run(data, protocol_name, ref, seed, epochs, tag=""):
     import keras
 
     from keras_reg.tuning import _model
@@ -88,7 +88,7 @@ def run(data, protocol_name, ref, seed, epochs):
            "test_accuracy": round(float(acc), 4), "test_loss": round(float(loss), 4),
            "epochs_run": len(history.epoch), "epochs": epochs, "seconds": round(seconds, 1),
            "val_accuracy_curve": [round(v, 3) for v in history.history["val_accuracy"]],
-           "params": int(model.count_params())}
+           "params": int(model.count_params()), "tag": tag}
     with open(os.path.join(HERE, "results.jsonl"), "a") as f:
         f.write(json.dumps(row) + "\n")
     print(json.dumps(row), flush=True)
@@ -101,11 +101,12 @@ def main():
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--protocols", nargs="+", default=["old", "new"])
     parser.add_argument("--references", nargs="+", default=["start", "none", "recipe"])
+    parser.add_argument("--tag", default="", help="a label stored with each row")
     args = parser.parse_args()
     for seed in args.seeds:
         for ref in args.references:
             for protocol in args.protocols:
-                run(args.data, protocol, ref, seed, args.epochs)
+                run(args.data, protocol, ref, seed, args.epochs, args.tag)
 
 
 if __name__ == "__main__":

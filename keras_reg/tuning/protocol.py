@@ -175,7 +175,8 @@ class TrainingProtocol:
       with few steps per epoch the moving averages lag the weights and make validation scores
       jump from epoch to epoch.
     - Early stopping on the objective after `patience` epochs without improvement (the best
-      weights are restored), and, in a search, the median stopping rule for hopeless trials
+      weights are restored; under the cosine schedule from half of the epochs on), and, in a
+      search, the median stopping rule for hopeless trials
       (`HopelessTrialStopping`).
 
     Args:
@@ -255,7 +256,7 @@ class TrainingProtocol:
         )
         return schedule if isinstance(schedule, WarmupCosineDecay) else None
 
-    def callbacks(self, model, clean_train=None, curves=None):
+    def callbacks(self, model, clean_train=None, curves=None, epochs=None):
         """The protocol's callbacks for one training run of `model`.
 
         Args:
@@ -264,6 +265,9 @@ class TrainingProtocol:
                 batch-norm statistics.
             curves: the earlier trials' objective curves (a search), or None (no stopping of
                 hopeless runs).
+            epochs: None or the run's epochs. Under the cosine schedule early stopping
+                starts at half of them: the late epochs at a small learning rate are where a
+                run improves most, and a plateau at the peak rate says little.
 
         Returns:
             `[ValidationDataLoss, PreciseBatchNorm?, EarlyStopping?, HopelessTrialStopping?]`.
@@ -275,9 +279,10 @@ class TrainingProtocol:
 
             callbacks.append(PreciseBatchNorm(clean_train, num_batches=self.precise_bn_batches))
         if self.patience is not None:
+            start = int(epochs) // 2 if epochs and self.schedule_kind == "cosine" else 0
             callbacks.append(keras.callbacks.EarlyStopping(
                 monitor=self.objective, mode=self.direction, patience=self.patience,
-                restore_best_weights=True))
+                restore_best_weights=True, start_from_epoch=start))
         if self.stop_hopeless and curves is not None:
             callbacks.append(HopelessTrialStopping(
                 curves, self.objective, self.direction,

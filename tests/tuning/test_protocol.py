@@ -111,6 +111,12 @@ def test_callbacks_wiring():
     assert precise.data is data and precise.num_batches == 5
     assert (early.monitor, early.patience, early.restore_best_weights) == ("val_accuracy", 3,
                                                                            True)
+    assert early.start_from_epoch == 0  # epochs unknown
+    # under the cosine schedule, early stopping waits for half of the epochs
+    early = protocol.callbacks(_bn_model(), data, epochs=21)[2]
+    assert early.start_from_epoch == 10
+    constant = TrainingProtocol(patience=3, schedule="constant")
+    assert constant.callbacks(_bn_model(), data, epochs=21)[2].start_from_epoch == 0
     assert hopeless.curves is curves and hopeless.direction == "max"
     # no batch norm, no data, no curves, no patience: only the data-loss logger
     plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
