@@ -18,7 +18,7 @@ error ratio best / reference, with the search wall time, the total time and the 
 
     python benchmarks/bench_search.py                         # 5 seeds, all three data sets
     python benchmarks/bench_search.py --sets digits200 --seeds 0 1 2 3 4
-    python benchmarks/bench_search.py --quick                 # smoke test: 1 seed, 2 trials x 2 epochs
+    python benchmarks/bench_search.py --quick     # smoke test: 1 seed, 2 trials x 2 epochs
 """
 
 import argparse

@@ -324,7 +324,8 @@ def settings(args):
 
 FLAGS = {"data": "--data", "dataset": "--dataset", "image_size": "--image-size",
          "model": "--model", "model_spec": "--model", "patience": "--epochs (patience)",
-         "input_shape": "--image-size (image shape)", "num_classes": "--data (classes)", "space": "--space", "objective": "--objective", "tuner": "--tuner",
+         "input_shape": "--image-size (image shape)", "num_classes": "--data (classes)",
+         "space": "--space", "objective": "--objective", "tuner": "--tuner",
          "max_trials": "--max-trials", "epochs": "--epochs", "train_size": "--train-size",
          "batch_size": "--batch-size", "seed": "--seed"}
 
@@ -346,7 +347,7 @@ def _show(value):
     if value is None:
         return "none"
     if isinstance(value, (list, tuple)):
-        return ",".join(_show(v) for v in value) if value else "off"
+        return "[" + ", ".join(_show(v) for v in value) + "]"
     return str(value)
 
 

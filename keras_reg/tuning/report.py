@@ -284,7 +284,10 @@ def compare(regs, data, *, repeats=1, seed=0, progress=None, **protocol):
 def text_table(header, rows):
     """A plain-text table with aligned columns (for the console)."""
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+
+    def line(cells):
+        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
+
     return "\n".join([line(header), line("-" * w for w in widths)] + [line(r) for r in rows])
 
 
@@ -400,6 +403,9 @@ class Report:
                      + (f" in {fmt(self.timings['search'])} s" if "search" in self.timings
                         else "") + ".", "",
                      markdown_table(*trials_rows(r)), ""]
+            skipped = getattr(r, "skipped_references", None) or {}
+            text += [f"Reference `{name}` was not run as a trial: {why}."
+                     for name, why in skipped.items()] + ([""] if skipped else [])
         text += ["## Files", ""] + [f"- `{p}`" for p in files]
         return "\n".join(text) + "\n"
 

@@ -152,6 +152,13 @@ def test_four_rows_three_significant_digits_and_gap_columns(tmp_path):
     assert "| best − start | 1 | +0.05 | -0.19 | 0.545 |" in md  # the per-seed pairs
 
 
+def test_edge_warnings_follow_the_headline():
+    line = "dropout=0.5 is the upper edge of the searched values [0, 0.5]: try --space ..."
+    rep = report.Report(_synthetic([0]), warnings=[line])
+    assert rep.console().splitlines()[-2:] == [_synthetic([0]).headline(), line]
+    assert f"- {line}" in rep.markdown()
+
+
 def test_fmt_and_describe():
     assert report.fmt(0.96612) == "0.966" and report.fmt(-0.012345, signed=True) == "-0.0123"
     assert report.fmt(123.456) == "123" and report.fmt(None) == "-"
