@@ -47,7 +47,7 @@ def _regularized_classifier():
 # ------------------------------------------------------------------ RegularizationLogger
 
 
-@pytest.mark.parametrize("kind", ["plain", "mirrored"])
+@pytest.mark.parametrize("kind", ["plain", pytest.param("mirrored", marks=pytest.mark.slow)])
 def test_logger_data_loss_matches_the_metric_computed_in_the_step(kind, request):
     # 50 samples in batches of 16: a partial last batch, so the batch-size weighting matters.
     keras.utils.set_random_seed(1)
@@ -194,7 +194,12 @@ def _rate_model(dropout):
 
 
 @pytest.mark.parametrize(
-    "kind", ["plain", "jit", pytest.param("mirrored", marks=pytest.mark.slow)]
+    "kind",
+    [
+        "plain",
+        pytest.param("jit", marks=pytest.mark.slow),
+        pytest.param("mirrored", marks=pytest.mark.slow),  # fast version: the next test
+    ],
 )
 def test_rate_changes_inside_the_training_step(kind, request):
     schedule = [0.1, 0.5, 0.8]
@@ -729,12 +734,13 @@ def test_precise_bn_runs_before_each_validation_and_at_train_end_in_fit():
     history_val = counting.model.history.history["val_loss"][-1]
     np.testing.assert_allclose(model.evaluate(data, verbose=0), history_val, rtol=1e-5)
 
-    plain = _CountingPreciseBN(data, num_batches=4, at_train_end=False)
-    model.fit(data, epochs=1, verbose=0, callbacks=[plain])
-    assert getattr(plain, "calls", 0) == 0
-    with_end = _CountingPreciseBN(data, num_batches=4)
-    model.fit(data, epochs=1, verbose=0, callbacks=[with_end])
-    assert with_end.calls == 1
+    # A fit without validation: only `at_train_end` recomputes (hooks called as `fit` does).
+    for at_train_end, calls in ((False, 0), (True, 1)):
+        hooks = _CountingPreciseBN(data, num_batches=4, at_train_end=at_train_end)
+        hooks.set_model(model)
+        hooks.on_train_begin()
+        hooks.on_train_end()
+        assert getattr(hooks, "calls", 0) == calls
 
 
 def test_precise_bn_skips_frozen_batch_norm_and_warns_without_any():

@@ -55,6 +55,7 @@ def _fit(backup, crash=None):
     return model, history, reg, mix
 
 
+@pytest.mark.slow  # three full runs of the fault model; the rate/dropout resumes below are fast
 def test_resume_after_exception_equals_uninterrupted_run(tmp_path):
     reference, ref_history, ref_reg, _ = _fit(tmp_path / "reference")
     with pytest.raises(_Crash):
@@ -105,7 +106,9 @@ def _rates_run(backup, order, crash=None):
     return seen
 
 
-@pytest.mark.parametrize("order", ["scheduler_first", "backup_first"])
+@pytest.mark.parametrize(
+    "order", ["scheduler_first", pytest.param("backup_first", marks=pytest.mark.slow)]
+)
 def test_resume_restores_scheduled_rates(tmp_path, order):
     reference = _rates_run(tmp_path / "ref", order)
     with pytest.raises(_Crash):

@@ -184,7 +184,7 @@ def test_keras_regularizer_bakes_the_float_in(capsys):
     assert loss.history["loss"][1] == loss.history["loss"][0]
 
 
-@pytest.mark.parametrize("create_in_scope", [True, False])
+@pytest.mark.parametrize("create_in_scope", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_mirrored_strategy(create_in_scope, mirrored_strategy):
     strategy = mirrored_strategy
     if create_in_scope:
