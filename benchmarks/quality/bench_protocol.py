@@ -60,7 +60,7 @@ def load_data(name, batch_size=32, seed=0):
     raise SystemExit(f"unknown --data {name!r}")
 
 
-def run(data, protocol_name, ref, seed, epochs, tag=""):
+def run(data, protocol_name, ref, seed, epochs, tag="", learning_rate=2e-3):
     import keras
 
     from keras_reg.tuning import _model
@@ -71,12 +71,13 @@ def run(data, protocol_name, ref, seed, epochs, tag=""):
     reg = references()[ref]
     train_ds, val_ds, test_ds = load_data(data, seed=seed)
     if protocol_name == "old":
-        protocol = TrainingProtocol(schedule="constant", precise_batch_norm=False, patience=5,
+        protocol = TrainingProtocol(learning_rate, schedule="constant",
+                                    precise_batch_norm=False, patience=5,
                                     steps_per_execution=8)
         shape = tuple(train_ds.element_spec[0].shape[1:])
         build = lambda r: _model.build_cnn(r, shape, 10, width=32)  # noqa: E731
     else:
-        protocol = TrainingProtocol(patience=5, steps_per_execution=8)
+        protocol = TrainingProtocol(learning_rate, patience=5, steps_per_execution=8)
         build = None
     start = time.perf_counter()
     model, history = train(reg, train_ds, val_ds, build_model=build, num_classes=10,
@@ -88,7 +89,7 @@ def run(data, protocol_name, ref, seed, epochs, tag=""):
            "test_accuracy": round(float(acc), 4), "test_loss": round(float(loss), 4),
            "epochs_run": len(history.epoch), "epochs": epochs, "seconds": round(seconds, 1),
            "val_accuracy_curve": [round(v, 3) for v in history.history["val_accuracy"]],
-           "params": int(model.count_params()), "tag": tag}
+           "params": int(model.count_params()), "tag": tag, "learning_rate": learning_rate}
     with open(os.path.join(HERE, "results.jsonl"), "a") as f:
         f.write(json.dumps(row) + "\n")
     print(json.dumps(row), flush=True)
@@ -102,11 +103,12 @@ def main():
     parser.add_argument("--protocols", nargs="+", default=["old", "new"])
     parser.add_argument("--references", nargs="+", default=["start", "none", "recipe"])
     parser.add_argument("--tag", default="", help="a label stored with each row")
+    parser.add_argument("--learning-rate", type=float, default=2e-3)
     args = parser.parse_args()
     for seed in args.seeds:
         for ref in args.references:
             for protocol in args.protocols:
-                run(args.data, protocol, ref, seed, args.epochs, args.tag)
+                run(args.data, protocol, ref, seed, args.epochs, args.tag, args.learning_rate)
 
 
 if __name__ == "__main__":
