@@ -3,7 +3,8 @@
 `MixupCutMix` (Mixup / CutMix with switch probability, per-sample lambda, exact label weights
 and label smoothing), `Cutout`, `smooth_labels` / `one_hot`, `augment` (label-preserving
 augmentation built on Keras's preprocessing layers), `load` (the embedded digits data or any
-TensorFlow Datasets name) and `preview` (a picture grid of what the transforms do).
+TensorFlow Datasets name), `load_files` / `from_arrays` (your own images: a folder of class
+sub-folders, an `.npz` or arrays, with stratified hold-outs) and `preview` (a picture grid of what the transforms do).
 
 Every transform is seeded and stateless: each batch's random draws come from a Philox key made
 of the seed and a hash of the batch, so the same seed gives the same output, also in a
@@ -13,6 +14,7 @@ also keys batches by position (new draws every epoch for data that is not reshuf
 
 from keras_reg.data.augment import Augment, augment
 from keras_reg.data.cutout import Cutout
+from keras_reg.data.files import ImageData, from_arrays, load_files
 from keras_reg.data.label_smoothing import one_hot, smooth_labels
 from keras_reg.data.loading import DatasetInfo, load
 from keras_reg.data.mixup_cutmix import MixupCutMix, mixup_cutmix
@@ -30,6 +32,9 @@ __all__ = [
     "Augment",
     "load",
     "DatasetInfo",
+    "ImageData",
+    "from_arrays",
+    "load_files",
     "preview",
     "make_preview",
 ]
