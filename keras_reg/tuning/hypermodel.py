@@ -94,7 +94,7 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
     """
 
     def __init__(self, space, build_model, input_shape, num_classes, objective="val_data_loss",
-                 direction="min", patience=None, learning_rate=2e-3, steps_per_execution=1,
+                 direction="min", patience=None, learning_rate=4e-3, steps_per_execution=1,
                  seed=None, protocol=None, num_examples=None):
         super().__init__(name="keras_reg")
         self.space = space if space is not None else RegularizationSpace()
@@ -245,7 +245,7 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
 
 def train(reg, train, validation, *, build_model=None, input_shape=None, num_classes=None,
           epochs=30, patience=None, objective="val_data_loss", direction="min", seed=None,
-          learning_rate=2e-3, steps_per_execution=1, callbacks=None, verbose=0, protocol=None,
+          learning_rate=4e-3, steps_per_execution=1, callbacks=None, verbose=0, protocol=None,
           num_examples=None):
     """Trains one model with `reg` under the search's protocol; returns `(model, history)`.
 

@@ -181,7 +181,8 @@ class TrainingProtocol:
 
     Args:
         learning_rate: float > 0, Adam's peak learning rate (for models `build_model` leaves
-            uncompiled).
+            uncompiled). Twice the usual constant rate: the cosine decay spends most steps
+            below it, and on small data a run has few steps.
         schedule: `"cosine"` (warm-up and cosine decay) or `"constant"`.
         warmup: float in [0, 0.5], the warm-up's share of the steps.
         alpha: float in [0, 1], the final learning rate as a fraction of `learning_rate`.
@@ -201,7 +202,7 @@ class TrainingProtocol:
     (0.001, 0.0005)
     """
 
-    def __init__(self, learning_rate=2e-3, schedule="cosine", warmup=0.05, alpha=0.0,
+    def __init__(self, learning_rate=4e-3, schedule="cosine", warmup=0.05, alpha=0.0,
                  precise_batch_norm=True, precise_bn_batches=32, patience=None,
                  objective="val_data_loss", direction="min", stop_hopeless=True,
                  steps_per_execution=1):

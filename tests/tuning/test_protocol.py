@@ -54,7 +54,7 @@ def test_protocol_sets_warmup_share_and_resume_offset():
     assert (schedule.total_steps, schedule.warmup_steps) == (210, 21)
     # the optimizer at step 5 resumes epoch 4: schedule step 4*7
     assert float(schedule(5)) == pytest.approx(reference_lr(28, 2e-3, 210, 21, 0.0), rel=1e-5)
-    assert TrainingProtocol(schedule="constant").schedule() == 2e-3
+    assert TrainingProtocol(schedule="constant").schedule() == 4e-3
 
 
 def test_schedule_config_round_trip():
