@@ -139,8 +139,6 @@ class Regularization:
         """
         return cls(l2=1e-4, dropout=0.1, drop_path=0.1, augment=0.5, norm="batch", flip=flip)
 
-    baseline = none
-
     @classmethod
     def from_dict(cls, values):
         """A `Regularization` from a dict (unknown keys such as `tuner/epochs` are ignored)."""

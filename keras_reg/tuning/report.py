@@ -70,7 +70,7 @@ def evaluate(model, data, num_classes):
 
 def retrain(regs, train, validation, test, *, num_classes, epochs, patience, seed=None,
             build_model=None, input_shape=None, objective="val_data_loss", direction="min",
-            learning_rate=2e-3, steps_per_execution=8, verbose=0, progress=None):
+            learning_rate=4e-3, steps_per_execution=8, verbose=0, progress=None):
     """Trains each `name -> Regularization` of `regs` from scratch under the same protocol.
 
     Same data, epochs, early stopping on `objective` (best weights restored), seed and

@@ -7,7 +7,7 @@ from keras_reg.tuning.tuner import REFERENCES, TUNERS, RegularizationTuner, chec
 def search(build_model=None, train=None, validation=None, space=None, tuner="hyperband",
            objective="val_loss", max_trials=20, epochs=30, directory="keras_reg_search",
            project_name="search", overwrite=False, seed=None, callbacks=None, verbose=0,
-           batch_size=32, num_classes=None, patience="auto", learning_rate=2e-3,
+           batch_size=32, num_classes=None, patience="auto", learning_rate=4e-3,
            steps_per_execution=8, max_retries_per_trial=1, max_consecutive_failed_trials=3,
            max_attempts=3, progress=None, hyperband_factor=3, backup_interval=20.0,
            tensorboard_dir=None, references=REFERENCES, settings=None, on_resume=None):

@@ -219,7 +219,7 @@ class RegularizationTuner(keras_tuner.Tuner):
                  max_trials=10, directory="keras_reg_search", project_name="search",
                  overwrite=False, seed=None, *, references=REFERENCES, settings=None,
                  tensorboard_dir=None, max_epochs=None, hyperband_factor=3, batch_size=32,
-                 num_classes=None, patience="auto", learning_rate=2e-3, steps_per_execution=8,
+                 num_classes=None, patience="auto", learning_rate=4e-3, steps_per_execution=8,
                  max_retries_per_trial=1, max_consecutive_failed_trials=3, max_attempts=3,
                  backup_interval=20.0, progress=None):
         kind = check_choice("tuner", tuner, TUNERS)

@@ -84,12 +84,28 @@ def test_mixed_precision(policy):
 
 
 def test_mirrored_strategy_fit_and_rate_change():
+    """After a mirrored `fit` (equal to a single-device fit), a new rate takes effect in every
+    replica's training forward pass: the drop fraction and the survivors' scale follow the
+    formula of the new rate (binomial tolerance), not the one the model was fitted with."""
     x = np.random.default_rng(4).standard_normal((8, 6)).astype("float32")
     y = x.sum(axis=1, keepdims=True)
     model = _checks.check_mirrored_fit(_model, x, y)
     layer = next(l for l in model.layers if isinstance(l, InvertedDropout))
-    layer.rate = 0.5  # a mirrored variable, assignable after fit (the check fitted with it on)
-    assert layer.rate == 0.5
+    layer.rate = 0.5  # a mirrored variable, assignable after fit
+    strategy = model.distribute_strategy
+    ones = tf.ones((128, 64))
+
+    @tf.function
+    def forward():
+        return strategy.run(lambda: layer(ones, training=True))
+
+    outputs = [np.asarray(t) for t in strategy.experimental_local_results(forward())]
+    assert len(outputs) == 2
+    n = ones.shape[0] * ones.shape[1]
+    for out in outputs:
+        dropped = out == 0.0
+        assert abs(dropped.mean() - 0.5) < _binomial_tol(0.5, n)
+        np.testing.assert_allclose(out[~dropped], 2.0, rtol=1e-6)  # 1 / (1 - 0.5)
 
 
 # ----------------------------------------------------------------------------- statistics
