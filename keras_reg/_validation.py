@@ -92,3 +92,12 @@ def check_seed(value, name="seed"):
     if value is None:
         return None
     return check_int(name, value, low=0)
+
+
+def check_bool(name, value):
+    """`value` if it is a bool; else a TypeError naming `name` (1 and 0 are not bools)."""
+    if not isinstance(value, bool):
+        raise TypeError(
+            f"Invalid value for argument `{name}`: expected a bool. Received: {name}={value!r}"
+        )
+    return value

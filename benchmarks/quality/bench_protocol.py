@@ -63,7 +63,7 @@ def load_data(name, batch_size=32, seed=0):
 def run(data, protocol_name, ref, seed, epochs, tag="", learning_rate=2e-3):
     import keras
 
-    from keras_reg.tuning import _model
+    from keras_reg.tuning import cnn
     from keras_reg.tuning.hypermodel import train
     from keras_reg.tuning.protocol import TrainingProtocol
     from keras_reg.tuning.space import references
@@ -75,7 +75,7 @@ def run(data, protocol_name, ref, seed, epochs, tag="", learning_rate=2e-3):
                                     precise_batch_norm=False, patience=5,
                                     steps_per_execution=8)
         shape = tuple(train_ds.element_spec[0].shape[1:])
-        build = lambda r: _model.build_cnn(r, shape, 10, width=32)  # noqa: E731
+        build = lambda r: cnn.build_cnn(r, shape, 10, width=32)  # noqa: E731
     else:
         protocol = TrainingProtocol(learning_rate, patience=5, steps_per_execution=8)
         build = None

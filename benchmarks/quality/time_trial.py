@@ -34,7 +34,7 @@ def main():
     from keras_reg.callbacks import PreciseBatchNorm
     from keras_reg.data import one_hot
     from keras_reg.tuning import Regularization
-    from keras_reg.tuning._model import build_cnn
+    from keras_reg.tuning.cnn import build_cnn
     from keras_reg.tuning.protocol import TrainingProtocol
 
     train, val, _ = load_data(args.data)

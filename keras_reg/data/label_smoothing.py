@@ -115,6 +115,9 @@ def smooth_labels(labels, num_classes, epsilon):
     return targets * (1.0 - epsilon) + epsilon / num_classes
 
 
-def _smooth(targets, epsilon, num_classes):
-    """The smoothing formula with a tensor epsilon (already validated)."""
+def smoothing_formula(targets, epsilon, num_classes):
+    """`targets·(1-ε) + ε/K` with `epsilon` a validated float or tensor (no checks here).
+
+    The formula of `smooth_labels`, shared with `MixupCutMix`, which holds ε in a variable.
+    """
     return targets * (1.0 - epsilon) + epsilon / float(num_classes)

@@ -9,7 +9,7 @@ from keras_reg._seeds import base_seed
 from keras_reg._validation import check_choice, check_float, check_int, check_rate, check_seed
 from keras_reg._variables import float_setting, float_variable
 from keras_reg.data import _boxes, _random, _structure
-from keras_reg.data.label_smoothing import _smooth, one_hot
+from keras_reg.data.label_smoothing import one_hot, smoothing_formula
 
 _MODES = ("batch", "pair", "elem")
 
@@ -74,7 +74,7 @@ def _kernel(images, targets, key, gammas, prob, switch_prob, mixup_alpha, cutmix
             label_smoothing, num_classes, mode, correct_lam, cutmix_minmax, channels_first):
     """Everything after the gamma draws: parameters, boxes, pixels and targets (one function,
     XLA-compiled per input shape by `mixup_cutmix`; shapes are static inside it)."""
-    targets = _smooth(targets, label_smoothing, num_classes)
+    targets = smoothing_formula(targets, label_smoothing, num_classes)
     h_axis, w_axis = _boxes.spatial_axes(channels_first)
     batch, height, width = images.shape[0], images.shape[h_axis], images.shape[w_axis]
     if batch is None or height is None or width is None:  # plain (non-XLA) graph

@@ -2,9 +2,8 @@
 
 import keras
 
-from keras_reg._validation import check_choice, check_int, check_rate, check_seed
+from keras_reg._validation import check_bool, check_choice, check_int, check_rate, check_seed
 from keras_reg.layers._rate import RateLayer, apply_mask, keep_one, rate_tensor, scaled_mask
-from keras_reg.layers.drop_path import _check_scale_by_keep
 
 _DATA_FORMATS = ("channels_last", "channels_first")
 
@@ -160,7 +159,7 @@ def drop_block(
     """
     block_size = check_int("block_size", block_size, low=1)
     data_format = _check_data_format(data_format)
-    scale_by_keep = _check_scale_by_keep(scale_by_keep)
+    scale_by_keep = check_bool("scale_by_keep", scale_by_keep)
     x = keras.ops.convert_to_tensor(x)
     _check_rank(x.shape, data_format)
     if not training:
@@ -228,7 +227,7 @@ class DropBlock(RateLayer):
         block_size = check_int("block_size", block_size, low=1)
         check_seed(seed)
         data_format = _check_data_format(data_format)
-        _check_scale_by_keep(scale_by_keep)
+        check_bool("scale_by_keep", scale_by_keep)
         super().__init__(rate, seed=seed, **kwargs)
         self.block_size = block_size
         self.data_format = data_format

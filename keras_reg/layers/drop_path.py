@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_reg._validation import check_int, check_rate, check_seed
+from keras_reg._validation import check_bool, check_int, check_rate, check_seed
 from keras_reg.layers._rate import (
     RateLayer,
     apply_mask,
@@ -11,15 +11,6 @@ from keras_reg.layers._rate import (
     rate_tensor,
     scaled_mask,
 )
-
-
-def _check_scale_by_keep(value):
-    if not isinstance(value, bool):
-        raise TypeError(
-            "Invalid value for argument `scale_by_keep`: expected a bool. "
-            f"Received: scale_by_keep={value!r}"
-        )
-    return value
 
 
 def sample_mask(x, rate, seed, scale_by_keep=True):
@@ -62,7 +53,7 @@ def drop_path(x, rate, seed=None, training=False, scale_by_keep=True):
         Huang et al., 2016, [Deep Networks with Stochastic
         Depth](https://arxiv.org/abs/1603.09382).
     """
-    scale_by_keep = _check_scale_by_keep(scale_by_keep)
+    scale_by_keep = check_bool("scale_by_keep", scale_by_keep)
     x = keras.ops.convert_to_tensor(x)
     if not training:
         return x
@@ -148,7 +139,7 @@ class DropPath(RateLayer):
     def __init__(self, rate, seed=None, scale_by_keep=True, **kwargs):
         check_rate(rate)
         check_seed(seed)
-        _check_scale_by_keep(scale_by_keep)
+        check_bool("scale_by_keep", scale_by_keep)
         super().__init__(rate, seed=seed, **kwargs)
         self.scale_by_keep = scale_by_keep
         self.supports_masking = True

@@ -2,9 +2,9 @@
 
 import keras
 
-from keras_reg._validation import check_choice, check_rate, check_seed
+from keras_reg._validation import check_bool, check_choice, check_rate, check_seed
 from keras_reg.layers._rate import RateLayer, apply_mask, keep_one, scaled_mask
-from keras_reg.layers.drop_path import _check_scale_by_keep, sample_mask
+from keras_reg.layers.drop_path import sample_mask
 
 _MODES = ("row", "batch")
 
@@ -89,7 +89,7 @@ class StochasticDepth(RateLayer):
     def __init__(self, rate, seed=None, scale_by_keep=True, mode="row", **kwargs):
         check_rate(rate)
         check_seed(seed)
-        _check_scale_by_keep(scale_by_keep)
+        check_bool("scale_by_keep", scale_by_keep)
         check_choice("mode", mode, _MODES)
         super().__init__(rate, seed=seed, **kwargs)
         self.scale_by_keep = scale_by_keep

@@ -13,7 +13,7 @@ from keras_reg.tuning.result import (SearchError, SearchResult, SettingsMismatch
 from keras_reg.tuning.hypermodel import RegularizationHyperModel, train
 from keras_reg.tuning.tuner import TUNERS, RegularizationTuner, parse_objective
 from keras_reg.tuning.search import search
-from keras_reg.tuning._model import build_cnn
+from keras_reg.tuning.cnn import build_cnn
 
 __all__ = [
     "Regularization",

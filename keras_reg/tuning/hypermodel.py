@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_reg.data import one_hot
-from keras_reg.tuning import _model
+from keras_reg.tuning import cnn
 from keras_reg.tuning.protocol import (  # noqa: F401 -- ValidationDataLoss re-exported
     TrainingProtocol, ValidationDataLoss, steps_per_epoch)
 from keras_reg.tuning.space import Regularization, RegularizationSpace
@@ -158,7 +158,7 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
             self._schedules[model] = schedule
 
     def _tunable_model(self, reg):
-        model = _model.build_cnn(reg, self.input_shape, self.num_classes, tunable=True,
+        model = cnn.build_cnn(reg, self.input_shape, self.num_classes, tunable=True,
                                  num_examples=self.num_examples)
         self._compile(model)
         return model
@@ -178,7 +178,7 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
         model.set_weights(weights)
         for variable, value in zip(model.optimizer.variables, slots):
             variable.assign(value)
-        _model.set_regularization(model, reg)
+        cnn.set_regularization(model, reg)
         return model
 
     def pipeline(self, reg, train, validation=None):
@@ -288,7 +288,7 @@ def train(reg, train, validation, *, build_model=None, input_shape=None, num_cla
     )
     hm.reuse_models = False
     if build_model is None:
-        hm.build_model = lambda r: _model.build_cnn(r, input_shape, num_classes,
+        hm.build_model = lambda r: cnn.build_cnn(r, input_shape, num_classes,
                                                     num_examples=num_examples)
     keras.backend.clear_session()
     model = hm.make_model(reg)

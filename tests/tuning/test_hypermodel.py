@@ -9,7 +9,7 @@ from keras_reg.data import load
 from keras_reg.layers import InvertedDropout, StochasticDepth
 from keras_reg.regularizers import L2
 from keras_reg.tuning import Regularization, RegularizationSpace
-from keras_reg.tuning._model import build_cnn
+from keras_reg.tuning.cnn import build_cnn
 from keras_reg.tuning.hypermodel import RegularizationHyperModel, count_examples, train
 from keras_reg.tuning.protocol import TrainingProtocol
 
