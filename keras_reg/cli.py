@@ -29,8 +29,9 @@ SPACE_HELP = """\
   build_model(reg) that receives a keras_reg.tuning.Regularization (reg.l2 via
   reg.kernel_regularizer(), reg.dropout, reg.drop_path_rates(depth), reg.norm, ...) and returns
   a keras.Model (compiled or not) taking the data's images and ending in one output per class
-  (softmax; targets are one-hot). It is built once with the space's start values before the
-  search, to check it.
+  (softmax; targets are one-hot). A builder that also declares parameters named input_shape
+  and/or num_classes receives the data's values there. It is built once with the space's
+  start values before the search, to check it.
 
 Validation is held out from the training data; test is the dataset's own test split (or a
 held-out part for --data without one). Everything is written under --out; rerunning the same
@@ -273,8 +274,10 @@ def load_builder(spec, reg, info):
                         "function")
     import keras
 
+    from keras_reg.tuning.hypermodel import call_builder
+
     try:
-        model = builder(reg)
+        model = call_builder(builder, reg, info.image_shape, info.num_classes)
     except Exception as e:
         raise UserError(f"--model {spec!r}: {name}(reg) failed: {type(e).__name__}: "
                         f"{_first_line(e)}") from None

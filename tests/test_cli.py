@@ -4,6 +4,7 @@ import contextlib
 import io
 import json
 import os
+import pathlib
 import re
 import subprocess
 import sys
@@ -278,3 +279,21 @@ def test_preview_into_a_folder_is_one_line(tmp_path):
 def test_no_subcommand_prints_help():
     code, stdout, _ = run_main()
     assert code == 2 and "search" in stdout
+
+
+def test_the_example_model_adapts_to_the_data_classes_and_image_size():
+    """`--model examples/custom_model.py:build_model` on 3-class 12x12 RGB data: the builder
+    receives the data's input shape and number of classes (its defaults are digits')."""
+    import types
+
+    from keras_reg import cli
+    from keras_reg.tuning import Regularization
+
+    example = str(pathlib.Path(__file__).resolve().parents[1] / "examples" / "custom_model.py")
+    info = types.SimpleNamespace(image_shape=(12, 12, 3), num_classes=3)
+    builder = cli.load_builder(f"{example}:build_model", Regularization(norm="batch"), info)
+    from keras_reg.tuning.hypermodel import call_builder
+
+    model = call_builder(builder, Regularization(), (12, 12, 3), 3)
+    assert tuple(model.output_shape) == (None, 3)
+    assert tuple(model.input_shape) == (None, 12, 12, 3)

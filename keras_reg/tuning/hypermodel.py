@@ -1,5 +1,6 @@
 """The KerasTuner `HyperModel`: each trial rebuilds the model and the training pipeline."""
 
+import inspect
 import time
 import weakref
 
@@ -67,6 +68,25 @@ def data_spec(train, num_classes=None):
     return input_shape, max(int(num_classes), 2)
 
 
+def call_builder(build_model, reg, input_shape, num_classes):
+    """`build_model(reg)`, also given the data's `input_shape` / `num_classes` if it takes them.
+
+    The contract is `build_model(reg)`; a builder that declares a parameter named
+    `input_shape` or `num_classes` receives the data's values there, so one builder serves
+    data sets of any image size and number of classes.
+    """
+    try:
+        parameters = inspect.signature(build_model).parameters
+    except (TypeError, ValueError):  # builtins and some callables have no signature
+        parameters = {}
+    kwargs = {}
+    if "input_shape" in parameters:
+        kwargs["input_shape"] = tuple(input_shape)
+    if "num_classes" in parameters:
+        kwargs["num_classes"] = int(num_classes)
+    return build_model(reg, **kwargs)
+
+
 class RegularizationHyperModel(keras_tuner.HyperModel):
     """Builds one trial: the model from `build_model(reg)` and the pipeline from `reg`.
 
@@ -81,7 +101,8 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
 
     Args:
         space: a `RegularizationSpace`.
-        build_model: None or a callable `build_model(reg) -> keras.Model`.
+        build_model: None or a callable `build_model(reg) -> keras.Model` (given the data's
+            `input_shape` / `num_classes` as well if it has parameters of those names).
         input_shape, num_classes: the data's image shape and number of classes.
         objective: name of the monitored metric (e.g. `"val_data_loss"`) and `direction`.
         patience: early-stopping patience in epochs (None: no early stopping).
@@ -142,7 +163,7 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
             keras.utils.set_random_seed(self.seed)
         if self.reuse_models:
             return self._reused_model(reg)
-        model = self.build_model(reg)
+        model = call_builder(self.build_model, reg, self.input_shape, self.num_classes)
         if not isinstance(model, keras.Model):
             raise TypeError(
                 "Invalid value for argument `build_model`: expected a function returning a "

@@ -141,3 +141,23 @@ def test_build_model_must_return_a_model():
     hm = RegularizationHyperModel(RegularizationSpace(), lambda reg: "not a model", (8, 8, 1), 10)
     with pytest.raises(TypeError, match="build_model"):
         hm.make_model(Regularization())
+
+
+def test_call_builder_passes_the_data_shape_to_builders_that_take_it():
+    from keras_reg.tuning.hypermodel import call_builder
+
+    seen = {}
+
+    def plain(reg):
+        seen["plain"] = reg
+        return "plain"
+
+    def sized(reg, input_shape=(8, 8, 1), num_classes=10):
+        seen["sized"] = (input_shape, num_classes)
+        return "sized"
+
+    reg = Regularization(dropout=0.1)
+    assert call_builder(plain, reg, (12, 12, 3), 3) == "plain"
+    assert seen["plain"] is reg
+    assert call_builder(sized, reg, [12, 12, 3], 3) == "sized"
+    assert seen["sized"] == ((12, 12, 3), 3)
