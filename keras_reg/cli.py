@@ -322,6 +322,9 @@ def settings(args):
         "dataset": None if args.data else args.dataset, "image_size": args.image_size,
         "model_spec": args.model, "train_size": args.train_size,
         "batch_size": args.batch_size,
+        # The tuner learns the epochs only when its search starts; given here too, a rerun
+        # with other --epochs and another --tuner names both in one line.
+        "epochs": args.epochs,
     }
 
 

@@ -160,6 +160,20 @@ def test_rerun_with_other_settings_names_them_and_exits_2(tiny_run, model_file):
     assert_user_error(code, err, "--epochs", "1 → 2", "--overwrite", str(out))
 
 
+def test_rerun_with_another_tuner_and_epochs_names_both_at_once(tiny_run, model_file):
+    out, _ = tiny_run
+    args = list(tiny_args(model_file, out))
+    args[args.index("--epochs") + 1] = 2
+    old_tuner = args[args.index("--tuner") + 1] if "--tuner" in args else "bayesian"
+    new_tuner = "random" if old_tuner != "random" else "bayesian"
+    if "--tuner" in args:
+        args[args.index("--tuner") + 1] = new_tuner
+    else:
+        args += ["--tuner", new_tuner]
+    code, _, err = run_main(*args)
+    assert_user_error(code, err, "--epochs", "1 → 2", f"--tuner {old_tuner} → {new_tuner}")
+
+
 def test_version():
     code, stdout = exit_code_and_output("--version")
     assert code == 0 and stdout.strip() == f"keras-reg {keras_reg.__version__}"
