@@ -45,6 +45,7 @@ def _schedule(epoch, lr):
     return 0.1 / (1 + epoch)
 
 
+@pytest.mark.slow  # one of the longest default tests; CI's slow step runs it
 def test_mirrored_equals_single_device_model_fit(mirrored_strategy):
     ds = _data()
     reference = _model(tf.distribute.get_strategy())

@@ -57,6 +57,7 @@ def test_model_reads_l2_norm_drop_path_and_dropout(example):
     np.testing.assert_allclose(np.sum(probs, axis=-1), 1.0, atol=1e-5)
 
 
+@pytest.mark.slow  # one of the longest default tests; CI's slow step runs it
 def test_runs_on_its_own_and_learns(example, capsys):
     # Group norm: batch norm's moving statistics lag far behind after a few dozen steps.
     results = example.main(["--epochs", "3", "--width", "16", "--depth", "1", "--norm", "group",

@@ -16,6 +16,7 @@ def _load_example():
     return module
 
 
+@pytest.mark.slow  # one of the longest default tests; CI's slow step runs it
 def test_two_technique_run_writes_table_and_learning_curves(tmp_path, capsys):
     example = _load_example()
     argv = ["--train-size", "64", "--epochs", "2", "--width", "8",

@@ -25,6 +25,7 @@ def _check_saved_and_exported(results, tmp_path):
     assert os.path.isfile(tmp_path / "saved_model" / "saved_model.pb")
 
 
+@pytest.mark.slow  # one of the longest default tests; CI's slow step runs it
 def test_small_residual_digits_trains_saves_exports_and_reloads(tmp_path, capsys):
     example = _load_example()
     results = example.main(["--epochs", "2", "--width", "8", "--depth", "1",
