@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 import keras_reg
@@ -307,3 +308,51 @@ def test_the_example_model_adapts_to_the_data_classes_and_image_size():
     model = call_builder(builder, Regularization(), (12, 12, 3), 3)
     assert tuple(model.output_shape) == (None, 3)
     assert tuple(model.input_shape) == (None, 12, 12, 3)
+
+
+def _write_user_data(kind, root):
+    """Three classes of 8x8 grayscale images (a bright quadrant per class, noise elsewhere)."""
+    rng = np.random.default_rng(0)
+    images, labels = [], []
+    for label in range(3):
+        for _ in range(14):
+            image = rng.integers(0, 60, (8, 8), dtype=np.uint8)
+            image[(label // 2) * 4:(label // 2) * 4 + 4, (label % 2) * 4:(label % 2) * 4 + 4] += 180
+            images.append(image)
+            labels.append(label)
+    images, labels = np.stack(images), np.array(labels)
+    if kind == "npz":
+        path = root / "three.npz"
+        np.savez(path, x_train=images, y_train=labels)
+        return path
+    from PIL import Image
+
+    path = root / "pngs"
+    for i, (image, label) in enumerate(zip(images, labels)):
+        folder = path / f"class_{label}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image, mode="L").save(folder / f"{i:03d}.png")
+    return path
+
+
+@pytest.mark.parametrize("kind", ["png_folder", pytest.param("npz", marks=pytest.mark.slow)])
+def test_own_data_own_model_and_space_override_finish_with_the_report(kind, tmp_path):
+    """A new user's run: `--data` (class folders of PNGs, or an .npz), `--model` the example
+    file, a `--space` override; the report compares four rows on the data's 3 classes."""
+    data = _write_user_data(kind, tmp_path)
+    example = pathlib.Path(__file__).resolve().parents[1] / "examples" / "custom_model.py"
+    out = tmp_path / "out"
+    code, stdout, stderr = run_main(
+        "search", "--data", data, "--model", f"{example}:build_model", "--space",
+        "dropout=0:0.3", "mixup_alpha=off", "--max-trials", 1, "--epochs", 1,
+        "--batch-size", 8, "--seed", 0, "--out", out)
+    assert code == 0, stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["runs"]) == ["none", "start", "recipe", "best"]
+    assert summary["settings"]["data"] == os.path.abspath(data)
+    report = (out / "report.md").read_text()
+    assert "3 classes" in report or "3 classes" in stdout
+    import keras
+
+    model = keras.models.load_model(out / "best_model.keras")
+    assert model.output_shape == (None, 3) and model.input_shape == (None, 8, 8, 1)

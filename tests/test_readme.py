@@ -17,7 +17,7 @@ README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 
 # The two set-up commands the CI runs verbatim (.ci/run runs the second one).
 SEARCH_COMMAND = "pip install -e . && keras-reg search --out keras_reg_out"
-TEST_COMMAND = 'pip install -e ".[test]" && python -m pytest'
+TEST_COMMAND = "pip install -e \".[test]\" && python -m pytest -n 2"
 
 _FENCE = re.compile(r"^```(\S*)[ \t]*$")
 
