@@ -9,7 +9,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_reg.data import MixupCutMix, load
+from keras_reg.data import MixupCutMix
+from tests.tuning._tiny import tiny_model
 from keras_reg.tuning import (Regularization, RegularizationSpace, RegularizationTuner,
                               SearchError, SearchResult, SettingsMismatchError, search)
 
@@ -18,18 +19,6 @@ from keras_reg.tuning import (Regularization, RegularizationSpace, Regularizatio
 SPACE = RegularizationSpace(l2=(1e-5, 1e-3), dropout=(0.0, 0.3), drop_path="off",
                             mixup_alpha="off", cutmix_alpha="off", label_smoothing="off",
                             augment="off", input_noise="off", norm="batch")
-
-
-def tiny_model(reg):
-    return keras.Sequential([
-        keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dropout(reg.dropout),
-        keras.layers.Dense(10, activation="softmax", kernel_regularizer=reg.kernel_regularizer()),
-    ])
-
-
-@pytest.fixture(scope="module")
-def data():
-    return load("digits", ("train[:64]", "train[80%:]"), batch_size=32)
 
 
 @pytest.fixture(scope="module")

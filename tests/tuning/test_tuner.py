@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_reg.data import load
+from tests.tuning._tiny import tiny_model
 from keras_reg.tuning import (Regularization, RegularizationSpace, RegularizationTuner,
                               SettingsMismatchError, parse_objective)
 from keras_reg.tuning._checkpoint import TimedBackup
@@ -21,18 +21,6 @@ from keras_reg.tuning.space import references
 SPACE = RegularizationSpace(l2=(0.0, 1e-3), dropout=(0.0, 0.3), drop_path=[0.0, 0.1],
                             mixup_alpha="off", cutmix_alpha="off", label_smoothing=[0.0, 0.1],
                             augment=[0.0, 0.5], input_noise="off", norm=["batch", None])
-
-
-def tiny_model(reg):
-    return keras.Sequential([
-        keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dropout(reg.dropout),
-        keras.layers.Dense(10, activation="softmax", kernel_regularizer=reg.kernel_regularizer()),
-    ])
-
-
-@pytest.fixture(scope="module")
-def data():
-    return load("digits", ("train[:64]", "train[80%:]"), batch_size=32)
 
 
 # The shared search: cheap trials (no data-side transforms), references start and none.
