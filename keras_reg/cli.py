@@ -444,16 +444,25 @@ def _finish(args, data, space, builder, result, command, search_seconds, start, 
         f"{len(result.trials)} trials completed; best {result.objective} "
         f"{report.fmt(result.best_trial.objective)} with {report.describe(best)}")
     regs = dict(references(space), best=best)
-    say(f"retraining {', '.join(regs)} from scratch under the same protocol"
-        + (f", {args.repeats} seeds" if args.repeats > 1 else "") + "...")
-    comparison = report.compare(
-        regs, data.make, repeats=args.repeats, seed=args.seed,
-        num_classes=data.info.num_classes, epochs=args.epochs,
-        patience=max(5, args.epochs // 4), build_model=builder,
-        input_shape=tuple(data.info.image_shape), verbose=verbose,
-        progress=lambda run: say(f"  {run.name} (seed {run.seed}): test accuracy "
-                                 f"{report.fmt(run.metrics['test_accuracy'])}, loss "
-                                 f"{report.fmt(run.metrics['test_loss'])}"))
+    shown = lambda run: say(f"  {run.name} (seed {run.seed}): test accuracy "  # noqa: E731
+                            f"{report.fmt(run.metrics['test_accuracy'])}, loss "
+                            f"{report.fmt(run.metrics['test_loss'])}")
+    # With one seed the trials already trained every reference and the best values.
+    chosen = args.repeats == 1 and report.reference_trials(result, list(references(space)))
+    if chosen:
+        say("test figures of the references' trials and of the best trial (each trained "
+            "from scratch under the same protocol in the search; no retraining)...")
+        comparison = report.from_trials(result, chosen, data.make,
+                                        num_classes=data.info.num_classes, seed=args.seed,
+                                        progress=shown)
+    else:
+        say(f"retraining {', '.join(regs)} from scratch under the same protocol"
+            + (f", {args.repeats} seeds" if args.repeats > 1 else "") + "...")
+        comparison = report.compare(
+            regs, data.make, repeats=args.repeats, seed=args.seed,
+            num_classes=data.info.num_classes, epochs=args.epochs,
+            patience=max(5, args.epochs // 4), build_model=builder,
+            input_shape=tuple(data.info.image_shape), verbose=verbose, progress=shown)
     first = {name: runs[0] for name, runs in comparison.runs.items()}
     out = args.out
     files = []

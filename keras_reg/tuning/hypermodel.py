@@ -147,6 +147,7 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
         self.transforms = {}
         self.fit_seconds = {}
         self.epochs_run = {}
+        self.histories = {}  # per trial id: its History.history (the curves of the report)
 
     def declare_hyperparameters(self, hp):
         self.space.declare(hp)
@@ -261,6 +262,8 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
                            **kwargs)
         self.fit_seconds[self.trial_id] = time.perf_counter() - start
         self.epochs_run[self.trial_id] = len(history.epoch)
+        self.histories[self.trial_id] = {k: [float(v) for v in values]
+                                         for k, values in history.history.items()}
         return history
 
 

@@ -98,15 +98,7 @@ def retrain(regs, train, validation, test, *, num_classes, epochs, patience, see
             steps_per_execution=steps_per_execution, verbose=verbose,
         )
         seconds = time.perf_counter() - start
-        test_m = evaluate(model, _fresh(test), num_classes)
-        train_m = evaluate(model, _fresh(train), num_classes)
-        metrics = {
-            "test_accuracy": test_m["accuracy"], "test_loss": test_m["loss"],
-            "test_error": 1.0 - test_m["accuracy"],
-            "train_accuracy": train_m["accuracy"], "train_loss": train_m["loss"],
-            "gap_accuracy": test_m["accuracy"] - train_m["accuracy"],
-            "gap_loss": test_m["loss"] - train_m["loss"],
-        }
+        metrics = measure(model, train, test, num_classes)
         runs[name] = Run(name, reg, model, history, metrics, seconds, seed=seed)
         if progress is not None:
             progress(runs[name])
@@ -279,6 +271,85 @@ def compare(regs, data, *, repeats=1, seed=0, progress=None, **protocol):
                 runs["best"].append(Run("best", run.reg, run.model, run.history, run.metrics,
                                         run.seconds, seed=run.seed))
     return Comparison(runs, seeds, same_as=same)
+
+
+class TrialHistory:
+    """A `keras.callbacks.History` look-alike of a trial's recorded curves."""
+
+    def __init__(self, history):
+        self.history = {k: list(v) for k, v in history.items()}
+        self.epoch = list(range(max((len(v) for v in self.history.values()), default=0)))
+
+
+def measure(model, train, test, num_classes):
+    """The figures of a `Run`: test and clean-train accuracy and data loss, and their gaps."""
+    test_m = evaluate(model, _fresh(test), num_classes)
+    train_m = evaluate(model, _fresh(train), num_classes)
+    return {
+        "test_accuracy": test_m["accuracy"], "test_loss": test_m["loss"],
+        "test_error": 1.0 - test_m["accuracy"],
+        "train_accuracy": train_m["accuracy"], "train_loss": train_m["loss"],
+        "gap_accuracy": test_m["accuracy"] - train_m["accuracy"],
+        "gap_loss": test_m["loss"] - train_m["loss"],
+    }
+
+
+def reference_trials(result, names):
+    """`{name: TrialRecord}` of each reference in `names` and `"best"`, or None.
+
+    None when a reference has no completed trial (the search skipped or lost it) or when the
+    trials do not each train from scratch for the full epochs (Hyperband's rounds): the
+    comparison then needs retraining (`compare`).
+    """
+    tuner = result.tuner
+    if tuner is None or getattr(tuner, "kind", None) == "hyperband":
+        return None
+    refs = result.references
+    if any(name not in refs for name in names):
+        return None
+    return {**{name: refs[name] for name in names}, "best": result.best_trial}
+
+
+def from_trials(result, chosen, data, *, num_classes, seed, progress=None):
+    """The comparison of a single seed read from the search's own trials, without retraining.
+
+    Under the Bayesian and random tuners every trial trains a configuration from scratch under
+    the protocol `retrain` uses, and the references are trials: the trial of each reference
+    and the best trial are the runs of the seed, their best-epoch checkpoints the models (the
+    best one is the model the search hands over). Each model is measured on the test split and
+    the clean training data, as `retrain` does. The runs are paired by seed, not by data
+    order (the trials share one shuffled dataset).
+
+    Args:
+        result: the `SearchResult` (with its tuner).
+        chosen: `reference_trials(result, names)`.
+        data: `data(seed) -> (train, validation, test)`.
+        num_classes: int.
+        seed: the search's seed.
+        progress: None or `progress(run)` after each run.
+
+    Returns:
+        A `Comparison` of one seed.
+    """
+    tuner = result.tuner
+    best_id = chosen["best"].trial_id
+    same = next((n for n, r in chosen.items() if n != "best" and r.trial_id == best_id), None)
+    train, _, test = data(seed)
+    runs = {}
+    for name, record in chosen.items():
+        if name == "best" and same:
+            held = runs[same][0]
+            runs["best"] = [Run("best", held.reg, held.model, held.history, held.metrics,
+                                held.seconds, seed=seed)]
+            continue
+        model = tuner.load_model(tuner.oracle.get_trial(record.trial_id))
+        run = Run(name, record.regularization, model,
+                  TrialHistory(tuner.trial_curves(record.trial_id)),
+                  measure(model, train, test, num_classes), record.seconds, seed=seed)
+        runs[name] = [run]
+        if progress is not None:
+            progress(run)
+    return Comparison(runs, [seed], same_as=same)
 
 
 def text_table(header, rows):

@@ -27,6 +27,7 @@ REFERENCES = ("start", "none", "recipe")
 DATA_LOSS = "val_data_loss"
 ATTEMPTS = "keras_reg_attempts.json"
 WEIGHTS = "checkpoint.weights.h5"
+CURVES = "curves.json"
 _MAXIMIZED = ("acc", "auc", "precision", "recall", "f1", "iou")
 _ENDED = ("COMPLETED", "FAILED", "INVALID")
 
@@ -497,6 +498,15 @@ class RegularizationTuner(keras_tuner.Tuner):
         _load_weights(model, self._weights_path(trial.trial_id))
         return model
 
+    def trial_curves(self, trial_id):
+        """`{metric: [value per epoch]}` the trial logged (its `History.history`), or `{}`.
+
+        KerasTuner keeps only the best epoch's metrics; the tuner writes each trial's whole
+        curves next to its checkpoint. A trial resumed from a backup has the epochs of its
+        last attempt.
+        """
+        return _read_json(os.path.join(self.get_trial_dir(trial_id), CURVES), {})
+
     def label_of(self, values):
         """The reference label (`"start"`, ...) whose values `values` holds, or None."""
         values = {k: v for k, v in dict(values).items() if not k.startswith("tuner/")}
@@ -523,6 +533,9 @@ class RegularizationTuner(keras_tuner.Tuner):
             message=last_line(ended.message), label=self.label_of(ended.hyperparameters.values),
         )
         _write_json(os.path.join(self.get_trial_dir(trial_id), RECORD), record.to_dict())
+        if trial_id in hm.histories:
+            _write_json(os.path.join(self.get_trial_dir(trial_id), CURVES),
+                        hm.histories.pop(trial_id))
         self.records.append(record)
         if self.progress is not None:
             self.progress(record, record.number, self.max_trials)

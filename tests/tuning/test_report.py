@@ -182,3 +182,47 @@ def test_a_shared_shuffled_dataset_gives_the_second_run_other_epochs():
     runs = report.retrain({"a": reg, "b": reg}, train, val, test, seed=0, **PROTOCOL)
     assert runs["a"].history.history["loss"] != pytest.approx(runs["b"].history.history["loss"],
                                                               rel=1e-9)
+
+
+def _tiny_search(tmp_path, tuner="random", max_trials=4):
+    from keras_reg.tuning import RegularizationSpace, search
+
+    space = RegularizationSpace(l2=(0.0, 1e-3), dropout=(0.0, 0.5), drop_path="off",
+                                mixup_alpha="off", cutmix_alpha="off", label_smoothing="off",
+                                augment="off", input_noise="off", norm="off")
+    train, val, _ = _data()
+    return search(tiny_model, train, val, space=space, tuner=tuner, max_trials=max_trials,
+                  epochs=3, directory=str(tmp_path), seed=0, patience=None)
+
+
+def test_from_trials_measures_the_trials_own_checkpoints(tmp_path):
+    result = _tiny_search(tmp_path)
+    chosen = report.reference_trials(result, ["start"])
+    assert chosen is not None and chosen["start"].label == "start"
+    assert chosen["best"].trial_id == result.best_trial.trial_id
+    c = report.from_trials(result, chosen, _data, num_classes=10, seed=0)
+    assert list(c.runs) == ["start", "best"] and c.seeds == [0]
+    test = _data()[2]
+    for name, record in chosen.items():
+        run = c.runs[name][0]
+        # The model is the trial's best-epoch checkpoint: its test figures are recomputed
+        # independently from its predictions, and its validation accuracy is the trial's.
+        accuracy, loss = _numpy_metrics(run.model, test)
+        assert run.metrics["test_accuracy"] == pytest.approx(accuracy, abs=1e-6)
+        assert run.metrics["test_loss"] == pytest.approx(loss, abs=1e-4)
+        assert run.epochs == record.epochs == 3
+        assert len(run.history.history["val_data_loss"]) == 3
+        assert min(run.history.history["val_data_loss"]) == pytest.approx(record.objective)
+        assert run.reg == record.regularization
+    if result.best_trial.label == "start":
+        assert c.same_as == "start"
+        assert c.runs["best"][0].metrics == c.runs["start"][0].metrics
+    else:
+        assert c.same_as is None
+
+
+def test_reference_trials_need_every_reference_and_whole_trials(tmp_path):
+    result = _tiny_search(tmp_path)
+    assert report.reference_trials(result, ["start", "none"]) is None  # `none` = `start` here
+    hyperband = _tiny_search(tmp_path / "hb", tuner="hyperband", max_trials=3)
+    assert report.reference_trials(hyperband, ["start"]) is None  # rounds are not whole runs
