@@ -244,7 +244,7 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
             self.protocol.set_lengths(schedule, steps_per_epoch(train), epochs, initial_epoch,
                                       step)
         callbacks = (self.protocol.callbacks(model, train if val_ds is not None else None,
-                                             curves, epochs=epochs)
+                                             curves, epochs=epochs, validation=val_ds)
                      + list(callbacks or []))
         kwargs.setdefault("verbose", 0)
         kwargs.setdefault("shuffle", False)  # the pipeline shuffles; Keras would warn
