@@ -10,7 +10,8 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="hyp
            batch_size=32, num_classes=None, patience="auto", learning_rate=4e-3,
            steps_per_execution=8, max_retries_per_trial=1, max_consecutive_failed_trials=3,
            max_attempts=3, progress=None, hyperband_factor=3, backup_interval=20.0,
-           tensorboard_dir=None, references=REFERENCES, settings=None, on_resume=None):
+           tensorboard_dir=None, references=REFERENCES, probes=True, settings=None,
+           on_resume=None):
     """Searches the regularization strength of a model with KerasTuner.
 
     `RegularizationTuner(...)` followed by `tuner.search(...)` and `tuner.result()`: every
@@ -67,6 +68,8 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="hyp
         tensorboard_dir: None or a folder for every trial's TensorBoard logs and
             hyperparameters (`trial_<number>` inside).
         references: labels of the references evaluated first (`()` for none).
+        probes: then also try the starting points of `keras_reg.tuning.space.probes` (a
+            strong recipe) that lie in the space.
         settings: a JSON-able dict of the caller's settings, recorded and compared on resume.
         on_resume: None or `on_resume(done, total)`, called before the trials when the
             directory already held `done` finished trials.
@@ -105,7 +108,7 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="hyp
     kt = RegularizationTuner(
         build_model, space=space, tuner=tuner, objective=objective, max_trials=max_trials,
         directory=directory, project_name=project_name, overwrite=overwrite, seed=seed,
-        references=references, settings=settings, tensorboard_dir=tensorboard_dir,
+        references=references, probes=probes, settings=settings, tensorboard_dir=tensorboard_dir,
         max_epochs=epochs if tuner == "hyperband" else None, hyperband_factor=hyperband_factor,
         batch_size=batch_size, num_classes=num_classes, patience=patience,
         learning_rate=learning_rate, steps_per_execution=steps_per_execution,

@@ -474,3 +474,28 @@ def references(space=None, flip=None):
         flip = start.flip
     return {"none": Regularization.none(), "start": start,
             "recipe": Regularization.recipe(flip=flip)}
+
+
+def probes(space=None, flip=None):
+    """Starting points a search tries right after the references (when the space holds them).
+
+    The references sit at the weak end of the space (`none`, `start`) or just above it
+    (`recipe`); a search of ten trials whose other first points are random rarely lands where
+    several regularizers are strong at once. One fixed point there gives the tuner that corner:
+
+    - `"strong"`: batch norm, L2 λ = 1e-4, dropout 0.3, drop-path 0.1, augmentation strength
+      1 and Mixup α = 0.2 (a stronger `Regularization.recipe()` with Mixup, in the spirit of
+      the recipes that train image models on little data).
+
+    Args:
+        space: None (`RegularizationSpace()`) or a `RegularizationSpace`.
+        flip: the label-preserving flip; None takes the space's fixed `flip`.
+
+    Returns:
+        A dict `{label: Regularization}` (check `space.contains` before using one).
+    """
+    space = RegularizationSpace() if space is None else space
+    if flip is None:
+        flip = space.start().flip
+    return {"strong": Regularization(l2=1e-4, dropout=0.3, drop_path=0.1, augment=1.0,
+                                     mixup_alpha=0.2, norm="batch", flip=flip)}

@@ -170,6 +170,9 @@ class RegularizationTuner(keras_tuner.Tuner):
         seed: None or int >= 0: the oracle's seed and every model's and transform's seed
             (seed 0 fixes the trials too).
         references: labels of the references evaluated first (`()` for none).
+        probes: after the references, also try the starting points of
+            `keras_reg.tuning.space.probes` that lie in the space (a strong recipe), labelled
+            in the trial table; they are not references of the report.
         settings: a JSON-able dict of the caller's own settings (data, model...), recorded
             and compared on resume together with the tuner's (space, tuner, objective,
             seed, training settings). `max_trials` is recorded but may change on resume.
@@ -218,7 +221,7 @@ class RegularizationTuner(keras_tuner.Tuner):
 
     def __init__(self, build_model=None, space=None, tuner="bayesian", objective="val_loss",
                  max_trials=10, directory="keras_reg_search", project_name="search",
-                 overwrite=False, seed=None, *, references=REFERENCES, settings=None,
+                 overwrite=False, seed=None, *, references=REFERENCES, probes=True, settings=None,
                  tensorboard_dir=None, max_epochs=None, hyperband_factor=3, batch_size=32,
                  num_classes=None, patience="auto", learning_rate=4e-3, steps_per_execution=8,
                  max_retries_per_trial=1, max_consecutive_failed_trials=3, max_attempts=3,
@@ -285,6 +288,14 @@ class RegularizationTuner(keras_tuner.Tuner):
                 continue
             self.reference_values[label] = values
             issued.append((label, values))
+        # Then the starting points (`space_module.probes`) the space holds: where the
+        # references are the weak end of the space, a strong recipe spans it for the tuner.
+        for label, reg in (space_module.probes(space).items() if probes else ()):
+            values = space.hp_values(reg) if space.contains(reg) else None
+            if values is None or values in self.reference_values.values():
+                continue
+            self.reference_values[label] = values
+            issued.append((label, values))
 
         project_dir = os.path.join(str(directory), project_name)
         if overwrite and _distributed_role() != "worker":  # the chief owns a shared directory
@@ -292,7 +303,8 @@ class RegularizationTuner(keras_tuner.Tuner):
         own = {
             "tuner": kind, "space": space.get_config(),
             "objective": f"{self.objective.name}:{self.objective.direction}", "seed": seed,
-            "references": list(labels), "max_trials": max_trials, "patience": patience,
+            "references": list(labels), "probes": bool(probes), "max_trials": max_trials,
+            "patience": patience,
             "learning_rate": learning_rate, "steps_per_execution": steps_per_execution,
             "build_model": "built-in CNN" if build_model is None else getattr(
                 build_model, "__qualname__", type(build_model).__name__),

@@ -192,6 +192,26 @@ def test_oracles_hand_out_the_references_first(tmp_path, kind):
     assert tuner.label_of(trials[3].hyperparameters.values) is None
 
 
+def test_the_strong_probe_follows_the_references_where_the_space_holds_it(tmp_path):
+    from keras_reg.tuning.space import probes
+
+    space = RegularizationSpace()
+    tuner, trials = _first_trials(tmp_path / "on", 5, space=space, tuner="bayesian",
+                                  max_trials=6)
+    strong = probes(space)["strong"]
+    assert (strong.dropout, strong.augment, strong.mixup_alpha) == (0.3, 1.0, 0.2)
+    labels = [tuner.label_of(t.hyperparameters.values) for t in trials]
+    assert labels == ["start", "none", "recipe", "strong", None]
+    assert trials[3].hyperparameters.values == space.hp_values(strong)
+    _, off = _first_trials(tmp_path / "off", 4, space=space, tuner="bayesian", max_trials=6,
+                           probes=False)
+    assert off[3].hyperparameters.values != space.hp_values(strong)
+    # a space without Mixup cannot hold it: no probe, and nothing said (it is no reference)
+    tuner, trials = _first_trials(tmp_path / "narrow", 4, space=SPACE, tuner="random",
+                                  max_trials=5)
+    assert "strong" not in tuner.reference_values and "strong" not in tuner.skipped_references
+
+
 def test_hyperband_evaluates_the_references_in_its_first_bracket(tmp_path):
     # max_epochs=3, factor 3: the first bracket runs 3 candidates for 1 epoch, then 1 for 3
     tuner, trials = _first_trials(tmp_path, 3, space=SPACE, tuner="hyperband", max_epochs=3,
