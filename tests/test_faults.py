@@ -4,7 +4,8 @@ The run uses keras_reg regularizers (scheduled L2 strength), GroupNorm, MixupCut
 with MixupScheduler, and rate layers with RateScheduler. Interrupted in epoch 2 (by an exception
 from a callback, or by SIGKILL in a subprocess, `slow`) and resumed in a fresh model, it
 continues from the last epoch backup with the scheduled rates / strengths / mixing of that epoch
-and ends with the weights of an uninterrupted run.
+and ends with the weights of an uninterrupted run. The uninterrupted run is trained once per
+module (in this process) and serves as the reference of both resume tests.
 
 The keras_reg layers save their `keras.random.SeedGenerator` state with their weights (Keras
 3.15 does not), so with active random layers the resumed run draws the masks of the
@@ -14,19 +15,14 @@ uninterrupted one and ends bit-identical to it. Keras limit, documented by the t
 """
 
 import os
-import pathlib
 import signal
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 
 from keras_reg import callbacks, layers
-from tests._workers import fault_worker
-
-ROOT = pathlib.Path(__file__).parent.parent
+from tests._workers import fault_worker, processes
 
 
 class _Crash(Exception):
@@ -55,22 +51,28 @@ def _fit(backup, crash=None):
     return model, history, reg, mix
 
 
-@pytest.mark.slow  # three full runs of the fault model; the rate/dropout resumes below are fast
-def test_resume_after_exception_equals_uninterrupted_run(tmp_path):
-    reference, ref_history, ref_reg, _ = _fit(tmp_path / "reference")
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The fault model trained without interruption (with a backup), in this process."""
+    model, history, reg, _ = _fit(tmp_path_factory.mktemp("uninterrupted") / "backup")
+    return {"weights": model.get_weights(), "loss": history.history["loss"],
+            "l2": float(reg.l2), "iterations": int(model.optimizer.iterations.numpy())}
+
+
+@pytest.mark.slow  # two full runs of the fault model, and the reference; the rate/dropout
+@pytest.mark.xdist_group("faults")  # resumes below are fast
+def test_resume_after_exception_equals_uninterrupted_run(tmp_path, uninterrupted):
     with pytest.raises(_Crash):
         _fit(tmp_path / "backup", crash=(2, 1))
     keras.backend.clear_session()
     resumed, history, reg, mix = _fit(tmp_path / "backup")
     assert history.epoch == [2, 3, 4]  # resumed at the interrupted epoch
-    np.testing.assert_allclose(history.history["loss"], ref_history.history["loss"][2:],
-                               rtol=1e-6)
-    for got, want in zip(resumed.get_weights(), reference.get_weights()):
+    np.testing.assert_allclose(history.history["loss"], uninterrupted["loss"][2:], rtol=1e-6)
+    for got, want in zip(resumed.get_weights(), uninterrupted["weights"]):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
     assert float(reg.l2) == pytest.approx(0.01 / 5)  # schedule of the last epoch
     assert mix.prob == 0.0  # MixupScheduler: off from epoch 3
-    assert int(resumed.optimizer.iterations.numpy()) == int(
-        reference.optimizer.iterations.numpy())
+    assert int(resumed.optimizer.iterations.numpy()) == uninterrupted["iterations"]
 
 
 def _rate_model():
@@ -137,33 +139,36 @@ def test_resume_with_active_dropout_is_bit_exact(tmp_path):
         np.testing.assert_array_equal(got, want)
 
 
-def _worker(backup, out, kill=None, timeout=240):
-    args = [sys.executable, str(pathlib.Path(fault_worker.__file__)), str(backup), str(out)]
-    args += [str(v) for v in kill or ()]
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.Popen(args, env=env, cwd=str(ROOT), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+def _worker(tmp_path, backup, out, kill=None, timeout=240):
+    """Runs tests/_workers/fault_worker.py in a process of its own; returns (code, output)."""
+    args = [backup, out, *(kill or ())]
+    worker = processes.start(fault_worker.__file__, args,
+                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+                             output=tmp_path / f"{out.stem}.log")
     try:
-        _, err = proc.communicate(timeout=timeout)
+        worker.wait(timeout=timeout)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-    return proc.returncode, err.decode(errors="replace")[-2000:]
+        worker.stop()
+    return worker.returncode, worker.output()[-2000:]
 
 
 @pytest.mark.slow
-def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
-    code, err = _worker(tmp_path / "ref", tmp_path / "ref.npz")
-    assert code == 0, err
-    code, err = _worker(tmp_path / "backup", tmp_path / "killed.npz", kill=(2, 1))
+@pytest.mark.xdist_group("faults")
+def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path, uninterrupted):
+    """A worker process SIGKILLs itself in epoch 2; a new process resumes from its backup and
+    ends where the uninterrupted run (the fixture, trained in this process) ended."""
+    code, err = _worker(tmp_path, tmp_path / "backup", tmp_path / "killed.npz", kill=(2, 1))
     assert code == -signal.SIGKILL, err
     assert not (tmp_path / "killed.npz").exists()
-    code, err = _worker(tmp_path / "backup", tmp_path / "resumed.npz")
+    assert (tmp_path / "backup").exists()  # the killed process left its epoch backup
+    code, err = _worker(tmp_path, tmp_path / "backup", tmp_path / "resumed.npz")
     assert code == 0, err
-    ref, resumed = np.load(tmp_path / "ref.npz"), np.load(tmp_path / "resumed.npz")
+    resumed = np.load(tmp_path / "resumed.npz")
     assert resumed["epochs"].tolist() == [2, 3, 4]
-    np.testing.assert_allclose(resumed["loss"], ref["loss"][2:], rtol=1e-6)
-    assert float(resumed["l2"]) == pytest.approx(float(ref["l2"]))
-    for i in range(len([k for k in ref.files if k.startswith("arr_")])):
-        np.testing.assert_allclose(resumed[f"arr_{i}"], ref[f"arr_{i}"], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(resumed["loss"], uninterrupted["loss"][2:], rtol=1e-6)
+    assert float(resumed["l2"]) == pytest.approx(uninterrupted["l2"])
+    weights = [resumed[k] for k in sorted((k for k in resumed.files if k.startswith("arr_")),
+                                          key=lambda k: int(k[4:]))]
+    assert len(weights) == len(uninterrupted["weights"])
+    for got, want in zip(weights, uninterrupted["weights"]):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)

@@ -2,7 +2,8 @@
 
 The Keras backend is fixed when keras is first imported, and this pytest process runs
 TensorFlow, so the checks run in a subprocess with KERAS_BACKEND=jax. The same script also runs
-on TensorFlow here, which keeps it honest (backend-agnostic). Skipped with a reason when jax is
+on TensorFlow here (in a process forked by tests/_workers/processes.py, whose Keras runs on
+TensorFlow), which keeps it honest (backend-agnostic). Skipped with a reason when jax is
 not installed (`pip install "keras_reg[jax]"` or `pip install "jax[cpu]"`).
 """
 
@@ -14,13 +15,24 @@ import sys
 
 import pytest
 
+from tests._workers import processes
+
 SCRIPT = pathlib.Path(__file__).parent / "_workers" / "jax_layer_checks.py"
 ROOT = pathlib.Path(__file__).parent.parent
 
 
-def _run(backend, timeout=300):
+def _run(backend, tmp_path, timeout=300):
     env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3",
                JAX_PLATFORMS="cpu")
+    if backend == "tensorflow":  # the backend of the forked processes
+        worker = processes.start(SCRIPT, env=env, output=tmp_path / "checks.log")
+        try:
+            worker.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the {backend} layer checks did not finish in {timeout} s")
+        finally:
+            worker.stop()
+        return worker.returncode, worker.output()
     proc = subprocess.Popen([sys.executable, str(SCRIPT)], env=env, cwd=str(ROOT),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -39,14 +51,14 @@ def _run(backend, timeout=300):
                     and not os.environ.get("KERAS_REG_REQUIRE_JAX"),
                     reason="jax is not installed (pip install 'jax[cpu]'); CI installs it and "
                     "sets KERAS_REG_REQUIRE_JAX=1")
-def test_layers_on_jax_backend():
-    code, out = _run("jax")
+def test_layers_on_jax_backend(tmp_path):
+    code, out = _run("jax", tmp_path)
     assert code == 0, out[-6000:]
     assert "11/11 checks passed on jax" in out, out[-3000:]
 
 
 @pytest.mark.slow
-def test_same_checks_on_tensorflow_backend():
-    code, out = _run("tensorflow")
+def test_same_checks_on_tensorflow_backend(tmp_path):
+    code, out = _run("tensorflow", tmp_path)
     assert code == 0, out[-6000:]
     assert "11/11 checks passed on tensorflow" in out, out[-3000:]

@@ -1,20 +1,29 @@
-"""One worker of a MultiWorkerMirroredStrategy run on 127.0.0.1 (spawned by the tests).
+"""Worker of a MultiWorkerMirroredStrategy run on 127.0.0.1 (started by tests/test_multiworker.py).
 
-Usage: python mwms_worker.py MODE INDEX PORT0,PORT1 OUT.json
-MODE: "keras_fit" (plain `model.fit`, broken upstream: keras-team/keras#20585),
-"reg_fit" (keras_reg.distribute.fit), "single" (no strategy: the single-process reference),
-"masks" (the dropout masks each replica draws through keras_reg.distribute.fit),
-"every_layer" (every keras_reg layer + MixupCutMix via distribute.fit) and
-"every_layer_mirrored" (the same in one process on 2 logical CPUs: its reference).
-Writes a JSON object with the per-epoch losses and the final weights, or the error.
+Usage: python mwms_worker.py MODE[,MODE...] INDEX PORT0,PORT1 OUT.json
+Runs the modes one after the other in this process, with one strategy:
+"keras_fit" (plain `model.fit`, broken upstream: keras-team/keras#20585),
+"reg_fit" (keras_reg.distribute.fit), "masks" (the dropout masks each replica draws through
+keras_reg.distribute.fit) and "every_layer" (every keras_reg layer + MixupCutMix via
+distribute.fit) are cluster modes: the process is worker INDEX of the TF_CONFIG cluster on the
+two ports. "single" (no strategy: the reference of reg_fit) and "every_layer_mirrored" (the
+every_layer run in one process on 2 logical CPUs: its reference) are reference modes: no
+cluster, the ports are ignored. A process runs modes of one kind only.
+Writes a JSON object {mode: result} after every mode; a result holds the per-epoch losses and
+the final weights, or the error.
 """
 
 import json
 import os
 import sys
 
-mode, index, ports, out = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(","), sys.argv[4]
-if mode != "single":
+modes = sys.argv[1].split(",")
+index, ports, out = int(sys.argv[2]), sys.argv[3].split(","), sys.argv[4]
+REFERENCE_MODES = {"single", "every_layer_mirrored"}
+reference = set(modes) <= REFERENCE_MODES
+if not reference and set(modes) & REFERENCE_MODES:
+    sys.exit(f"cluster and reference modes in one process: {modes}")
+if not reference:
     os.environ["TF_CONFIG"] = json.dumps(
         {
             "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
@@ -27,15 +36,17 @@ os.environ["KERAS_BACKEND"] = "tensorflow"
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-if mode == "single":
-    strategy = tf.distribute.get_strategy()
-elif mode == "every_layer_mirrored":
+if reference:
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    strategy = tf.distribute.MirroredStrategy(
-        ["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice())
+    strategies = {
+        "single": tf.distribute.get_strategy(),
+        "every_layer_mirrored": tf.distribute.MirroredStrategy(
+            ["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice()),
+    }
 else:
-    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    cluster = tf.distribute.MultiWorkerMirroredStrategy()
+    strategies = dict.fromkeys(modes, cluster)
 
 import keras  # noqa: E402
 
@@ -100,49 +111,58 @@ def mixed_digits():
     return ds.map(D.MixupCutMix(10, seed=0)).with_options(options)
 
 
-result = {"mode": mode, "index": index}
-try:
-    with strategy.scope():
-        model = build()
-    if mode.startswith("every_layer"):
+def run(mode, strategy):
+    result = {"mode": mode, "index": index}
+    try:
         with strategy.scope():
-            model = build_every_layer()
-        history = distribute.fit(model, mixed_digits(), epochs=2, strategy=strategy, verbose=0)
-        result["loss"] = [float(v) for v in history.history["loss"]]
-        result["weights"] = [w.tolist() for w in model.get_weights()]
-        history = None
-    elif mode == "keras_fit":
-        history = model.fit(dataset(), epochs=2, verbose=0)
-    elif mode == "masks":
-        with strategy.scope():
-            model = keras.Sequential([keras.Input((64,)), keras.layers.Dropout(0.5, seed=3)])
-            model.compile(optimizer="sgd", loss="mse")
-        # What each replica's dropout layer draws inside a distribute.fit step, gathered.
-        drop = model.layers[-1]
-        loop = distribute._Loop(model, strategy, replica_seeds=True)
+            model = build()
+        if mode.startswith("every_layer"):
+            with strategy.scope():
+                model = build_every_layer()
+            history = distribute.fit(model, mixed_digits(), epochs=2, strategy=strategy,
+                                     verbose=0)
+            result["loss"] = [float(v) for v in history.history["loss"]]
+            result["weights"] = [w.tolist() for w in model.get_weights()]
+            history = None
+        elif mode == "keras_fit":
+            history = model.fit(dataset(), epochs=2, verbose=0)
+        elif mode == "masks":
+            with strategy.scope():
+                model = keras.Sequential([keras.Input((64,)), keras.layers.Dropout(0.5, seed=3)])
+                model.compile(optimizer="sgd", loss="mse")
+            # What each replica's dropout layer draws inside a distribute.fit step, gathered.
+            drop = model.layers[-1]
+            loop = distribute._Loop(model, strategy, replica_seeds=True)
 
-        @tf.function
-        def masks():
-            def replica():
-                distribute._shift_seeds(loop.states, 1)
-                out = drop(tf.ones((1, 64)), training=True)
-                distribute._shift_seeds(loop.states, -1)
-                ctx = tf.distribute.get_replica_context()
-                return ctx.all_gather(out, axis=0)
-            return strategy.run(replica)
+            @tf.function
+            def masks():
+                def replica():
+                    distribute._shift_seeds(loop.states, 1)
+                    out = drop(tf.ones((1, 64)), training=True)
+                    distribute._shift_seeds(loop.states, -1)
+                    ctx = tf.distribute.get_replica_context()
+                    return ctx.all_gather(out, axis=0)
+                return strategy.run(replica)
 
-        gathered = strategy.experimental_local_results(masks())[0]
-        result["masks"] = np.asarray(gathered).tolist()
-        history = None
-    else:
-        history = distribute.fit(model, dataset(), epochs=2, strategy=strategy, verbose=0)
-    if history is not None:
-        result["loss"] = [float(v) for v in history.history["loss"]]
-        result["accuracy"] = [float(v) for v in history.history["accuracy"]]
-        result["weights"] = [w.tolist() for w in model.get_weights()]
-    result["ok"] = True
-except Exception as error:  # reported to the test, which decides
-    result["ok"] = False
-    result["error"] = f"{type(error).__name__}: {str(error)[:2000]}"
-with open(out, "w") as f:
-    json.dump(result, f)
+            gathered = strategy.experimental_local_results(masks())[0]
+            result["masks"] = np.asarray(gathered).tolist()
+            history = None
+        else:
+            history = distribute.fit(model, dataset(), epochs=2, strategy=strategy, verbose=0)
+        if history is not None:
+            result["loss"] = [float(v) for v in history.history["loss"]]
+            result["accuracy"] = [float(v) for v in history.history["accuracy"]]
+            result["weights"] = [w.tolist() for w in model.get_weights()]
+        result["ok"] = True
+    except Exception as error:  # reported to the test, which decides
+        result["ok"] = False
+        result["error"] = f"{type(error).__name__}: {str(error)[:2000]}"
+    return result
+
+
+results = {}
+for mode in modes:
+    results[mode] = run(mode, strategies[mode])
+    with open(out + ".part", "w") as f:
+        json.dump(results, f)
+    os.replace(out + ".part", out)

@@ -1,17 +1,19 @@
-"""KerasTuner chief/worker mode on 127.0.0.1: one chief and two workers share one search."""
+"""KerasTuner chief/worker mode on 127.0.0.1: one chief and two workers share one search.
+
+The three are processes of their own (forked by tests/_workers/processes.py) talking gRPC over
+127.0.0.1, each configured by the KERASTUNER_* environment variables.
+"""
 
 import glob
 import json
 import os
 import socket
-import subprocess
-import sys
 import textwrap
 import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests._workers import processes
 
 SCRIPT = textwrap.dedent("""
     import os, sys
@@ -49,15 +51,13 @@ def test_chief_and_two_workers_share_one_search(tmp_path):
     script.write_text(SCRIPT)
     directory = tmp_path / "tuner"
     port = _free_port()
-    procs, logs = {}, {}
+    procs = {}
     try:
         for tuner_id in ("chief", "tuner0", "tuner1"):
             env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERASTUNER_TUNER_ID=tuner_id,
                        KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=str(port))
-            logs[tuner_id] = open(tmp_path / f"{tuner_id}.log", "w+")
-            procs[tuner_id] = subprocess.Popen(
-                [sys.executable, str(script), str(directory)], cwd=ROOT, env=env, text=True,
-                stdout=logs[tuner_id], stderr=subprocess.STDOUT)
+            procs[tuner_id] = processes.start(script, [directory], env=env,
+                                              output=tmp_path / f"{tuner_id}.log")
             if tuner_id == "chief":
                 time.sleep(3)  # let the chief open its oracle server first
         deadline = time.monotonic() + 600
@@ -70,14 +70,8 @@ def test_chief_and_two_workers_share_one_search(tmp_path):
             time.sleep(0.5)
     finally:
         for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=30)
-    text = {}
-    for tuner_id, log in logs.items():
-        log.seek(0)
-        text[tuner_id] = log.read()
-        log.close()
+            proc.stop()
+    text = {tuner_id: proc.output() for tuner_id, proc in procs.items()}
     for tuner_id, proc in procs.items():
         assert proc.returncode == 0, (tuner_id, text[tuner_id][-3000:])
 

@@ -1,18 +1,23 @@
-"""Resume after a real process kill (SIGKILL mid-trial), and bounded retries of crashing trials."""
+"""Resume after a real process kill (SIGKILL mid-trial), and bounded retries of crashing trials.
+
+Each search runs in a process of its own (forked by tests/_workers/processes.py), killed or
+crashing for real; the next process resumes from what the last one left in the directory.
+"""
 
 import glob
 import json
 import os
 import signal
-import subprocess
-import sys
 import textwrap
 import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests._workers import processes
 
+# Epochs of a "long" trial: a backup is written after each, and the test kills the process
+# right after the first one, so a trial has 9 epochs of margin to be killed in.
+LONG_EPOCHS = 10
 SCRIPT = textwrap.dedent("""
     import os, sys
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
@@ -30,20 +35,19 @@ SCRIPT = textwrap.dedent("""
             os._exit(17)
     try:
         result = search(build, train, val, space=space, tuner="random", max_trials=3,
-                        epochs=25 if mode == "long" else 1, patience=None, seed=0,
+                        epochs=LONG_EPOCHS if mode == "long" else 1, patience=None, seed=0,
                         directory=directory, backup_interval=0, max_attempts=2,
                         progress=lambda rec, n, total: print("ended", rec.trial_id, flush=True))
     except SearchError as e:
         print("SearchError:", e, flush=True)
         sys.exit(3)
     print("done", [(t.trial_id, t.status) for t in result.trials], flush=True)
-""")
+""").replace("LONG_EPOCHS", str(LONG_EPOCHS))
 
 
-def _start(script, directory, mode):
+def _start(script, directory, mode, output):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.Popen([sys.executable, str(script), str(directory), mode], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    return processes.start(script, [directory, mode], env=env, output=output)
 
 
 def _records(directory):
@@ -67,7 +71,7 @@ def _kill_when(proc, condition, timeout=240):
     try:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                pytest.fail("the search ended before it could be killed:\n" + proc.stdout.read())
+                pytest.fail("the search ended before it could be killed:\n" + proc.output())
             if condition():
                 proc.send_signal(signal.SIGKILL)
                 proc.wait(timeout=30)
@@ -75,9 +79,7 @@ def _kill_when(proc, condition, timeout=240):
             time.sleep(0.05)
         pytest.fail("the kill condition was never reached")
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
+        proc.stop()
 
 
 def _backup_exists(directory, trial_id):
@@ -92,30 +94,31 @@ def test_killed_search_resumes_without_rerunning_finished_trials(tmp_path):
     directory = tmp_path / "tuner"
 
     # 1. Kill inside the very first trial, after some epochs were backed up.
-    _kill_when(_start(script, directory, "long"), lambda: _backup_exists(directory, "0"))
+    _kill_when(_start(script, directory, "long", tmp_path / "run1.log"),
+               lambda: _backup_exists(directory, "0"))
     assert _records(directory) == {}
 
     # 2. Resume: trial 0 continues from its backup; kill inside trial 1.
-    _kill_when(_start(script, directory, "long"),
+    _kill_when(_start(script, directory, "long", tmp_path / "run2.log"),
                lambda: "0" in _records(directory) and _backup_exists(directory, "1"))
     first = _records(directory)["0"]
     assert first["status"] == "COMPLETED"
-    assert first["epochs"] < 25  # resumed from its last backed-up epoch, not from epoch 0
+    assert first["epochs"] < LONG_EPOCHS  # resumed from its last backup, not from epoch 0
 
     # 3. Resume to the end.
-    proc = _start(script, directory, "long")
+    proc = _start(script, directory, "long", tmp_path / "run3.log")
     try:
-        out, _ = proc.communicate(timeout=400)
+        proc.wait(timeout=400)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        proc.stop()
+    out = proc.output()
     assert proc.returncode == 0, out[-3000:]
     ended = [line.split()[1] for line in out.splitlines() if line.startswith("ended")]
     assert ended == ["1", "2"]  # trial 0 was not run again
     records = _records(directory)
     assert records["0"] == first  # kept as it was, values and objective
-    assert records["1"]["epochs"] < 25 and records["1"]["status"] == "COMPLETED"
-    assert records["2"]["epochs"] == 25
+    assert records["1"]["epochs"] < LONG_EPOCHS and records["1"]["status"] == "COMPLETED"
+    assert records["2"]["epochs"] == LONG_EPOCHS
     assert [_attempts(directory, t) for t in "012"] == [2, 2, 1]
     assert "done [('0', 'COMPLETED'), ('1', 'COMPLETED'), ('2', 'COMPLETED')]" in out
 
@@ -127,13 +130,13 @@ def test_a_trial_that_always_kills_the_process_is_given_up(tmp_path):
     directory = tmp_path / "tuner"
     codes = []
     out = ""
-    for _ in range(8):  # bounded: the search must give the trials up well before this
-        proc = _start(script, directory, "crash")
+    for run in range(8):  # bounded: the search must give the trials up well before this
+        proc = _start(script, directory, "crash", tmp_path / f"run{run}.log")
         try:
-            out, _ = proc.communicate(timeout=240)
+            proc.wait(timeout=240)
         finally:
-            if proc.poll() is None:
-                proc.kill()
+            proc.stop()
+        out = proc.output()
         codes.append(proc.returncode)
         if proc.returncode != 17:
             break
