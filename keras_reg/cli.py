@@ -16,7 +16,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEFAULTS = dict(dataset="digits", tuner="bayesian", max_trials=10, epochs=30, batch_size=32,
-                seed=0, out="keras_reg_out", objective="val_loss", repeats=1)
+                seed=0, out="keras_reg_out", objective="val_calibrated_loss", repeats=1)
 
 SPACE_HELP = """\
 --space syntax: NAME=SPEC items, e.g. --space l2=1e-6:1e-2 dropout=0:0.5 norm=batch
@@ -103,7 +103,8 @@ def build_parser():
     s.add_argument("--space", nargs="+", metavar="NAME=SPEC", default=None,
                    help="override search dimensions (syntax below)")
     s.add_argument("--objective", type=_objective, default=DEFAULTS["objective"],
-                   help="logged metric to optimize, NAME[:min|max] (val_loss is scored "
+                   help="logged metric to optimize, NAME[:min|max]; default: the "
+                        "validation loss after temperature scaling (val_loss is scored "
                         "without the weight penalty)")
     s.add_argument("--tuner", default=DEFAULTS["tuner"],
                    choices=("hyperband", "bayesian", "random"), help="KerasTuner's tuner")
@@ -461,6 +462,7 @@ def _finish(args, data, space, builder, result, command, search_seconds, start, 
         comparison = report.compare(
             regs, data.make, repeats=args.repeats, seed=args.seed,
             num_classes=data.info.num_classes, epochs=args.epochs,
+            objective=result.objective, direction=result.direction,
             patience=max(5, args.epochs // 4), build_model=builder,
             input_shape=tuple(data.info.image_shape), verbose=verbose, progress=shown)
     first = {name: runs[0] for name, runs in comparison.runs.items()}

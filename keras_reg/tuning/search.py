@@ -5,7 +5,7 @@ from keras_reg.tuning.tuner import REFERENCES, TUNERS, RegularizationTuner, chec
 
 
 def search(build_model=None, train=None, validation=None, space=None, tuner="hyperband",
-           objective="val_loss", max_trials=20, epochs=30, directory="keras_reg_search",
+           objective="val_calibrated_loss", max_trials=20, epochs=30, directory="keras_reg_search",
            project_name="search", overwrite=False, seed=None, callbacks=None, verbose=0,
            batch_size=32, num_classes=None, patience="auto", learning_rate=4e-3,
            steps_per_execution=8, max_retries_per_trial=1, max_consecutive_failed_trials=3,
@@ -38,10 +38,13 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="hyp
         space: a `RegularizationSpace` (defaults: `RegularizationSpace()`).
         tuner: `"hyperband"`, `"bayesian"` or `"random"` (KerasTuner's oracles).
         objective: `"NAME"`, `"NAME:min"` or `"NAME:max"` of a logged metric, or a
-            `keras_tuner.Objective`. `"val_loss"` is scored without the weight penalty, as
-            `"val_data_loss"`: Keras's `val_loss` includes the penalty, which grows with the
-            L2 strength being searched and would favour no L2 at all; pass
-            `keras_tuner.Objective("val_loss", "min")` for Keras's own figure.
+            `keras_tuner.Objective`. The default, `"val_calibrated_loss"`, is the validation
+            cross-entropy after temperature scaling (`keras_reg.tuning.protocol.
+            calibrated_nll`): it does not punish the deliberate under-confidence of label
+            smoothing and Mixup, and is smoother than the accuracy. `"val_loss"` is scored
+            without the weight penalty, as `"val_data_loss"`: Keras's `val_loss` includes the
+            penalty, which grows with the L2 strength being searched and would favour no L2
+            at all; pass `keras_tuner.Objective("val_loss", "min")` for Keras's own figure.
         max_trials: the most trials, references included (Hyperband may stop earlier).
         epochs: epochs per trial (Hyperband's `max_epochs`).
         directory, project_name: where the tuner keeps its state.

@@ -161,8 +161,11 @@ class RegularizationTuner(keras_tuner.Tuner):
         space: a `RegularizationSpace` (defaults: `RegularizationSpace()`).
         tuner: `"bayesian"`, `"random"` or `"hyperband"`: the KerasTuner oracle.
         objective: `"NAME"`, `"NAME:min"`, `"NAME:max"` of a logged metric, or a
-            `keras_tuner.Objective` (see `parse_objective`; `"val_loss"` is scored without
-            the weight penalty, as `"val_data_loss"`).
+            `keras_tuner.Objective` (see `parse_objective`). The default,
+            `"val_calibrated_loss"`, is the validation cross-entropy after temperature
+            scaling (it does not punish the deliberate under-confidence of label smoothing
+            and Mixup); `"val_loss"` is scored without the weight penalty, as
+            `"val_data_loss"`.
         max_trials: the most trials, references included (Hyperband may stop earlier).
         directory, project_name: the search lives in `directory/project_name`.
         overwrite: start over instead of resuming (in chief/worker mode only the chief
@@ -219,7 +222,8 @@ class RegularizationTuner(keras_tuner.Tuner):
     >>> best_model = tuner.get_best_models(1)[0]
     """
 
-    def __init__(self, build_model=None, space=None, tuner="bayesian", objective="val_loss",
+    def __init__(self, build_model=None, space=None, tuner="bayesian",
+                 objective="val_calibrated_loss",
                  max_trials=10, directory="keras_reg_search", project_name="search",
                  overwrite=False, seed=None, *, references=REFERENCES, probes=True, settings=None,
                  tensorboard_dir=None, max_epochs=None, hyperband_factor=3, batch_size=32,

@@ -212,7 +212,7 @@ def test_from_trials_measures_the_trials_own_checkpoints(tmp_path):
         assert run.metrics["test_loss"] == pytest.approx(loss, abs=1e-4)
         assert run.epochs == record.epochs == 3
         assert len(run.history.history["val_data_loss"]) == 3
-        assert min(run.history.history["val_data_loss"]) == pytest.approx(record.objective)
+        assert min(run.history.history[result.objective]) == pytest.approx(record.objective)
         assert run.reg == record.regularization
     if result.best_trial.label == "start":
         assert c.same_as == "start"

@@ -28,7 +28,7 @@ def tiny(data, tmp_path_factory):
     seen = []
     result = search(tiny_model, train=train, validation=val, space=SPACE, tuner="random",
                     max_trials=2, epochs=2, directory=str(directory), seed=1,
-                    steps_per_execution=1,
+                    steps_per_execution=1, objective="val_loss",
                     progress=lambda rec, n, total: seen.append((rec.trial_id, n, total)))
     return result, seen, directory
 
@@ -82,6 +82,17 @@ def test_table_prints_values_with_three_significant_digits(tiny):
     assert "Reference `none` not evaluated" in table
 
 
+def test_the_default_objective_is_the_calibrated_validation_loss(tmp_path):
+    import inspect
+
+    from keras_reg.cli import DEFAULTS
+
+    tuner = RegularizationTuner(tiny_model, space=SPACE, directory=str(tmp_path))
+    assert (tuner.objective.name, tuner.objective.direction) == ("val_calibrated_loss", "min")
+    assert inspect.signature(search).parameters["objective"].default == "val_calibrated_loss"
+    assert DEFAULTS["objective"] == "val_calibrated_loss"
+
+
 def test_val_loss_objective_is_scored_without_the_weight_penalty(tiny):
     result, _, _ = tiny
     assert result.objective == "val_data_loss"
@@ -111,7 +122,8 @@ def test_resume_keeps_finished_trials(tiny, data, tmp_path):
     shutil.copytree(directory, tmp_path / "copy")
     train, val = data
     args = dict(train=train, validation=val, space=SPACE, tuner="random", epochs=2,
-                directory=str(tmp_path / "copy"), seed=1, steps_per_execution=1)
+                directory=str(tmp_path / "copy"), seed=1, steps_per_execution=1,
+                objective="val_loss")
     resumed, ran = [], []
     third = search(tiny_model, max_trials=3, on_resume=lambda *a: resumed.append(a),
                    progress=lambda rec, n, total: ran.append((rec.trial_id, n, total)), **args)

@@ -28,7 +28,7 @@ FAST = RegularizationSpace(l2=(0.0, 1e-3), dropout=(0.0, 0.3), drop_path="off",
                            mixup_alpha="off", cutmix_alpha="off", label_smoothing="off",
                            augment="off", input_noise="off", norm=["batch", None])
 ARGS = dict(space=FAST, tuner="random", max_trials=3, seed=3, references=("start", "none"),
-            settings={"data": "digits[:64]"}, steps_per_execution=1)
+            settings={"data": "digits[:64]"}, steps_per_execution=1, objective="val_loss")
 
 
 @pytest.fixture(scope="module")
