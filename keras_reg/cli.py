@@ -448,23 +448,25 @@ def _finish(args, data, space, builder, result, command, search_seconds, start, 
     shown = lambda run: say(f"  {run.name} (seed {run.seed}): test accuracy "  # noqa: E731
                             f"{report.fmt(run.metrics['test_accuracy'])}, loss "
                             f"{report.fmt(run.metrics['test_loss'])}")
-    # With one seed the trials already trained every reference and the best values.
+    protocol = dict(num_classes=data.info.num_classes, epochs=args.epochs,
+                    objective=result.objective, direction=result.direction,
+                    patience=max(5, args.epochs // 4), build_model=builder,
+                    input_shape=tuple(data.info.image_shape), verbose=verbose)
+    # With one seed the trials already trained the references and the best values.
     chosen = args.repeats == 1 and report.reference_trials(result, list(references(space)))
     if chosen:
+        trained = [n for n in regs if n not in chosen]
         say("test figures of the references' trials and of the best trial (each trained "
-            "from scratch under the same protocol in the search; no retraining)...")
-        comparison = report.from_trials(result, chosen, data.make,
-                                        num_classes=data.info.num_classes, seed=args.seed,
-                                        progress=shown)
+            "from scratch under the same protocol in the search)"
+            + (f"; training {', '.join(trained)} (outside the searched space)" if trained
+               else "") + "...")
+        comparison = report.from_trials(result, chosen, data.make, seed=args.seed, regs=regs,
+                                        progress=shown, **protocol)
     else:
         say(f"retraining {', '.join(regs)} from scratch under the same protocol"
             + (f", {args.repeats} seeds" if args.repeats > 1 else "") + "...")
-        comparison = report.compare(
-            regs, data.make, repeats=args.repeats, seed=args.seed,
-            num_classes=data.info.num_classes, epochs=args.epochs,
-            objective=result.objective, direction=result.direction,
-            patience=max(5, args.epochs // 4), build_model=builder,
-            input_shape=tuple(data.info.image_shape), verbose=verbose, progress=shown)
+        comparison = report.compare(regs, data.make, repeats=args.repeats, seed=args.seed,
+                                    progress=shown, **protocol)
     first = {name: runs[0] for name, runs in comparison.runs.items()}
     out = args.out
     files = []

@@ -147,6 +147,7 @@ def test_rerun_with_the_same_settings_resumes_and_says_so(tiny_run, model_file, 
         raise KeyboardInterrupt
 
     monkeypatch.setattr("keras_reg.tuning.report.compare", stop)
+    monkeypatch.setattr("keras_reg.tuning.report.from_trials", stop)
     code, stdout, stderr = run_main(*tiny_args(model_file, out))
     assert code == 130, stderr[-3000:]
     assert "resuming: 2 of 2 trials done" in stdout

@@ -295,30 +295,30 @@ def measure(model, train, test, num_classes):
 
 
 def reference_trials(result, names):
-    """`{name: TrialRecord}` of each reference in `names` and `"best"`, or None.
+    """`{name: TrialRecord}` of the references in `names` the search ran, and of `"best"`.
 
-    None when a reference has no completed trial (the search skipped or lost it) or when the
-    trials do not each train from scratch for the full epochs (Hyperband's rounds): the
-    comparison then needs retraining (`compare`).
+    None when the trials do not each train from scratch for the full epochs (Hyperband's
+    rounds): the comparison then needs retraining (`compare`). A reference without a completed
+    trial (outside the searched space) is left out: `from_trials` trains it.
     """
     tuner = result.tuner
     if tuner is None or getattr(tuner, "kind", None) == "hyperband":
         return None
     refs = result.references
-    if any(name not in refs for name in names):
-        return None
-    return {**{name: refs[name] for name in names}, "best": result.best_trial}
+    return {**{name: refs[name] for name in names if name in refs}, "best": result.best_trial}
 
 
-def from_trials(result, chosen, data, *, num_classes, seed, progress=None):
-    """The comparison of a single seed read from the search's own trials, without retraining.
+def from_trials(result, chosen, data, *, num_classes, seed, regs=None, progress=None,
+                **protocol):
+    """The comparison of a single seed read from the search's own trials.
 
     Under the Bayesian and random tuners every trial trains a configuration from scratch under
     the protocol `retrain` uses, and the references are trials: the trial of each reference
     and the best trial are the runs of the seed, their best-epoch checkpoints the models (the
     best one is the model the search hands over). Each model is measured on the test split and
     the clean training data, as `retrain` does. The runs are paired by seed, not by data
-    order (the trials share one shuffled dataset).
+    order (the trials share one shuffled dataset). A reference of `regs` the search did not
+    run (outside its space) is trained here under the same protocol.
 
     Args:
         result: the `SearchResult` (with its tuner).
@@ -326,7 +326,10 @@ def from_trials(result, chosen, data, *, num_classes, seed, progress=None):
         data: `data(seed) -> (train, validation, test)`.
         num_classes: int.
         seed: the search's seed.
+        regs: None or `{name: Regularization}` of every reference to report (those missing
+            from `chosen` are trained).
         progress: None or `progress(run)` after each run.
+        **protocol: `retrain`'s protocol arguments, for the references trained here.
 
     Returns:
         A `Comparison` of one seed.
@@ -338,9 +341,6 @@ def from_trials(result, chosen, data, *, num_classes, seed, progress=None):
     runs = {}
     for name, record in chosen.items():
         if name == "best" and same:
-            held = runs[same][0]
-            runs["best"] = [Run("best", held.reg, held.model, held.history, held.metrics,
-                                held.seconds, seed=seed)]
             continue
         model = tuner.load_model(tuner.oracle.get_trial(record.trial_id))
         run = Run(name, record.regularization, model,
@@ -349,7 +349,18 @@ def from_trials(result, chosen, data, *, num_classes, seed, progress=None):
         runs[name] = [run]
         if progress is not None:
             progress(run)
-    return Comparison(runs, [seed], same_as=same)
+    missing = {n: r for n, r in (regs or {}).items() if n != "best" and n not in chosen}
+    if missing:
+        made = lambda i: lambda: data(seed)[i]  # noqa: E731
+        for name, run in retrain(missing, made(0), made(1), made(2), num_classes=num_classes,
+                                 seed=seed, progress=progress, **protocol).items():
+            runs[name] = [run]
+    if same:
+        held = runs[same][0]
+        runs["best"] = [Run("best", held.reg, held.model, held.history, held.metrics,
+                            held.seconds, seed=seed)]
+    names = [n for n in (regs or chosen) if n != "best" and n in runs]
+    return Comparison({n: runs[n] for n in (*names, "best")}, [seed], same_as=same)
 
 
 def text_table(header, rows):

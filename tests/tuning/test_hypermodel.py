@@ -123,7 +123,7 @@ def test_trial_fit_records_the_objective_curve(digits):
     hm = _hypermodel()
     hp = keras_tuner.HyperParameters()
     hm.space.declare(hp)
-    hp.values.update(hm.space.hp_values(Regularization(augment=0.25)))
+    hp.values.update(hm.space.hp_values(Regularization(augment=0.25, norm="batch")))
     hm.trial_id = "00"
     model = hm.build(hp)
     assert hm.protocol.stop_hopeless

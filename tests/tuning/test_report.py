@@ -221,8 +221,18 @@ def test_from_trials_measures_the_trials_own_checkpoints(tmp_path):
         assert c.same_as is None
 
 
-def test_reference_trials_need_every_reference_and_whole_trials(tmp_path):
-    result = _tiny_search(tmp_path)
-    assert report.reference_trials(result, ["start", "none"]) is None  # `none` = `start` here
+def test_a_reference_outside_the_space_is_trained_beside_the_trials(tmp_path):
+    result = _tiny_search(tmp_path)  # norm off: `none` equals `start`, so it is no trial
+    chosen = report.reference_trials(result, ["start", "none"])
+    assert set(chosen) == {"start", "best"}
+    regs = {"none": Regularization.none(), "start": result.references["start"].regularization,
+            "best": result.best_regularization}
+    seen = []
+    c = report.from_trials(result, chosen, _data, num_classes=10, seed=0, regs=regs,
+                           progress=lambda run: seen.append(run.name), epochs=2, patience=None,
+                           input_shape=(8, 8, 1), build_model=tiny_model)
+    assert list(c.runs) == ["none", "start", "best"]
+    assert seen == ["start"] + ([] if c.same_as else ["best"]) + ["none"]
+    assert c.runs["none"][0].epochs == 2  # trained here, under the protocol given
     hyperband = _tiny_search(tmp_path / "hb", tuner="hyperband", max_trials=3)
     assert report.reference_trials(hyperband, ["start"]) is None  # rounds are not whole runs

@@ -71,10 +71,15 @@ def test_space_declares_ranges_choices_fixed_and_disabled():
 def test_default_space_is_valid_and_searches_every_technique():
     space = RegularizationSpace()
     assert space.searched == ("l2", "dropout", "drop_path", "mixup_alpha", "cutmix_alpha",
-                              "label_smoothing", "augment", "input_noise", "norm")
-    assert space.contains(Regularization(l2=1e-6)) and space.contains(Regularization(l2=1e-2))
-    # every dimension can be off: the unregularized baseline lies in the default space
-    assert space.contains(Regularization.none())
+                              "label_smoothing", "augment", "input_noise")
+    assert space.get_config()["norm"] == "batch"  # fixed by default; searchable on request
+    assert space.contains(Regularization(l2=1e-6, norm="batch"))
+    assert space.contains(Regularization(l2=1e-2, norm="batch"))
+    # every dimension can be off: the normalized, unregularized start lies in the default
+    # space, and with the norm searched the unnormalized baseline too
+    assert space.contains(Regularization(norm="batch")) and space.start().is_none is False
+    assert not space.contains(Regularization.none())
+    assert RegularizationSpace(norm=["batch", "group", None]).contains(Regularization.none())
     assert space.contains(Regularization.recipe())
     assert not space.contains(Regularization(flip="horizontal"))  # flips only when asked
 
@@ -121,8 +126,9 @@ def test_log_range_from_zero_is_zero_and_a_log_grid():
     np.testing.assert_allclose(list(l2.values), expected, rtol=1e-12)
     assert l2.ordered
     assert space.get_config()["l2"] == (0.0, 1e-3)
-    assert space.contains(Regularization(l2=0.0)) and space.contains(Regularization(l2=2e-5))
-    assert not space.contains(Regularization(l2=3e-5))  # between grid points
+    assert space.contains(Regularization(l2=0.0, norm="batch"))
+    assert space.contains(Regularization(l2=2e-5, norm="batch"))
+    assert not space.contains(Regularization(l2=3e-5, norm="batch"))  # between grid points
 
 
 def test_linear_range_from_zero_keeps_a_float():
