@@ -451,7 +451,8 @@ def _finish(args, data, space, builder, result, command, search_seconds, start, 
     protocol = dict(num_classes=data.info.num_classes, epochs=args.epochs,
                     objective=result.objective, direction=result.direction,
                     patience=max(5, args.epochs // 4), build_model=builder,
-                    input_shape=tuple(data.info.image_shape), verbose=verbose)
+                    input_shape=tuple(data.info.image_shape), verbose=verbose,
+                    calibrate=True)
     # With one seed the trials already trained the references and the best values.
     chosen = args.repeats == 1 and report.reference_trials(result, list(references(space)))
     if chosen:

@@ -14,6 +14,7 @@ from keras_reg.tuning.hypermodel import RegularizationHyperModel, train
 from keras_reg.tuning.tuner import TUNERS, RegularizationTuner, parse_objective
 from keras_reg.tuning.search import search
 from keras_reg.tuning.cnn import build_cnn
+from keras_reg.tuning.calibration import TemperatureScaling, calibrate
 
 __all__ = [
     "Regularization",
@@ -24,10 +25,12 @@ __all__ = [
     "SearchResult",
     "SettingsMismatchError",
     "TrialRecord",
+    "TemperatureScaling",
     "TrainingProtocol",
     "WarmupCosineDecay",
     "TUNERS",
     "build_cnn",
+    "calibrate",
     "parse_objective",
     "references",
     "search",

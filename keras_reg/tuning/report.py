@@ -11,6 +11,7 @@ import keras
 
 from keras_reg.data import one_hot
 from keras_reg.regularizers import penalty
+from keras_reg.tuning.calibration import calibrate as calibrate_model
 from keras_reg.tuning.hypermodel import train as train_model
 from keras_reg.tuning.regularization import format_value
 
@@ -70,13 +71,16 @@ def evaluate(model, data, num_classes):
 
 def retrain(regs, train, validation, test, *, num_classes, epochs, patience, seed=None,
             build_model=None, input_shape=None, objective="val_data_loss", direction="min",
-            learning_rate=4e-3, steps_per_execution=8, verbose=0, progress=None):
+            learning_rate=4e-3, steps_per_execution=8, verbose=0, progress=None,
+            calibrate=False):
     """Trains each `name -> Regularization` of `regs` from scratch under the same protocol.
 
     Same data, epochs, early stopping on `objective` (best weights restored), seed and
     optimizer for every entry, so the references and the best searched values are compared on
     equal terms. The gap is test minus training (accuracy and loss), on the clean (unmixed)
-    training data.
+    training data. With `calibrate`, each model is followed by the temperature scaling that
+    fits the validation split best (`keras_reg.tuning.calibration.calibrate`) before it is
+    measured; `metrics["temperature"]` holds it.
 
     `train`, `validation` and `test` are datasets or functions returning one. Pass functions
     that build the datasets anew (e.g. `lambda: load(...)`) for an identical data order in
@@ -98,11 +102,20 @@ def retrain(regs, train, validation, test, *, num_classes, epochs, patience, see
             steps_per_execution=steps_per_execution, verbose=verbose,
         )
         seconds = time.perf_counter() - start
-        metrics = measure(model, train, test, num_classes)
+        model, scaling = _calibrated(model, _fresh(validation), calibrate)
+        metrics = dict(measure(model, train, test, num_classes), **scaling)
         runs[name] = Run(name, reg, model, history, metrics, seconds, seed=seed)
         if progress is not None:
             progress(runs[name])
     return runs
+
+
+def _calibrated(model, validation, calibrate):
+    """`(model, {"temperature": T})` calibrated on `validation` when asked, else `(model, {})`."""
+    if not calibrate:
+        return model, {}
+    model, temperature = calibrate_model(model, validation)
+    return model, {"temperature": temperature}
 
 
 def _fresh(data):
@@ -203,17 +216,26 @@ class Comparison:
     def rows(self):
         """One row per run name: mean figures over seeds, and paired differences to the best
         reference (for `best`)."""
-        header = ["run", "regularization", "test acc.", "test loss", "train acc.",
-                  "gap (test − train acc.)", "gap (test − train loss)", "epochs", "seconds"]
+        scaled = self.calibrated
+        header = ["run", "regularization", "test acc.", "test loss"] + (
+            ["temperature"] if scaled else []) + [
+            "train acc.", "gap (test − train acc.)", "gap (test − train loss)", "epochs",
+            "seconds"]
         rows = []
         for name, runs in self.runs.items():
             m = lambda k: self.mean(name, k)  # noqa: E731
             rows.append([name, describe(runs[0].reg), fmt(m("test_accuracy")),
-                         fmt(m("test_loss")), fmt(m("train_accuracy")),
-                         fmt(m("gap_accuracy"), True), fmt(m("gap_loss"), True),
-                         fmt(statistics.fmean(r.epochs for r in runs)),
-                         fmt(statistics.fmean(r.seconds for r in runs))])
+                         fmt(m("test_loss"))] + ([fmt(m("temperature"))] if scaled else [])
+                        + [fmt(m("train_accuracy")), fmt(m("gap_accuracy"), True),
+                           fmt(m("gap_loss"), True),
+                           fmt(statistics.fmean(r.epochs for r in runs)),
+                           fmt(statistics.fmean(r.seconds for r in runs))])
         return header, rows
+
+    @property
+    def calibrated(self):
+        """True when every model was followed by a temperature fitted on validation."""
+        return all("temperature" in r.metrics for runs in self.runs.values() for r in runs)
 
     def to_dict(self):
         ref = self.best_reference
@@ -309,7 +331,7 @@ def reference_trials(result, names):
 
 
 def from_trials(result, chosen, data, *, num_classes, seed, regs=None, progress=None,
-                **protocol):
+                calibrate=False, **protocol):
     """The comparison of a single seed read from the search's own trials.
 
     Under the Bayesian and random tuners every trial trains a configuration from scratch under
@@ -329,6 +351,8 @@ def from_trials(result, chosen, data, *, num_classes, seed, regs=None, progress=
         regs: None or `{name: Regularization}` of every reference to report (those missing
             from `chosen` are trained).
         progress: None or `progress(run)` after each run.
+        calibrate: follow each model by the temperature scaling fitted on the validation
+            split (as `retrain(calibrate=True)`).
         **protocol: `retrain`'s protocol arguments, for the references trained here.
 
     Returns:
@@ -337,15 +361,17 @@ def from_trials(result, chosen, data, *, num_classes, seed, regs=None, progress=
     tuner = result.tuner
     best_id = chosen["best"].trial_id
     same = next((n for n, r in chosen.items() if n != "best" and r.trial_id == best_id), None)
-    train, _, test = data(seed)
+    train, validation, test = data(seed)
     runs = {}
     for name, record in chosen.items():
         if name == "best" and same:
             continue
         model = tuner.load_model(tuner.oracle.get_trial(record.trial_id))
+        model, scaling = _calibrated(model, validation, calibrate)
+        metrics = dict(measure(model, train, test, num_classes), **scaling)
         run = Run(name, record.regularization, model,
-                  TrialHistory(tuner.trial_curves(record.trial_id)),
-                  measure(model, train, test, num_classes), record.seconds, seed=seed)
+                  TrialHistory(tuner.trial_curves(record.trial_id)), metrics, record.seconds,
+                  seed=seed)
         runs[name] = [run]
         if progress is not None:
             progress(run)
@@ -353,7 +379,8 @@ def from_trials(result, chosen, data, *, num_classes, seed, regs=None, progress=
     if missing:
         made = lambda i: lambda: data(seed)[i]  # noqa: E731
         for name, run in retrain(missing, made(0), made(1), made(2), num_classes=num_classes,
-                                 seed=seed, progress=progress, **protocol).items():
+                                 seed=seed, progress=progress, calibrate=calibrate,
+                                 **protocol).items():
             runs[name] = [run]
     if same:
         held = runs[same][0]
@@ -461,6 +488,10 @@ class Report:
             "with the best weights restored, optimizer), " + seeds + "; test figures on the "
             "test split; losses are the cross-entropy of the predictions (the weight penalty is "
             "not counted); the gap is test minus training, on the clean training data. "
+            + ("Each model is followed by the temperature scaling fitted on the validation "
+               "split (column `temperature`; the accuracy does not change, the losses are "
+               "those of the scaled predictions, as delivered in `best_model.keras`). "
+               if c.calibrated else "") +
             "References: " + "; ".join(f"`{n}` = {REFERENCE_MEANING.get(n, n)}"
                                        for n in c.runs) + ".", "",
             markdown_table(*c.rows()), "",

@@ -219,6 +219,19 @@ def test_from_trials_measures_the_trials_own_checkpoints(tmp_path):
         assert c.runs["best"][0].metrics == c.runs["start"][0].metrics
     else:
         assert c.same_as is None
+    # calibrated: the same accuracy, the loss of the temperature-scaled predictions
+    from keras_reg.tuning.calibration import TemperatureScaling
+
+    scaled = report.from_trials(result, chosen, _data, num_classes=10, seed=0, calibrate=True)
+    assert scaled.calibrated and not c.calibrated
+    for name in chosen:
+        run, plain = scaled.runs[name][0], c.runs[name][0]
+        assert isinstance(run.model.layers[-1], TemperatureScaling)
+        assert run.model.layers[-1].temperature == run.metrics["temperature"]
+        assert run.metrics["test_accuracy"] == plain.metrics["test_accuracy"]
+        accuracy, loss = _numpy_metrics(run.model, test)
+        assert run.metrics["test_loss"] == pytest.approx(loss, abs=1e-4)
+    assert "temperature" in scaled.rows()[0] and "temperature" not in c.rows()[0]
 
 
 def test_a_reference_outside_the_space_is_trained_beside_the_trials(tmp_path):

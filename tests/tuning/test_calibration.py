@@ -1,0 +1,86 @@
+"""calibration: TemperatureScaling and calibrate(), the temperature fitted on validation."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_reg.tuning.calibration import TemperatureScaling, calibrate, predictions
+from keras_reg.tuning.protocol import calibrated_nll
+from tests.layers._checks import (check_config_round_trip, check_export,
+                                  check_keras_file_round_trip, check_symbolic_call)
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@pytest.mark.parametrize("temperature", [0.4, 1.0, 3.0])
+def test_rescales_probabilities_as_softmax_of_log_p_over_t(temperature):
+    p = _softmax(np.random.default_rng(0).normal(size=(6, 5)) * 2).astype("float32")
+    got = keras.ops.convert_to_numpy(TemperatureScaling(temperature)(p))
+    expected = _softmax(np.log(p.astype(np.float64)) / temperature)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(got.argmax(axis=1), p.argmax(axis=1))  # accuracy unchanged
+    # the same in training and inference
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(TemperatureScaling(temperature)(p, training=True)), got)
+
+
+def test_shapes_config_file_and_export(tmp_path):
+    layer = TemperatureScaling(2.5, epsilon=1e-9)
+    check_symbolic_call(layer, (3, 4))
+    rebuilt = check_config_round_trip(layer)
+    assert (rebuilt.temperature, rebuilt.epsilon) == (2.5, 1e-9)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax"),
+                              TemperatureScaling(0.5)])
+    x = np.random.default_rng(1).normal(size=(5, 4)).astype("float32")
+    check_keras_file_round_trip(model, x, tmp_path)
+    check_export(model, x, tmp_path)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan")])
+def test_rejects_a_temperature_that_is_not_positive(bad):
+    with pytest.raises(ValueError, match="temperature"):
+        TemperatureScaling(bad)
+
+
+def _classifier_and_validation(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(120, 6)).astype("float32")
+    labels = (x[:, 0] + 0.5 * rng.normal(size=120) > 0).astype("int64")
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x, labels, epochs=3, verbose=0)
+    # reshuffled on every pass: predictions must stay paired with their labels
+    val = tf.data.Dataset.from_tensor_slices((x, labels)).shuffle(120, seed=1).batch(32)
+    return model, x, labels, val
+
+
+def test_calibrate_fits_the_temperature_of_the_validation_predictions():
+    model, x, labels, val = _classifier_and_validation()
+    raw = model.predict(x, verbose=0)
+    calibrated, temperature = calibrate(model, val)
+    loss, beta = calibrated_nll(raw, labels)
+    assert temperature == pytest.approx(1.0 / beta, rel=1e-9)
+    scaled = np.asarray(calibrated.predict(x, verbose=0), dtype=np.float64)
+    nll = -np.mean(np.log(scaled[np.arange(len(labels)), labels]))
+    assert nll == pytest.approx(loss, rel=1e-4)
+    assert nll <= -np.mean(np.log(raw[np.arange(len(labels)), labels])) + 1e-6
+    np.testing.assert_array_equal(scaled.argmax(axis=1), raw.argmax(axis=1))
+    # the inner model is shared, not copied
+    assert calibrated.layers[1] is model
+    values = calibrated.evaluate(x, np.eye(2)[labels], verbose=0, return_dict=True)
+    assert values["loss"] == pytest.approx(nll, rel=1e-4)
+
+
+def test_predictions_pair_images_with_their_targets():
+    model, x, labels, val = _classifier_and_validation()
+    p, t = predictions(model, val)
+    direct = model.predict(x, verbose=0)
+    # the multiset of (probability of the true class) is the same only if pairs are kept
+    mine = np.sort(p[np.arange(len(t)), t])
+    reference = np.sort(direct[np.arange(len(labels)), labels])
+    np.testing.assert_allclose(mine, reference, rtol=1e-5, atol=1e-7)
