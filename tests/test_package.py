@@ -21,6 +21,7 @@ from packaging.requirements import Requirement
 import keras_reg
 from keras_reg import layers, regularizers
 from keras_reg.data import Augment, Cutout, MixupCutMix
+from keras_reg.tuning.calibration import TemperatureScaling
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -50,6 +51,7 @@ def _model(schedule):
     x = layers.InvertedDropout(0.3, seed=4)(x)
     dense = keras.layers.Dense(3, kernel_regularizer=regularizers.l1_l2(l1=1e-4, l2=1e-3))
     outputs = layers.WeightNoise(dense, 0.01, seed=5)(x)
+    outputs = TemperatureScaling(2.0)(keras.layers.Softmax()(outputs))
     model = keras.Model(inputs, outputs)
     model.compile(keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy")
     return model

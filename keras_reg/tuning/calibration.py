@@ -24,8 +24,8 @@ class TemperatureScaling(keras.layers.Layer):
 
     >>> layer = TemperatureScaling(2.0)
     >>> p = np.array([[0.8, 0.2]], "float32")
-    >>> np.round(keras.ops.convert_to_numpy(layer(p)), 4).tolist()
-    [[0.6667, 0.3333]]
+    >>> [round(float(v), 4) for v in keras.ops.convert_to_numpy(layer(p))[0]]
+    [0.6667, 0.3333]
 
     Reference:
         - [Guo et al., 2017. On Calibration of Modern Neural Networks](
