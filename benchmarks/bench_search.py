@@ -138,6 +138,9 @@ def main():
                         help="smoke test: seed 0, digits200 only, 2 trials x 2 epochs")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
                         help="more keras-reg search flags (e.g. --tuner random)")
+    parser.add_argument("--keep", default=None, metavar="DIR",
+                        help="also copy each run's summary.json to DIR/<set>_<seed>.json as it "
+                             "ends (a long benchmark stopped early keeps its finished runs)")
     parser.add_argument("--output", default=None,
                         help="markdown file to write (default benchmarks/results/search.md; "
                              "--quick: printed only)")
@@ -156,6 +159,10 @@ def main():
             for seed in args.seeds:
                 s = run_once(flags, seed, os.path.join(tmp, f"{set_name}_{seed}"), args.extra)
                 results.setdefault(set_name, []).append(s)
+                if args.keep:
+                    os.makedirs(args.keep, exist_ok=True)
+                    with open(os.path.join(args.keep, f"{set_name}_{seed}.json"), "w") as f:
+                        json.dump(s, f, indent=1)
                 figures = ", ".join(f"{n} {g3(s['runs'][n]['mean']['test_accuracy'])}"
                                     for n in REFERENCES + ("best",))
                 print(f"{set_name} seed {seed}: test accuracy {figures}; search "
