@@ -184,6 +184,12 @@ def test_a_shared_shuffled_dataset_gives_the_second_run_other_epochs():
                                                               rel=1e-9)
 
 
+@pytest.fixture(scope="module")
+def tiny_search(tmp_path_factory):
+    """One finished 4-trial random search of the tiny model (shared)."""
+    return _tiny_search(tmp_path_factory.mktemp("tiny_search"))
+
+
 def _tiny_search(tmp_path, tuner="random", max_trials=4):
     from keras_reg.tuning import RegularizationSpace, search
 
@@ -195,8 +201,8 @@ def _tiny_search(tmp_path, tuner="random", max_trials=4):
                   epochs=3, directory=str(tmp_path), seed=0, patience=None)
 
 
-def test_from_trials_measures_the_trials_own_checkpoints(tmp_path):
-    result = _tiny_search(tmp_path)
+def test_from_trials_measures_the_trials_own_checkpoints(tiny_search):
+    result = tiny_search
     chosen = report.reference_trials(result, ["start"])
     assert chosen is not None and chosen["start"].label == "start"
     assert chosen["best"].trial_id == result.best_trial.trial_id
@@ -234,8 +240,8 @@ def test_from_trials_measures_the_trials_own_checkpoints(tmp_path):
     assert "temperature" in scaled.rows()[0] and "temperature" not in c.rows()[0]
 
 
-def test_a_reference_outside_the_space_is_trained_beside_the_trials(tmp_path):
-    result = _tiny_search(tmp_path)  # norm off: `none` equals `start`, so it is no trial
+def test_a_reference_outside_the_space_is_trained_beside_the_trials(tiny_search):
+    result = tiny_search  # norm off: `none` equals `start`, so it is no trial
     chosen = report.reference_trials(result, ["start", "none"])
     assert set(chosen) == {"start", "best"}
     regs = {"none": Regularization.none(), "start": result.references["start"].regularization,
@@ -247,5 +253,16 @@ def test_a_reference_outside_the_space_is_trained_beside_the_trials(tmp_path):
     assert list(c.runs) == ["none", "start", "best"]
     assert seen == ["start"] + ([] if c.same_as else ["best"]) + ["none"]
     assert c.runs["none"][0].epochs == 2  # trained here, under the protocol given
-    hyperband = _tiny_search(tmp_path / "hb", tuner="hyperband", max_trials=3)
-    assert report.reference_trials(hyperband, ["start"]) is None  # rounds are not whole runs
+
+
+def test_hyperband_trials_are_not_whole_runs(tmp_path):
+    from types import SimpleNamespace
+
+    from keras_reg.tuning import RegularizationTuner
+
+    tuner = RegularizationTuner(tiny_model, tuner="hyperband", max_epochs=3,
+                                directory=str(tmp_path), seed=0)
+    result = SimpleNamespace(tuner=tuner, references={}, best_trial=None)
+    assert report.reference_trials(result, ["start"]) is None  # rounds are not whole runs
+    tuner.kind = "random"
+    assert report.reference_trials(result, ["start"]) == {"best": None}
