@@ -19,7 +19,7 @@ import pytest
 
 from tests._workers import processes
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("multiworker")]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(processes.XDIST_GROUP)]
 
 WORKER = pathlib.Path(__file__).parent / "_workers" / "mwms_worker.py"
 TIMEOUT = 240

@@ -15,6 +15,8 @@ import pytest
 
 from tests._workers import processes
 
+pytestmark = pytest.mark.xdist_group(processes.XDIST_GROUP)
+
 SCRIPT = textwrap.dedent("""
     import os, sys
     import keras

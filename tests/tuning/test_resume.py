@@ -15,12 +15,15 @@ import pytest
 
 from tests._workers import processes
 
-# Epochs of a "long" trial: a backup is written after each, and the test kills the process
-# right after the first one, so a trial has 9 epochs of margin to be killed in.
-LONG_EPOCHS = 10
+pytestmark = pytest.mark.xdist_group(processes.XDIST_GROUP)
+
+# Epochs of a "long" trial: a backup is written after each (about 0.2 s of CPU each), and the
+# test kills the process right after the first one, so a trial has 14 epochs of margin.
+LONG_EPOCHS = 15
 SCRIPT = textwrap.dedent("""
     import os, sys
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    import keras
     from keras_reg.data import load
     from keras_reg.tuning import RegularizationSpace, SearchError, search
 
@@ -29,7 +32,13 @@ SCRIPT = textwrap.dedent("""
     space = RegularizationSpace(l2=(1e-5, 1e-3), dropout=(0.0, 0.3), drop_path="off",
                                 mixup_alpha="off", cutmix_alpha="off", label_smoothing="off",
                                 augment="off", input_noise="off", norm="off")
-    build = None
+
+    def build(reg):  # small: a trial costs little more than its bookkeeping and its backups
+        return keras.Sequential([
+            keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dropout(reg.dropout),
+            keras.layers.Dense(10, activation="softmax",
+                               kernel_regularizer=reg.kernel_regularizer())])
+
     if mode == "crash":
         def build(reg):  # the process dies inside every trial, as on an out-of-memory kill
             os._exit(17)
