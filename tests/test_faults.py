@@ -59,8 +59,7 @@ def uninterrupted(tmp_path_factory):
             "l2": float(reg.l2), "iterations": int(model.optimizer.iterations.numpy())}
 
 
-@pytest.mark.slow  # two full runs of the fault model, and the reference; the rate/dropout
-@pytest.mark.xdist_group(processes.XDIST_GROUP)  # resumes below are fast
+@pytest.mark.slow  # two runs of the fault model (and the reference); the resumes below are fast
 def test_resume_after_exception_equals_uninterrupted_run(tmp_path, uninterrupted):
     with pytest.raises(_Crash):
         _fit(tmp_path / "backup", crash=(2, 1))
@@ -153,7 +152,6 @@ def _worker(tmp_path, backup, out, kill=None, timeout=240):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group(processes.XDIST_GROUP)
 def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path, uninterrupted):
     """A worker process SIGKILLs itself in epoch 2; a new process resumes from its backup and
     ends where the uninterrupted run (the fixture, trained in this process) ended."""

@@ -63,7 +63,6 @@ def test_layers_on_jax_backend(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group(processes.XDIST_GROUP)
 def test_same_checks_on_tensorflow_backend(tmp_path):
     code, out = _run("tensorflow", tmp_path)
     assert code == 0, out[-6000:]

@@ -5,7 +5,9 @@ start once per module and serve all four tests: cluster A (two workers) runs the
 keras_reg.distribute.fit run and the every-layer run; cluster B (two other workers) draws the
 masks again (reproducible across runs) and runs the plain `model.fit` canary; a reference process
 runs the single-process and the one-process-two-replicas references. The three start together
-on free local ports; the fixture waits with a timeout and kills whatever is left. `slow`.
+on free local ports; the fixture waits with a timeout and kills whatever is left. `slow`; CI's
+slow step runs it with `pytest -n 2 --dist loadfile`, so one pytest-xdist worker runs the module
+and the fixture once.
 """
 
 import json
@@ -19,7 +21,7 @@ import pytest
 
 from tests._workers import processes
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(processes.XDIST_GROUP)]
+pytestmark = pytest.mark.slow
 
 WORKER = pathlib.Path(__file__).parent / "_workers" / "mwms_worker.py"
 TIMEOUT = 240

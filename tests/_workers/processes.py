@@ -18,9 +18,8 @@ its standard output and error in one file; the returned `Worker` has the part of
 Scripts that need another Keras backend (tests/_workers/jax_layer_checks.py on JAX) cannot be
 forked from this server and still start with `subprocess`.
 
-The tests that start workers here carry `pytest.mark.xdist_group(XDIST_GROUP)`: under
-`pytest -n 2 --dist loadgroup` (CI's slow step) they run in one pytest-xdist worker, so one
-forkserver (one import of TensorFlow) serves them all and their module fixtures run once.
+There is one forkserver per pytest process that starts workers (under `pytest -n 2`, per
+pytest-xdist worker that runs such a test).
 """
 
 import atexit
@@ -34,7 +33,6 @@ import sys
 import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
-XDIST_GROUP = "forked"
 # Imported once by the server before it forks: keras_reg imports TensorFlow (without its
 # start-up messages), Keras, keras_tuner and every keras_reg sub-package.
 PRELOAD = ["keras_reg", "numpy"]

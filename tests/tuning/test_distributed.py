@@ -15,8 +15,6 @@ import pytest
 
 from tests._workers import processes
 
-pytestmark = pytest.mark.xdist_group(processes.XDIST_GROUP)
-
 SCRIPT = textwrap.dedent("""
     import os, sys
     import keras

@@ -15,8 +15,6 @@ import pytest
 
 from tests._workers import processes
 
-pytestmark = pytest.mark.xdist_group(processes.XDIST_GROUP)
-
 # Epochs of a "long" trial: a backup is written after each (about 0.2 s of CPU each), and the
 # test kills the process right after the first one, so a trial has 14 epochs of margin.
 LONG_EPOCHS = 15
