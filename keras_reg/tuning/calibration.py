@@ -2,9 +2,59 @@
 
 import keras
 import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.special import logsumexp
 
 from keras_reg._validation import check_float
-from keras_reg.tuning.protocol import calibrated_nll
+
+
+def calibrated_nll(probabilities, targets, low=0.05, high=20.0):
+    """Mean cross-entropy of `probabilities` after the best temperature scaling, and that scale.
+
+    Temperature scaling (Guo et al., 2017) divides the logits by one fitted temperature `T`;
+    with `z = log p`, the scaled prediction is `softmax(β · z)`, `β = 1 / T`. The loss is convex
+    in `β`, so SciPy's bounded scalar minimizer over `[low, high]` finds its minimum. The result
+    ranks models by how good their predictions are once their overall confidence is corrected:
+    label smoothing and Mixup make a model deliberately under-confident, which the plain loss
+    punishes although the ranking of the classes, and the accuracy, may be better.
+
+    Args:
+        probabilities: array `(n, k)` of predicted class probabilities.
+        targets: array `(n, k)` of one-hot (or soft) targets, or `(n,)` integer labels.
+        low, high: the range of `β` searched.
+
+    Returns:
+        `(loss, beta)`.
+
+    Example:
+
+    >>> p = np.array([[0.6, 0.4], [0.3, 0.7], [0.55, 0.45]])
+    >>> loss, beta = calibrated_nll(p, np.array([0, 1, 0]))
+    >>> bool(beta > 1.0), bool(loss < -np.log([0.6, 0.7, 0.55]).mean())
+    (True, True)
+    """
+    p = np.asarray(probabilities, dtype=np.float64)
+    t = np.asarray(targets)
+    if p.ndim != 2 or len(p) == 0:
+        raise ValueError("Invalid value for argument `probabilities`: expected an array "
+                         f"(n, classes) with n >= 1. Received shape {p.shape}")
+    if len(t) != len(p) or t.ndim not in (1, 2) or (t.ndim == 2 and t.shape != p.shape):
+        raise ValueError("Invalid value for argument `targets`: expected labels (n,) or "
+                         f"one-hot rows {p.shape} matching the probabilities. Received shape "
+                         f"{t.shape}")
+    if t.ndim == 1:
+        t = np.eye(p.shape[-1])[t.astype(np.int64)]
+    t = t.astype(np.float64)
+    z = np.log(np.clip(p, 1e-12, 1.0))
+    mass = t.sum(axis=1)
+
+    def loss(beta):
+        scaled = beta * z
+        return float(np.mean(logsumexp(scaled, axis=1) * mass - (t * scaled).sum(axis=1)))
+
+    best = minimize_scalar(loss, bounds=(float(low), float(high)), method="bounded",
+                           options={"xatol": 1e-9})
+    return loss(best.x), float(best.x)
 
 
 @keras.saving.register_keras_serializable(package="keras_reg")
@@ -56,6 +106,9 @@ def predictions(model, data):
     Targets are returned as given (one-hot rows or integer labels). A dataset reshuffled on
     each pass still pairs every prediction with its own target.
     """
+    if not hasattr(data, "as_numpy_iterator"):
+        raise TypeError("Invalid value for argument `data`: expected a tf.data.Dataset of "
+                        f"(images, targets) batches. Received: data={type(data).__name__}")
     probabilities, targets = [], []
     for batch in data.as_numpy_iterator():
         probabilities.append(np.asarray(model.predict_on_batch(batch[0]), dtype=np.float64))
@@ -78,6 +131,9 @@ def calibrate(model, validation):
         `(calibrated_model, temperature)`: the calibrated model shares `model`'s layers and
         is compiled for evaluation (categorical cross-entropy, accuracy).
     """
+    if not isinstance(model, keras.Model):
+        raise TypeError("Invalid value for argument `model`: expected a keras.Model. "
+                        f"Received: model={type(model).__name__}")
     probabilities, targets = predictions(model, validation)
     if targets.ndim == 2 and targets.shape[-1] == 1:
         targets = targets[:, 0]

@@ -13,6 +13,7 @@ import numpy as np
 
 from keras_reg._validation import check_choice, check_float, check_int
 from keras_reg.regularizers import penalty
+from keras_reg.tuning.calibration import calibrated_nll, predictions
 
 
 @keras.saving.register_keras_serializable(package="keras_reg")
@@ -103,69 +104,13 @@ class ValidationDataLoss(keras.callbacks.Callback):
             logs["val_data_loss"] = float(logs["val_loss"]) - float(penalty(self.model))
 
 
-def calibrated_nll(probabilities, targets, low=0.05, high=20.0, steps=40):
-    """Mean cross-entropy of `probabilities` after the best temperature scaling, and that scale.
-
-    Temperature scaling (Guo et al., 2017) divides the logits by one fitted temperature `T`;
-    with `z = log p`, the scaled prediction is `softmax(β · z)`, `β = 1 / T`. The loss is convex
-    in `β`, so a golden-section search over `[low, high]` finds its minimum. The result ranks
-    models by how good their predictions are once their overall confidence is corrected: label
-    smoothing and Mixup make a model deliberately under-confident, which the plain loss
-    punishes although the ranking of the classes, and the accuracy, may be better.
-
-    Args:
-        probabilities: array `(n, k)` of predicted class probabilities.
-        targets: array `(n, k)` of one-hot (or soft) targets, or `(n,)` integer labels.
-        low, high: the range of `β` searched.
-        steps: golden-section steps (40 narrow the range by a factor of about 10⁸).
-
-    Returns:
-        `(loss, beta)`.
-
-    Example:
-
-    >>> p = np.array([[0.6, 0.4], [0.3, 0.7], [0.55, 0.45]])
-    >>> loss, beta = calibrated_nll(p, np.array([0, 1, 0]))
-    >>> bool(beta > 1.0), bool(loss < -np.log([0.6, 0.7, 0.55]).mean())
-    (True, True)
-    """
-    p = np.asarray(probabilities, dtype=np.float64)
-    t = np.asarray(targets)
-    if t.ndim == 1:
-        t = np.eye(p.shape[-1])[t.astype(np.int64)]
-    t = t.astype(np.float64)
-    z = np.log(np.clip(p, 1e-12, 1.0))
-    z -= z.max(axis=1, keepdims=True)
-
-    def loss(beta):
-        scaled = beta * z
-        top = scaled.max(axis=1, keepdims=True)
-        log_norm = top[:, 0] + np.log(np.exp(scaled - top).sum(axis=1))
-        return float(np.mean(log_norm * t.sum(axis=1) - (t * scaled).sum(axis=1)))
-
-    golden = (math.sqrt(5.0) - 1.0) / 2.0
-    a, b = float(low), float(high)
-    c, d = b - golden * (b - a), a + golden * (b - a)
-    fc, fd = loss(c), loss(d)
-    for _ in range(int(steps)):
-        if fc <= fd:
-            b, d, fd = d, c, fc
-            c = b - golden * (b - a)
-            fc = loss(c)
-        else:
-            a, c, fc = c, d, fd
-            d = a + golden * (b - a)
-            fd = loss(d)
-    beta = (a + b) / 2.0
-    return loss(beta), beta
-
-
 class CalibratedValidationLoss(keras.callbacks.Callback):
     """Logs `val_calibrated_loss`: the validation loss after temperature scaling.
 
     At the end of each epoch with a validation, predicts the validation images once and logs
-    `calibrated_nll` of the predictions (and `val_temperature = 1 / β`). Listed before the
-    stopping callbacks, so they and KerasTuner see the key.
+    `keras_reg.tuning.calibration.calibrated_nll` of the predictions (and
+    `val_temperature = 1 / β`). Listed before the stopping callbacks, so they and KerasTuner
+    see the key.
 
     Args:
         validation: the validation batches `(images, one-hot targets)`.
@@ -178,12 +123,7 @@ class CalibratedValidationLoss(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is None or "val_loss" not in logs:
             return
-        # Images and targets read together: a validation split may be reshuffled per pass.
-        probabilities, targets = [], []
-        for batch in self.validation.as_numpy_iterator():
-            probabilities.append(np.asarray(self.model.predict_on_batch(batch[0])))
-            targets.append(np.asarray(batch[1]))
-        value, beta = calibrated_nll(np.concatenate(probabilities), np.concatenate(targets))
+        value, beta = calibrated_nll(*predictions(self.model, self.validation))
         logs["val_calibrated_loss"] = value
         logs["val_temperature"] = 1.0 / beta
 

@@ -55,6 +55,11 @@ class Run:
     def epochs(self):
         return len(self.history.epoch)
 
+    def renamed(self, name):
+        """The same run (model, figures) under another name: best values equal to a reference."""
+        return Run(name, self.reg, self.model, self.history, self.metrics, self.seconds,
+                   seed=self.seed)
+
 
 def evaluate(model, data, num_classes):
     """`{"loss", "accuracy"}` of `model` on `(images, labels)` batches, one-hot targets.
@@ -290,8 +295,7 @@ def compare(regs, data, *, repeats=1, seed=0, progress=None, **protocol):
                                  **protocol).items():
             runs[name].append(run)
             if name == same:
-                runs["best"].append(Run("best", run.reg, run.model, run.history, run.metrics,
-                                        run.seconds, seed=run.seed))
+                runs["best"].append(run.renamed("best"))
     return Comparison(runs, seeds, same_as=same)
 
 
@@ -383,9 +387,7 @@ def from_trials(result, chosen, data, *, num_classes, seed, regs=None, progress=
                                  **protocol).items():
             runs[name] = [run]
     if same:
-        held = runs[same][0]
-        runs["best"] = [Run("best", held.reg, held.model, held.history, held.metrics,
-                            held.seconds, seed=seed)]
+        runs["best"] = [runs[same][0].renamed("best")]
     names = [n for n in (regs or chosen) if n != "best" and n in runs]
     return Comparison({n: runs[n] for n in (*names, "best")}, [seed], same_as=same)
 

@@ -114,8 +114,9 @@ class SearchResult:
         best_hyperparameters: its `keras_tuner.HyperParameters` (None on a distributed
             worker, which sees only its own trials).
         best_regularization: its `Regularization`.
-        references: `{label: TrialRecord}`: the best completed trial of each reference
-            (`"start"`, `"none"`, `"recipe"`) evaluated in the search.
+        references: `{label: TrialRecord}`: the best completed trial of each labelled
+            starting point evaluated in the search: the references (`"start"`, `"none"`,
+            `"recipe"`) and the probes (`"strong"`).
         skipped_references: `{label: reason}` for the references the space cannot express.
         objective: the objective's name; `direction`: `"min"` or `"max"`.
         tuner: the `RegularizationTuner` (None on a distributed worker's partial view).

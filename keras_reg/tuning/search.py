@@ -39,7 +39,7 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="hyp
         tuner: `"hyperband"`, `"bayesian"` or `"random"` (KerasTuner's oracles).
         objective: `"NAME"`, `"NAME:min"` or `"NAME:max"` of a logged metric, or a
             `keras_tuner.Objective`. The default, `"val_calibrated_loss"`, is the validation
-            cross-entropy after temperature scaling (`keras_reg.tuning.protocol.
+            cross-entropy after temperature scaling (`keras_reg.tuning.calibration.
             calibrated_nll`): it does not punish the deliberate under-confidence of label
             smoothing and Mixup, and is smoother than the accuracy. `"val_loss"` is scored
             without the weight penalty, as `"val_data_loss"`: Keras's `val_loss` includes the

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_reg.tuning.calibration import TemperatureScaling, calibrate, predictions
-from keras_reg.tuning.protocol import calibrated_nll
+from keras_reg.tuning.calibration import (TemperatureScaling, calibrate, calibrated_nll,
+                                          predictions)
 from tests.layers._checks import (check_config_round_trip, check_export,
                                   check_keras_file_round_trip, check_symbolic_call)
 
@@ -84,3 +84,64 @@ def test_predictions_pair_images_with_their_targets():
     mine = np.sort(p[np.arange(len(t)), t])
     reference = np.sort(direct[np.arange(len(labels)), labels])
     np.testing.assert_allclose(mine, reference, rtol=1e-5, atol=1e-7)
+
+
+def _reference_calibrated_nll(p, labels):
+    """Temperature-scaled cross-entropy by brute force: a dense grid of β, then a finer one."""
+    z = np.log(p)
+
+    def nll(b):
+        s = b * z
+        s = s - s.max(axis=1, keepdims=True)
+        log_p = s - np.log(np.exp(s).sum(axis=1, keepdims=True))
+        return -np.mean(log_p[np.arange(len(labels)), labels])
+
+    grid = np.linspace(0.05, 20.0, 4001)
+    b0 = grid[np.argmin([nll(b) for b in grid])]
+    fine = np.linspace(max(0.05, b0 - 0.01), min(20.0, b0 + 0.01), 2001)
+    values = [nll(b) for b in fine]
+    return min(values), fine[int(np.argmin(values))]
+
+
+@pytest.mark.parametrize("scale", [0.3, 1.0, 4.0])
+def test_calibrated_nll_matches_a_brute_force_search(scale):
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(300, 10)) * scale
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    labels = rng.integers(0, 10, 300)
+    labels[:200] = logits[:200].argmax(axis=1)  # 2/3 right, 1/3 random
+    loss, beta = calibrated_nll(p, labels)
+    ref_loss, ref_beta = _reference_calibrated_nll(p, labels)
+    assert loss == pytest.approx(ref_loss, rel=1e-8)
+    assert beta == pytest.approx(ref_beta, abs=2e-5)
+    # one-hot targets give the same figure; never worse than the uncalibrated loss
+    assert calibrated_nll(p, np.eye(10)[labels])[0] == pytest.approx(loss, rel=1e-12)
+    assert loss <= -np.mean(np.log(p[np.arange(300), labels])) + 1e-12
+
+
+def test_calibrated_nll_does_not_punish_deliberate_under_confidence():
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(500, 10)) * 3
+    labels = logits.argmax(axis=1)
+    labels[:100] = rng.integers(0, 10, 100)
+    soft = lambda t: np.exp(logits / t) / np.exp(logits / t).sum(axis=1, keepdims=True)  # noqa
+    raw = lambda p: -np.mean(np.log(p[np.arange(500), labels]))  # noqa
+    confident, smoothed = soft(1.0), soft(6.0)  # same ranking, one under-confident
+    assert raw(smoothed) > raw(confident) + 0.1  # the plain loss punishes it
+    assert calibrated_nll(smoothed, labels)[0] == pytest.approx(
+        calibrated_nll(confident, labels)[0], rel=1e-6)
+
+
+def test_bad_inputs_name_the_argument():
+    p = np.full((4, 3), 1 / 3)
+    with pytest.raises(ValueError, match="`probabilities`"):
+        calibrated_nll(p[0], np.zeros(3))
+    with pytest.raises(ValueError, match="`targets`"):
+        calibrated_nll(p, np.zeros(5))
+    with pytest.raises(ValueError, match="`targets`"):
+        calibrated_nll(p, np.zeros((4, 2)))
+    model, x, labels, _ = _classifier_and_validation()
+    with pytest.raises(TypeError, match="`data`"):
+        calibrate(model, (x, labels))
+    with pytest.raises(TypeError, match="`model`"):
+        calibrate("model.keras", None)

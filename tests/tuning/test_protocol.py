@@ -8,9 +8,10 @@ import pytest
 import tensorflow as tf
 
 from keras_reg.callbacks import PreciseBatchNorm
+from keras_reg.tuning.calibration import calibrated_nll
 from keras_reg.tuning.protocol import (CalibratedValidationLoss, HopelessTrialStopping,
                                        TrainingProtocol, ValidationDataLoss,
-                                       WarmupCosineDecay, calibrated_nll)
+                                       WarmupCosineDecay)
 
 
 def reference_lr(step, peak, total, warmup, alpha, offset=0):
@@ -157,46 +158,6 @@ def test_rejects_warmup_steps_beyond_total():
 def test_rejects_bad_direction():
     with pytest.raises(ValueError, match="direction"):
         HopelessTrialStopping([], direction="up")
-
-
-def _reference_calibrated_nll(p, labels):
-    """Temperature-scaled cross-entropy by SciPy's bounded scalar minimizer."""
-    from scipy.optimize import minimize_scalar
-    from scipy.special import log_softmax
-
-    z = np.log(p)
-    nll = lambda b: -np.mean(log_softmax(b * z, axis=1)[np.arange(len(labels)), labels])  # noqa
-    r = minimize_scalar(nll, bounds=(0.05, 20.0), method="bounded", options={"xatol": 1e-10})
-    return r.fun, r.x
-
-
-@pytest.mark.parametrize("scale", [0.3, 1.0, 4.0])
-def test_calibrated_nll_matches_scipy(scale):
-    rng = np.random.default_rng(0)
-    logits = rng.normal(size=(300, 10)) * scale
-    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    labels = rng.integers(0, 10, 300)
-    labels[:200] = logits[:200].argmax(axis=1)  # 2/3 right, 1/3 random
-    loss, beta = calibrated_nll(p, labels)
-    ref_loss, ref_beta = _reference_calibrated_nll(p, labels)
-    assert loss == pytest.approx(ref_loss, rel=1e-9)
-    assert beta == pytest.approx(ref_beta, rel=1e-5)
-    # one-hot targets give the same figure; never worse than the uncalibrated loss
-    assert calibrated_nll(p, np.eye(10)[labels])[0] == pytest.approx(loss, rel=1e-12)
-    assert loss <= -np.mean(np.log(p[np.arange(300), labels])) + 1e-12
-
-
-def test_calibrated_nll_does_not_punish_deliberate_under_confidence():
-    rng = np.random.default_rng(1)
-    logits = rng.normal(size=(500, 10)) * 3
-    labels = logits.argmax(axis=1)
-    labels[:100] = rng.integers(0, 10, 100)
-    soft = lambda t: np.exp(logits / t) / np.exp(logits / t).sum(axis=1, keepdims=True)  # noqa
-    raw = lambda p: -np.mean(np.log(p[np.arange(500), labels]))  # noqa
-    confident, smoothed = soft(1.0), soft(6.0)  # same ranking, one under-confident
-    assert raw(smoothed) > raw(confident) + 0.1  # the plain loss punishes it
-    assert calibrated_nll(smoothed, labels)[0] == pytest.approx(
-        calibrated_nll(confident, labels)[0], rel=1e-6)
 
 
 def test_calibrated_validation_loss_is_logged_from_the_predictions():
