@@ -187,18 +187,15 @@ def test_a_shared_shuffled_dataset_gives_the_second_run_other_epochs():
 @pytest.fixture(scope="module")
 def tiny_search(tmp_path_factory):
     """One finished 4-trial random search of the tiny model (shared)."""
-    return _tiny_search(tmp_path_factory.mktemp("tiny_search"))
-
-
-def _tiny_search(tmp_path, tuner="random", max_trials=4):
     from keras_reg.tuning import RegularizationSpace, search
 
     space = RegularizationSpace(l2=(0.0, 1e-3), dropout=(0.0, 0.5), drop_path="off",
                                 mixup_alpha="off", cutmix_alpha="off", label_smoothing="off",
                                 augment="off", input_noise="off", norm="off")
     train, val, _ = _data()
-    return search(tiny_model, train, val, space=space, tuner=tuner, max_trials=max_trials,
-                  epochs=3, directory=str(tmp_path), seed=0, patience=None)
+    return search(tiny_model, train, val, space=space, tuner="random", max_trials=4,
+                  epochs=3, directory=str(tmp_path_factory.mktemp("tiny_search")), seed=0,
+                  patience=None)
 
 
 def test_from_trials_measures_the_trials_own_checkpoints(tiny_search):
