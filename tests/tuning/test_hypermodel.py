@@ -118,6 +118,7 @@ def test_train_runs_the_protocol_schedule_and_precise_batch_norm(digits):
     np.testing.assert_allclose(bn.moving_variance.numpy(), acts.var(0), rtol=1e-3, atol=1e-5)
 
 
+@pytest.mark.slow  # 9 s; test_report.from_trials reads these curves in the default run
 def test_trial_fit_records_the_objective_curve(digits):
     train_ds, val_ds = digits
     hm = _hypermodel()

@@ -69,6 +69,7 @@ def test_paired_differences_match_an_independent_computation(comparison):
     assert d["loss"]["max"] == pytest.approx(max(loss_diff), abs=1e-4)
 
 
+@pytest.mark.slow  # 16 s; the pairing is also asserted per seed by the test above
 def test_seeds_differ_and_runs_of_one_seed_share_the_data_order(comparison):
     none = comparison.runs["none"]
     assert none[0].history.history["loss"] != none[1].history.history["loss"]
