@@ -262,6 +262,7 @@ def test_unwritable_out_exits_2(tmp_path):
 
 # TensorFlow's C++ start-up lines, written while `import keras_reg` imports TensorFlow (before
 # the command line can silence them).
+@pytest.mark.slow  # a fresh interpreter importing TensorFlow: ~15 s
 def test_a_user_error_in_a_real_process_is_one_line(tmp_path):
     """The whole standard error of a real process: TensorFlow's C++ start-up messages are
     silenced by `import keras_reg` (see its docstring), so the user sees exactly one line."""
@@ -336,7 +337,8 @@ def _write_user_data(kind, root):
     return path
 
 
-@pytest.mark.parametrize("kind", ["png_folder", pytest.param("npz", marks=pytest.mark.slow)])
+@pytest.mark.slow  # ~45 s: the data loaders, the example model and the report are covered apart
+@pytest.mark.parametrize("kind", ["png_folder", "npz"])
 def test_own_data_own_model_and_space_override_finish_with_the_report(kind, tmp_path):
     """A new user's run: `--data` (class folders of PNGs, or an .npz), `--model` the example
     file, a `--space` override; the report compares four rows on the data's 3 classes."""

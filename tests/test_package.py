@@ -96,6 +96,7 @@ _FRESH_INTERPRETER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # ~15 s: a fresh interpreter importing TensorFlow
 def test_import_keras_reg_alone_loads_every_serializable_class(tmp_path):
     _import_every_module()
     everything = _registered()

@@ -57,6 +57,7 @@ def test_first_bash_block_starts_with_the_setup_commands():
     assert second.split("#")[0].strip() == TEST_COMMAND, second
 
 
+@pytest.mark.slow  # ~30 s: the tour trains a few small models and runs a tiny search
 def test_python_blocks_run_in_order(tmp_path, monkeypatch):
     blocks = python_blocks()
     assert len(blocks) >= 10, f"only {len(blocks)} python blocks in README.md"

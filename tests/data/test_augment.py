@@ -61,6 +61,7 @@ def test_translation_draws_height_and_width_shifts_independently():
     assert not np.array_equal(dy, dx)  # Keras alone, given one seed tensor, would tie them
 
 
+@pytest.mark.slow  # ~5 s; the default run checks parallel .apply in test_determinism
 def test_parallel_map_reproduces_sequential_and_seeds_differ():
     images = np.random.default_rng(5).random((32, 10, 10, 1)).astype("float32")
     ds = tf.data.Dataset.from_tensor_slices((images, np.arange(32))).batch(8)

@@ -224,6 +224,7 @@ def test_dict_input_and_extra_entries_pass_through():
     np.testing.assert_array_equal(w, np.ones(6))
 
 
+@pytest.mark.slow  # ~9 s; the default run checks parallel .apply in test_determinism
 def test_parallel_map_reproduces_sequential_and_seeds_differ():
     rng = np.random.default_rng(0)
     images = rng.random((64, 8, 8, 1), dtype=np.float32)
@@ -312,6 +313,7 @@ def test_pure_function_and_config_round_trip():
     np.testing.assert_array_equal(m(images, np.arange(6))[0], clone(images, np.arange(6))[0])
 
 
+@pytest.mark.slow  # ~10 s; trials fit through Mixup in tests/tuning
 def test_model_fit_on_digits_with_mixupcutmix():
     keras.utils.set_random_seed(0)
     train = load("digits", "train[:512]", batch_size=64, seed=0)
