@@ -91,7 +91,10 @@ def inverted_dropout(x, rate, noise_shape=None, seed=None, training=False, scali
     if not training:
         if scaling == "train":
             return x
-        return keras.ops.cast(x * keras.ops.cast(1.0 - rate, x.dtype), x.dtype)
+        # In float32, then one rounding: a 16-bit `1 - rate` near 1 would be subnormal.
+        wide = "float64" if x.dtype == "float64" else "float32"
+        return keras.ops.cast(keras.ops.cast(x, wide) * keras.ops.cast(1.0 - rate, wide),
+                              x.dtype)
     _check_noise_shape_fits(x.shape, noise_shape)
     value = keep_scale(rate) if scaling == "train" else keep_one(rate)
     return _dropout(x, noise_shape, rate, seed, value)

@@ -388,3 +388,16 @@ def test_function_takes_a_tf_variable_rate_inside_tf_function():
     assert set(np.unique(y.numpy())) == {0.0, 2.0}
     rate.assign(0.0)
     np.testing.assert_array_equal(step(x).numpy(), x.numpy())  # the new rate, no retrace
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("rate", [0.3, 1 - 1e-7])
+def test_test_scaling_inference_rounds_once_in_16_bits(dtype, rate):
+    """`x · (1 − rate)` at inference is computed in float32 and rounded once to 16 bits: a
+    16-bit `1 − rate` (0.69995 for 0.7 in float16) would round twice."""
+    x = tf.cast(np.random.default_rng(0).uniform(-6e4, 6e4, (64, 32)), dtype)
+    y = InvertedDropout(rate, scaling="test", dtype=dtype)(x, training=False)
+    assert y.dtype == x.dtype
+    factor = np.float32(1) - np.float32(rate)  # the layer holds its rate in float32
+    want = tf.cast(tf.cast(x, tf.float32) * factor, dtype)
+    np.testing.assert_array_equal(_np(y), _np(want))
