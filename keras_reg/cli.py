@@ -7,6 +7,7 @@ one line to stderr and exit with status 2; a search in which no trial completed 
 import argparse
 import importlib
 import importlib.util
+import json
 import os
 import shlex
 import shutil
@@ -385,6 +386,7 @@ def run_search(args):
     from keras_reg.tuning import SearchError, SettingsMismatchError, search
 
     space = make_space(args.space)
+    _check_recorded_settings(args, space)
     data = load_data(args)
     info = data.info
     builder = None
@@ -423,6 +425,25 @@ def run_search(args):
         return 0
     return _finish(args, data, space, builder, result, command, search_seconds, start, say,
                    verbose)
+
+
+def _check_recorded_settings(args, space):
+    """Names a settings mismatch with the search in --out before anything is printed or
+    loaded (the tuner checks every setting again when it opens the directory)."""
+    if args.overwrite:
+        return
+    from keras_reg.tuning import SettingsMismatchError, _settings
+
+    project = os.path.join(args.out, "tuner", "search")
+    recorded = _settings.read(project)
+    if not recorded:
+        return
+    mine = json.loads(json.dumps({**settings(args), "tuner": args.tuner, "seed": args.seed,
+                                  "space": space.get_config()}, sort_keys=True, default=str))
+    differences = {name: (recorded[name], value) for name, value in mine.items()
+                   if name in recorded and recorded[name] != value}
+    if differences:
+        raise UserError(_mismatch_line(SettingsMismatchError(differences, project), args.out))
 
 
 def _discard(out, created):

@@ -158,8 +158,9 @@ def test_rerun_with_other_settings_names_them_and_exits_2(tiny_run, model_file):
     out, _ = tiny_run
     args = list(tiny_args(model_file, out))
     args[args.index("--epochs") + 1] = 2
-    code, _, err = run_main(*args)
+    code, stdout, err = run_main(*args)
     assert_user_error(code, err, "--epochs", "1 → 2", "--overwrite", str(out))
+    assert stdout == ""  # named before the header: nothing was started
 
 
 def test_rerun_with_another_tuner_and_epochs_names_both_at_once(tiny_run, model_file):
