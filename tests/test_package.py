@@ -21,7 +21,7 @@ from packaging.requirements import Requirement
 import keras_reg
 from keras_reg import layers, regularizers
 from keras_reg.data import Augment, Cutout, MixupCutMix
-from keras_reg.tuning.calibration import TemperatureScaling
+from keras_reg.tuning.calibration import CalibratedCrossEntropy, TemperatureScaling
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -53,7 +53,8 @@ def _model(schedule):
     outputs = layers.WeightNoise(dense, 0.01, seed=5)(x)
     outputs = TemperatureScaling(2.0)(keras.layers.Softmax()(outputs))
     model = keras.Model(inputs, outputs)
-    model.compile(keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy")
+    model.compile(keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy",
+                  metrics=[CalibratedCrossEntropy(num_betas=11)])
     return model
 
 
@@ -88,6 +89,8 @@ _FRESH_INTERPRETER = textwrap.dedent("""
                              if k.startswith("keras_reg>")),
         "layer_names": sorted(names),
         "predictions": model.predict(np.load(folder + "/x.npy"), verbose=0).tolist(),
+        "evaluated": sorted(model.evaluate(np.load(folder + "/x.npy"), np.zeros(4, "int32"),
+                                           verbose=0, return_dict=True)),
         "learning_rate": keras.saving.serialize_keras_object(
             model.optimizer.get_config()["learning_rate"]),
         "transforms": {name: keras.saving.serialize_keras_object(
@@ -115,6 +118,7 @@ def test_import_keras_reg_alone_loads_every_serializable_class(tmp_path):
                                  for t in transforms.values()}
     if not isinstance(schedule, float):
         used.add(schedule_name)
+    used.add(keras.saving.get_registered_name(CalibratedCrossEntropy))  # a compiled metric
     # Every class the package registers is in this test: a new one must be added here.
     assert everything - used == set()
 
@@ -133,6 +137,7 @@ def test_import_keras_reg_alone_loads_every_serializable_class(tmp_path):
 
     assert set(loaded["registered"]) == everything
     assert set(loaded["layer_names"]) == _used_names(model)
+    assert "calibrated_loss" in loaded["evaluated"]  # the compiled metric came back too
     np.testing.assert_allclose(loaded["predictions"], model.predict(x, verbose=0), atol=1e-6)
     assert loaded["learning_rate"] == json.loads(json.dumps(keras.saving.serialize_keras_object(
         model.optimizer.get_config()["learning_rate"])))

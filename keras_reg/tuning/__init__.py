@@ -14,9 +14,10 @@ from keras_reg.tuning.hypermodel import RegularizationHyperModel, train
 from keras_reg.tuning.tuner import TUNERS, RegularizationTuner, parse_objective
 from keras_reg.tuning.search import search
 from keras_reg.tuning.cnn import build_cnn
-from keras_reg.tuning.calibration import TemperatureScaling, calibrate
+from keras_reg.tuning.calibration import CalibratedCrossEntropy, TemperatureScaling, calibrate
 
 __all__ = [
+    "CalibratedCrossEntropy",
     "Regularization",
     "RegularizationSpace",
     "RegularizationHyperModel",

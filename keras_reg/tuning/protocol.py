@@ -7,13 +7,14 @@ of the best values and the references (`keras_reg.tuning.train`).
 """
 
 import math
+import weakref
 
 import keras
 import numpy as np
 
 from keras_reg._validation import check_choice, check_float, check_int
 from keras_reg.regularizers import penalty
-from keras_reg.tuning.calibration import calibrated_nll, predictions
+from keras_reg.tuning.calibration import CalibratedCrossEntropy, calibrated_nll, predictions
 
 
 @keras.saving.register_keras_serializable(package="keras_reg")
@@ -126,6 +127,29 @@ class CalibratedValidationLoss(keras.callbacks.Callback):
         value, beta = calibrated_nll(*predictions(self.model, self.validation))
         logs["val_calibrated_loss"] = value
         logs["val_temperature"] = 1.0 / beta
+
+
+class ValidationTemperature(keras.callbacks.Callback):
+    """Logs `val_temperature`, read from the compiled `CalibratedCrossEntropy` metric.
+
+    After the validation pass the metric holds the validation state, so its
+    `val_calibrated_loss` and this temperature come from that one pass.
+
+    Args:
+        metric: the model's compiled `CalibratedCrossEntropy`.
+    """
+
+    def __init__(self, metric):
+        super().__init__()
+        self.metric = metric
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and f"val_{self.metric.name}" in logs:
+            logs["val_temperature"] = self.metric.temperature()
+
+
+# The CalibratedCrossEntropy each model compiled by a TrainingProtocol carries.
+_CALIBRATED = weakref.WeakKeyDictionary()
 
 
 class HopelessTrialStopping(keras.callbacks.Callback):
@@ -267,18 +291,22 @@ class TrainingProtocol:
     def compile(self, model):
         """Compiles `model` with Adam on `schedule()`, categorical cross-entropy, accuracy.
 
-        Categorical, because the targets are one-hot (soft after Mixup/CutMix). Not
-        XLA-compiled: a new model is traced per normalization type, and on a CPU the XLA
+        Categorical, because the targets are one-hot (soft after Mixup/CutMix). The metrics
+        are the accuracy and `CalibratedCrossEntropy` (logged as `calibrated_loss` /
+        `val_calibrated_loss`, the search's default objective, in the one validation pass).
+        Not XLA-compiled: a new model is traced per normalization type, and on a CPU the XLA
         compilation of a small model costs more than it saves over a trial.
 
         Returns:
             The `WarmupCosineDecay` of the optimizer (for `set_lengths`), or None.
         """
         schedule = self.schedule()
+        calibrated = CalibratedCrossEntropy()
+        _CALIBRATED[model] = calibrated
         model.compile(
             optimizer=keras.optimizers.Adam(schedule),
             loss=keras.losses.CategoricalCrossentropy(),
-            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"), calibrated],
             steps_per_execution=self.steps_per_execution,
             jit_compile=False,
         )
@@ -300,15 +328,19 @@ class TrainingProtocol:
                 slowly at first, and a median rule applied earlier favours weak
                 regularization.
             validation: None or the validation batches (one-hot targets), for
-                `val_calibrated_loss`.
+                `val_calibrated_loss`: logged by the metric of a model this protocol
+                compiled (`ValidationTemperature` adds the temperature), else by a second
+                pass (`CalibratedValidationLoss`, for models `build_model` compiled itself).
 
         Returns:
-            `[ValidationDataLoss, CalibratedValidationLoss?, PreciseBatchNorm?,
-            EarlyStopping?, HopelessTrialStopping?]`.
+            `[ValidationDataLoss, ValidationTemperature or CalibratedValidationLoss?,
+            PreciseBatchNorm?, EarlyStopping?, HopelessTrialStopping?]`.
         """
         callbacks = [ValidationDataLoss()]
         if validation is not None:
-            callbacks.append(CalibratedValidationLoss(validation))
+            metric = _CALIBRATED.get(model)
+            callbacks.append(CalibratedValidationLoss(validation) if metric is None
+                             else ValidationTemperature(metric))
         if (self.precise_batch_norm and clean_train is not None
                 and _has_batch_norm(model)):
             from keras_reg.callbacks import PreciseBatchNorm

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_reg.tuning.calibration import (TemperatureScaling, calibrate, calibrated_nll,
-                                          predictions)
+from keras_reg.tuning.calibration import (CalibratedCrossEntropy, TemperatureScaling,
+                                          calibrate, calibrated_nll, predictions)
 from tests.layers._checks import (check_config_round_trip, check_export,
                                   check_keras_file_round_trip, check_symbolic_call)
 
@@ -145,3 +145,70 @@ def test_bad_inputs_name_the_argument():
         calibrate(model, (x, labels))
     with pytest.raises(TypeError, match="`model`"):
         calibrate("model.keras", None)
+
+
+# ---- CalibratedCrossEntropy: the streaming metric --------------------------------------
+
+
+@pytest.mark.parametrize("scale", [0.3, 1.0, 4.0, 12.0])
+def test_metric_matches_the_brute_force_search_batch_by_batch(scale):
+    rng = np.random.default_rng(4)
+    logits = rng.normal(size=(300, 10)) * scale
+    p = _softmax(logits).astype("float32")
+    labels = rng.integers(0, 10, 300)
+    labels[:200] = logits[:200].argmax(axis=1)
+    metric = CalibratedCrossEntropy()
+    for start in range(0, 300, 32):  # uneven last batch; one-hot and integer targets mixed
+        rows = slice(start, start + 32)
+        targets = np.eye(10)[labels[rows]] if start % 64 else labels[rows]
+        metric.update_state(targets, p[rows])
+    # calibrated_nll (checked against brute force above) clips p at 1e-12 like the metric:
+    # at scale 12 some probabilities are below it
+    ref_loss, ref_beta = calibrated_nll(p, labels)
+    assert float(metric.result()) == pytest.approx(ref_loss, abs=3e-5)
+    assert metric.temperature() == pytest.approx(1 / ref_beta, rel=2e-3)
+    if scale < 5:
+        assert float(metric.result()) == pytest.approx(
+            _reference_calibrated_nll(p.astype(np.float64), labels)[0], abs=3e-5)
+    metric.reset_state()
+    metric.update_state(labels[:10], p[:10])
+    assert float(metric.result()) == pytest.approx(calibrated_nll(p[:10], labels[:10])[0],
+                                                   abs=3e-5)
+
+
+def test_metric_sample_weights_and_soft_targets():
+    rng = np.random.default_rng(5)
+    p = _softmax(rng.normal(size=(40, 5)) * 2).astype("float32")
+    soft = _softmax(rng.normal(size=(40, 5)))  # Mixup-like targets: rows sum to 1
+    metric = CalibratedCrossEntropy()
+    weights = np.r_[np.ones(20), np.zeros(20)]
+    metric.update_state(soft, p, sample_weight=weights)
+    loss, beta = calibrated_nll(p[:20], soft[:20])  # zero weight = not there
+    assert float(metric.result()) == pytest.approx(loss, abs=3e-5)
+    assert metric.temperature() == pytest.approx(1 / beta, rel=2e-3)
+
+
+def test_metric_in_a_compiled_model_round_trips(tmp_path):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile("adam", "categorical_crossentropy",
+                  metrics=[CalibratedCrossEntropy(num_betas=31)])
+    x = np.random.default_rng(6).normal(size=(16, 4)).astype("float32")
+    y = np.eye(3)[np.arange(16) % 3]
+    before = model.evaluate(x, y, verbose=0, return_dict=True)["calibrated_loss"]
+    model.optimizer.build(model.trainable_variables)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    after = loaded.evaluate(x, y, verbose=0, return_dict=True)["calibrated_loss"]
+    assert after == pytest.approx(before, rel=1e-6)
+    assert CalibratedCrossEntropy.from_config(
+        CalibratedCrossEntropy(low=0.1, high=5.0, num_betas=9).get_config()).num_betas == 9
+
+
+@pytest.mark.parametrize("kwargs,name", [({"low": 0.0}, "low"), ({"low": 2.0, "high": 1.0},
+                                         "high"), ({"num_betas": 2}, "num_betas"),
+                                        ({"num_betas": 10.0}, "num_betas"),
+                                        ({"epsilon": -1.0}, "epsilon")])
+def test_metric_bad_arguments_name_them(kwargs, name):
+    with pytest.raises(ValueError, match=f"`{name}`"):
+        CalibratedCrossEntropy(**kwargs)
+

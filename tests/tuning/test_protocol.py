@@ -8,10 +8,10 @@ import pytest
 import tensorflow as tf
 
 from keras_reg.callbacks import PreciseBatchNorm
-from keras_reg.tuning.calibration import calibrated_nll
+from keras_reg.tuning.calibration import CalibratedCrossEntropy, calibrated_nll
 from keras_reg.tuning.protocol import (CalibratedValidationLoss, HopelessTrialStopping,
                                        TrainingProtocol, ValidationDataLoss,
-                                       WarmupCosineDecay)
+                                       ValidationTemperature, WarmupCosineDecay)
 
 
 def reference_lr(step, peak, total, warmup, alpha, offset=0):
@@ -126,6 +126,12 @@ def test_callbacks_wiring():
     # with validation batches, the calibrated loss is logged right after the data loss
     with_val = protocol.callbacks(_bn_model(), data, validation=data)
     assert isinstance(with_val[1], CalibratedValidationLoss) and with_val[1].validation is data
+    # ... or, for a model the protocol compiled, read from its metric in the one validation
+    compiled = _bn_model()
+    protocol.compile(compiled)
+    with_metric = protocol.callbacks(compiled, data, validation=data)
+    assert isinstance(with_metric[1], ValidationTemperature)
+    assert isinstance(with_metric[1].metric, CalibratedCrossEntropy)
     # no batch norm, no data, no curves, no patience: only the data-loss logger
     plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     assert [type(c) for c in TrainingProtocol().callbacks(plain, data)] == [ValidationDataLoss]
@@ -175,3 +181,25 @@ def test_calibrated_validation_loss_is_logged_from_the_predictions():
     assert history.history["val_calibrated_loss"][-1] == pytest.approx(expected, rel=1e-5)
     assert history.history["val_temperature"][-1] == pytest.approx(1 / beta, rel=1e-5)
     assert history.history["val_calibrated_loss"][-1] <= history.history["val_loss"][-1] + 1e-6
+
+
+def test_a_protocol_compiled_model_logs_the_calibrated_loss_in_its_one_validation_pass():
+    """`val_calibrated_loss` / `val_temperature` from the compiled metric equal the exact
+    two-pass figures (`calibrated_nll` on the predictions), and no second pass runs."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    y = np.eye(3, dtype="float32")[rng.integers(0, 3, 64)]
+    val = tf.data.Dataset.from_tensor_slices((x[:40], y[:40])).shuffle(40, seed=0).batch(16)
+    train = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    protocol = TrainingProtocol(precise_batch_norm=False, schedule="constant")
+    protocol.compile(model)
+    callbacks = protocol.callbacks(model, None, validation=val)
+    assert not any(isinstance(c, CalibratedValidationLoss) for c in callbacks)
+    history = model.fit(train, validation_data=val, epochs=2, verbose=0, callbacks=callbacks,
+                        shuffle=False)
+    expected, beta = calibrated_nll(model.predict(x[:40], verbose=0), y[:40])
+    assert history.history["val_calibrated_loss"][-1] == pytest.approx(expected, abs=3e-5)
+    assert history.history["val_temperature"][-1] == pytest.approx(1 / beta, rel=2e-3)
+
