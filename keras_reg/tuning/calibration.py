@@ -3,7 +3,6 @@
 import keras
 import numpy as np
 from scipy.optimize import minimize_scalar
-from scipy.special import logsumexp
 
 from keras_reg._validation import check_float
 
@@ -47,10 +46,19 @@ def calibrated_nll(probabilities, targets, low=0.05, high=20.0):
     t = t.astype(np.float64)
     z = np.log(np.clip(p, 1e-12, 1.0))
     mass = t.sum(axis=1)
+    rows = np.arange(len(z))
+    top = z.argmax(axis=1)
 
     def loss(beta):
+        # Σ_c t_c (logsumexp(s) − s_c) without cancellation: with m = max s,
+        # logsumexp(s) − m = log1p(Σ over all but one maximum of e^(s_j − m)), and m − s_c >= 0,
+        # so a prediction right with a wide margin costs e^-100, not rounding noise.
         scaled = beta * z
-        return float(np.mean(logsumexp(scaled, axis=1) * mass - (t * scaled).sum(axis=1)))
+        top_value = scaled[rows, top][:, None]
+        rest = np.exp(scaled - top_value)
+        rest[rows, top] = 0.0
+        return float(np.mean(np.log1p(rest.sum(axis=1)) * mass
+                             + (t * (top_value - scaled)).sum(axis=1)))
 
     best = minimize_scalar(loss, bounds=(float(low), float(high)), method="bounded",
                            options={"xatol": 1e-9})
@@ -86,7 +94,7 @@ class CalibratedCrossEntropy(keras.metrics.Metric):
     """
 
     def __init__(self, low=0.05, high=20.0, num_betas=121, epsilon=1e-12,
-                 name="calibrated_loss", dtype=None):
+                 name="calibrated_loss", dtype="float64"):
         super().__init__(name=name, dtype=dtype)
         self.low = check_float("low", low, 0.0, low_open=True)
         self.high = check_float("high", high, self.low, low_open=True)
@@ -95,43 +103,53 @@ class CalibratedCrossEntropy(keras.metrics.Metric):
                              f"Received: num_betas={num_betas!r}")
         self.num_betas = num_betas
         self.epsilon = check_float("epsilon", epsilon, 0.0, low_open=True)
-        self._betas = np.geomspace(self.low, self.high, num_betas).astype("float32")
+        self._betas = np.geomspace(self.low, self.high, num_betas)
+        # float64: a validation split the model gets entirely right has losses like e^-100
+        # at the largest β, which float32 flushes to 0 (every such model would tie).
         self.sums = self.add_variable(shape=(num_betas,), initializer="zeros", name="sums",
-                                      dtype="float32")
+                                      dtype="float64")
         self.count = self.add_variable(shape=(), initializer="zeros", name="count",
-                                       dtype="float32")
+                                       dtype="float64")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         ops = keras.ops
-        y_pred = ops.cast(y_pred, "float32")
-        y_true = ops.cast(y_true, "float32")
+        y_pred = ops.cast(y_pred, "float64")
+        y_true = ops.cast(y_true, "float64")
         if len(y_true.shape) == len(y_pred.shape) - 1:  # integer labels
-            y_true = ops.one_hot(ops.cast(y_true, "int32"), ops.shape(y_pred)[-1])
+            y_true = ops.one_hot(ops.cast(y_true, "int32"), ops.shape(y_pred)[-1],
+                                 dtype="float64")
         z = ops.log(ops.maximum(y_pred, self.epsilon))
-        scaled = z[:, None, :] * ops.convert_to_tensor(self._betas)[None, :, None]
-        mass = ops.sum(y_true, axis=-1, keepdims=True)
-        losses = (ops.logsumexp(scaled, axis=-1) * mass
-                  - ops.sum(y_true[:, None, :] * scaled, axis=-1))  # (batch, betas)
+        scaled = z[:, None, :] * ops.convert_to_tensor(self._betas, "float64")[None, :, None]
+        mass = ops.sum(y_true, axis=-1)[:, None]
+        # as in calibrated_nll: logsumexp(s) − max s = log1p(the other terms), no cancellation
+        top = ops.one_hot(ops.argmax(z, axis=-1), ops.shape(z)[-1], dtype="float64")
+        top_value = ops.max(scaled, axis=-1, keepdims=True)
+        rest = ops.exp(scaled - top_value) * (1.0 - top[:, None, :])
+        losses = (ops.log1p(ops.sum(rest, axis=-1)) * mass
+                  + ops.sum(y_true[:, None, :] * (top_value - scaled), axis=-1))  # (batch, β)
         weight = ops.ones_like(losses[:, :1]) if sample_weight is None else ops.reshape(
-            ops.cast(sample_weight, "float32"), (-1, 1))
+            ops.cast(sample_weight, "float64"), (-1, 1))
         self.sums.assign_add(ops.sum(losses * weight, axis=0))
         self.count.assign_add(ops.sum(weight))
 
     def _refined(self):
-        """`(loss, beta)` at the parabola's vertex around the smallest grid point."""
+        """`(loss, beta)`: the smallest grid mean, refined by the parabola through it and its
+        neighbours when it is inside the grid (at an end of the range, the end itself)."""
         ops = keras.ops
-        means = self.sums / ops.maximum(self.count, 1e-12)
-        i = ops.clip(ops.argmin(means), 1, self.num_betas - 2)
-        left, mid, right = means[i - 1], means[i], means[i + 1]
+        means = self.sums / ops.maximum(self.count, 1e-300)
+        i = ops.argmin(means)
+        j = ops.clip(i, 1, self.num_betas - 2)
+        left, mid, right = means[j - 1], means[j], means[j + 1]
         curvature = left - 2.0 * mid + right
-        ok = curvature > 1e-12
-        shift = ops.where(ok, 0.5 * (left - right) / ops.where(ok, curvature, 1.0), 0.0)
-        shift = ops.clip(shift, -1.0, 1.0)
+        # inside and convex: the vertex lies within half a step of the smallest point
+        inside = ops.logical_and(ops.equal(i, j), curvature > 0.0)
+        shift = ops.where(inside, 0.5 * (left - right) / ops.where(inside, curvature, 1.0),
+                          0.0)
         vertex = mid - 0.25 * (left - right) * shift
-        loss = ops.minimum(ops.where(ok, vertex, mid), ops.min(means))
+        loss = ops.where(inside, ops.minimum(vertex, mid), means[i])
         log_step = float(np.log(self.high / self.low) / (self.num_betas - 1))
-        beta = self.low * ops.exp((ops.cast(i, "float32") + shift) * log_step)
-        return loss, beta
+        beta = self.low * ops.exp((ops.cast(i, "float64") + shift) * log_step)
+        return ops.maximum(loss, 0.0), beta
 
     def result(self):
         return self._refined()[0]

@@ -176,6 +176,27 @@ def test_metric_matches_the_brute_force_search_batch_by_batch(scale):
                                                    abs=3e-5)
 
 
+def test_metric_ranks_models_that_get_every_validation_image_right():
+    """A split the model classifies perfectly has its minimum at the largest β, with losses
+    like e^-100 that float32 would flush to 0: the metric keeps them (float64), ranks the
+    larger margins first, never goes below 0 and reports the end of the range."""
+    labels = np.arange(40) % 4
+    results = []
+    for margin in (3.0, 5.0, 8.0):
+        logits = np.zeros((40, 4))
+        logits[np.arange(40), labels] = margin + np.linspace(0, 1, 40)
+        p = _softmax(logits)
+        metric = CalibratedCrossEntropy()
+        metric.update_state(labels, p)
+        value = float(metric.result())
+        exact, beta = calibrated_nll(p, labels)
+        assert beta == pytest.approx(20.0, rel=1e-6)  # the end of the range
+        assert metric.temperature() == pytest.approx(1 / 20.0)
+        assert value == pytest.approx(exact, rel=1e-6) and value > 0.0
+        results.append(value)
+    assert results[0] > results[1] > results[2] > 0.0
+
+
 def test_metric_sample_weights_and_soft_targets():
     rng = np.random.default_rng(5)
     p = _softmax(rng.normal(size=(40, 5)) * 2).astype("float32")
