@@ -506,7 +506,9 @@ def _finish(args, data, space, builder, result, command, search_seconds, start, 
                                       seed=args.seed, repeats=args.repeats),
                         timings={"search": search_seconds,
                                  "total": time.perf_counter() - start},
-                        warnings=warnings)
+                        warnings=warnings,
+                        validation=report.validation_advantage(
+                            comparison, data.make(args.seed)[1], data.info.num_classes))
     rep.write(out, files)
     print()
     print(rep.console(), flush=True)

@@ -116,6 +116,9 @@ def test_summary_has_four_runs_and_paired_differences(tiny_run):
     assert diff["accuracy"]["mean"] == pytest.approx(best["test_accuracy"] - ref["test_accuracy"])
     assert diff["accuracy"]["std"] is None  # a single run has no spread
     assert "single run" in summary["headline"]
+    found = summary["validation_advantage"]  # None only when best is a reference
+    assert found is None or ({"reference", "advantage", "standard_error", "z", "images"}
+                             <= set(found) and found["images"] > 0)
     assert summary["trials"] == 2 and summary["settings"]["model_spec"].endswith(":build_model")
 
 

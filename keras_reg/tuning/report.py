@@ -8,6 +8,7 @@ import statistics
 import time
 
 import keras
+import numpy as np
 
 from keras_reg.data import one_hot
 from keras_reg.regularizers import penalty
@@ -392,6 +393,68 @@ def from_trials(result, chosen, data, *, num_classes, seed, regs=None, progress=
     return Comparison({n: runs[n] for n in (*names, "best")}, [seed], same_as=same)
 
 
+def validation_advantage(comparison, validation, num_classes):
+    """How far the best model is ahead of the references on validation, against the noise.
+
+    The models of the comparison's first seed (calibrated ones when the report calibrates)
+    predict the same validation images once; per image, the cross-entropy of a reference minus
+    that of the best model. Its mean is the best model's advantage, and the standard error of
+    that mean (over images) says how much of it one validation split can show. Reported
+    against the reference that is strongest there (smallest advantage): the one the search
+    would otherwise have picked. An advantage within two standard errors means the choice of
+    the best values is not supported by the validation data, and the test difference may be
+    noise as well.
+
+    Args:
+        comparison: a `Comparison` (best and references).
+        validation: the validation `(images, labels)` batches.
+        num_classes: int.
+
+    Returns:
+        None when the best values are a reference's, else a dict with `reference`,
+        `advantage` (mean cross-entropy difference per image, > 0: best is better),
+        `standard_error`, `z` (advantage / standard error) and `images`.
+    """
+    if comparison.same_as or not comparison.references:
+        return None
+    images, targets = [], []
+    for batch in validation.as_numpy_iterator():  # one pass: every model sees one order
+        images.append(batch[0])
+        targets.append(np.asarray(batch[1]))
+    x, t = np.concatenate(images), np.concatenate(targets)
+    if t.ndim == 2 and t.shape[-1] == 1:
+        t = t[:, 0]
+    if t.ndim == 1:
+        t = np.eye(num_classes)[t.astype(np.int64)]
+
+    def losses(name):
+        p = np.asarray(comparison.runs[name][0].model.predict(x, batch_size=256, verbose=0),
+                       np.float64)
+        return -(t * np.log(np.clip(p, 1e-12, 1.0))).sum(axis=1)
+
+    best = losses("best")
+    found = []
+    for name in comparison.references:
+        d = losses(name) - best
+        se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else float("nan")
+        found.append({"reference": name, "advantage": float(d.mean()), "standard_error": se,
+                      "z": float(d.mean()) / se if se > 0 else float("nan"),
+                      "images": int(len(d))})
+    return min(found, key=lambda f: f["advantage"])
+
+
+def advantage_line(found):
+    """The report's sentence on `validation_advantage`."""
+    text = (f"on validation the best values beat `{found['reference']}` (the strongest "
+            f"reference there) by {fmt(found['advantage'])} cross-entropy per image, paired "
+            f"standard error {fmt(found['standard_error'])} over {found['images']} images "
+            f"(z {fmt(found['z'])})")
+    if not found["z"] >= 2.0:
+        text += (": within noise — the validation data does not support the choice, and the "
+                 "test difference may be noise as well")
+    return text
+
+
 def text_table(header, rows):
     """A plain-text table with aligned columns (for the console)."""
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
@@ -438,10 +501,12 @@ class Report:
         settings: dict of the settings (recorded in summary.json).
         timings: dict of wall times in seconds (`search`, `total`, ...).
         warnings: lines to show after the table (values at the edge of a searched range).
+        validation: None or the `validation_advantage` dict (its sentence is shown after the
+            headline; the dict is in summary.json).
     """
 
     def __init__(self, comparison, result=None, command="", data="", settings=None,
-                 timings=None, warnings=()):
+                 timings=None, warnings=(), validation=None):
         self.comparison = comparison
         self.result = result
         self.command = command
@@ -449,17 +514,22 @@ class Report:
         self.settings = dict(settings or {})
         self.timings = dict(timings or {})
         self.warnings = list(warnings)
+        self.validation = validation
+
+    def _notes(self):
+        return ([advantage_line(self.validation)] if self.validation else []) + self.warnings
 
     def console(self):
         """The table and headline printed at the end of a run."""
         lines = [text_table(*self.comparison.rows()), "", self.comparison.headline()]
-        return "\n".join(lines + self.warnings)
+        return "\n".join(lines + self._notes())
 
     def summary(self, files=()):
         result = self.result
         out = {"command": self.command, "data": self.data, "settings": self.settings,
                "timings": self.timings, "headline": self.comparison.headline(),
-               "warnings": self.warnings, "files": list(files)}
+               "warnings": self.warnings, "validation_advantage": self.validation,
+               "files": list(files)}
         if result is not None:
             trials = list(result.trials)
             seconds = sum(t.seconds for t in trials)
@@ -509,7 +579,8 @@ class Report:
                          for s, a, l, r in zip(c.seeds, p["accuracy"], p["loss"],
                                                p["error_ratio"])]
             text += [markdown_table(header, rows), ""]
-        text += [f"- {w}" for w in self.warnings] + ([""] if self.warnings else [])
+        notes = self._notes()
+        text += [f"- {w}" for w in notes] + ([""] if notes else [])
         if self.result is not None:
             r = self.result
             text += ["## Trials", "",

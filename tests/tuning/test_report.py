@@ -160,6 +160,62 @@ def test_edge_warnings_follow_the_headline():
     assert f"- {line}" in rep.markdown()
 
 
+def _linear_softmax(kernel):
+    """A model whose inputs are logits: softmax(x · kernel) (fixed weights)."""
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4, use_bias=False),
+                              keras.layers.Softmax()])
+    model.layers[0].set_weights([np.asarray(kernel, "float32")])
+    return model
+
+
+@pytest.mark.parametrize("kind", ["sharper", "reshuffled"])
+def test_validation_advantage_is_the_paired_per_image_difference(kind):
+    """Each model predicts the same validation images (a reshuffled split is read once); the
+    advantage is the mean per-image cross-entropy difference to the strongest reference.
+    A uniformly sharper best model is ahead well beyond the noise (z ≈ 8); one that moves
+    the predictions of single images both ways is not (z ≈ 0.75)."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(200, 4)).astype("float32")
+    labels = logits.argmax(axis=1)
+    labels[:30] = rng.integers(0, 4, 30)  # some wrong
+    import tensorflow as tf
+
+    validation = tf.data.Dataset.from_tensor_slices((logits, labels)).shuffle(
+        200, seed=1, reshuffle_each_iteration=True).batch(32)
+    best = (1.6 * np.eye(4) if kind == "sharper"
+            else 1.1 * np.eye(4) + 0.3 * np.random.default_rng(1).normal(size=(4, 4)))
+    kernels = {"none": 0.5 * np.eye(4), "start": np.eye(4), "recipe": 0.8 * np.eye(4),
+               "best": best}
+    runs = {n: [_run(n, 0, 0.9, 0.3)] for n in kernels}
+    for n, k in kernels.items():
+        runs[n][0].model = _linear_softmax(k)
+    found = report.validation_advantage(report.Comparison(runs, [0]), validation, 4)
+
+    def nll(kernel):  # independent: NumPy softmax
+        z = logits.astype(np.float64) @ kernel.astype(np.float32).astype(np.float64)
+        z -= z.max(axis=1, keepdims=True)
+        return -(z[np.arange(200), labels] - np.log(np.exp(z).sum(axis=1)))
+
+    diffs = {n: nll(kernels[n]) - nll(best) for n in ("none", "start", "recipe")}
+    ref = min(diffs, key=lambda n: diffs[n].mean())
+    d = diffs[ref]
+    assert found["reference"] == ref == "start" and found["images"] == 200
+    assert found["advantage"] == pytest.approx(d.mean(), rel=1e-3, abs=1e-5)
+    assert found["standard_error"] == pytest.approx(d.std(ddof=1) / np.sqrt(200), rel=1e-3)
+    assert (found["z"] >= 2) == (kind == "sharper")
+    line = report.advantage_line(found)
+    assert "`start`" in line and ("within noise" in line) == (kind == "reshuffled")
+    rep = report.Report(report.Comparison(runs, [0]), validation=found)
+    assert line in rep.console() and f"- {line}" in rep.markdown()
+    assert rep.summary()["validation_advantage"] == found
+
+
+def test_validation_advantage_is_none_when_best_is_a_reference():
+    c = _synthetic([0])
+    c.same_as = "start"
+    assert report.validation_advantage(c, None, 10) is None
+
+
 def test_fmt_and_describe():
     assert report.fmt(0.96612) == "0.966" and report.fmt(-0.012345, signed=True) == "-0.0123"
     assert report.fmt(123.456) == "123" and report.fmt(None) == "-"
