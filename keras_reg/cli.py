@@ -7,7 +7,6 @@ one line to stderr and exit with status 2; a search in which no trial completed 
 import argparse
 import importlib
 import importlib.util
-import json
 import os
 import shlex
 import shutil
@@ -435,13 +434,9 @@ def _check_recorded_settings(args, space):
     from keras_reg.tuning import SettingsMismatchError, _settings
 
     project = os.path.join(args.out, "tuner", "search")
-    recorded = _settings.read(project)
-    if not recorded:
-        return
-    mine = json.loads(json.dumps({**settings(args), "tuner": args.tuner, "seed": args.seed,
-                                  "space": space.get_config()}, sort_keys=True, default=str))
-    differences = {name: (recorded[name], value) for name, value in mine.items()
-                   if name in recorded and recorded[name] != value}
+    differences, _, _ = _settings.differences(
+        project, {**settings(args), "tuner": args.tuner, "seed": args.seed,
+                  "space": space.get_config()}, free=("max_trials",))
     if differences:
         raise UserError(_mismatch_line(SettingsMismatchError(differences, project), args.out))
 

@@ -31,21 +31,28 @@ def write(project_dir, settings):
     os.replace(tmp, path)
 
 
+def differences(project_dir, settings, free=()):
+    """`{name: (recorded, given)}` for the settings recorded in `project_dir` with another
+    value, except the names in `free`; settings missing on either side are not compared.
+    Also returns the recorded settings (None when none are) and `settings` as recorded."""
+    new = _canonical(settings)
+    old = read(project_dir)
+    if old is None:
+        return {}, None, new
+    found = {name: (old[name], value) for name, value in new.items()
+             if name in old and old[name] != value and name not in free}
+    return found, old, new
+
+
 def check(project_dir, settings, free=()):
     """Compares `settings` with the recorded ones; records the union; returns it.
 
     A setting recorded with another value raises `SettingsMismatchError`, except the names in
     `free` (recorded, allowed to change). Settings missing on either side are not compared.
     """
-    new = _canonical(settings)
-    old = read(project_dir)
-    if old is None:
-        merged = new
-    else:
-        differences = {name: (old[name], value) for name, value in new.items()
-                       if name in old and old[name] != value and name not in free}
-        if differences:
-            raise SettingsMismatchError(differences, project_dir)
-        merged = {**old, **new}
+    found, old, new = differences(project_dir, settings, free)
+    if found:
+        raise SettingsMismatchError(found, project_dir)
+    merged = new if old is None else {**old, **new}
     write(project_dir, merged)
     return merged

@@ -210,20 +210,41 @@ class TemperatureScaling(keras.layers.Layer):
                 "epsilon": self.epsilon}
 
 
-def predictions(model, data):
-    """`(probabilities, targets)` of `model` on `(images, targets)` batches, read together.
+def read_batches(data):
+    """`(images, targets)` arrays of `(images, targets)` batches, read in one pass.
 
-    Targets are returned as given (one-hot rows or integer labels). A dataset reshuffled on
-    each pass still pairs every prediction with its own target.
+    A dataset reshuffled on each pass still pairs every image with its own target; models
+    given the images predict them in the same order.
     """
     if not hasattr(data, "as_numpy_iterator"):
         raise TypeError("Invalid value for argument `data`: expected a tf.data.Dataset of "
                         f"(images, targets) batches. Received: data={type(data).__name__}")
-    probabilities, targets = [], []
+    images, targets = [], []
     for batch in data.as_numpy_iterator():
-        probabilities.append(np.asarray(model.predict_on_batch(batch[0]), dtype=np.float64))
+        images.append(np.asarray(batch[0]))
         targets.append(np.asarray(batch[1]))
-    return np.concatenate(probabilities), np.concatenate(targets)
+    if not images:
+        raise ValueError("Invalid value for argument `data`: the dataset yielded no batch.")
+    return np.concatenate(images), np.concatenate(targets)
+
+
+def one_hot_targets(targets, num_classes):
+    """`targets` as float64 one-hot (or soft) rows: integer labels `(n,)` or `(n, 1)`, or
+    rows `(n, num_classes)` as given."""
+    t = np.asarray(targets)
+    if t.ndim == 2 and t.shape[-1] == 1 and num_classes != 1:
+        t = t[:, 0]
+    if t.ndim == 1:
+        return np.eye(num_classes)[t.astype(np.int64)]
+    return t.astype(np.float64)
+
+
+def predictions(model, data):
+    """`(probabilities, targets)` of `model` on `(images, targets)` batches, read together
+    (`read_batches`). Targets are returned as given (one-hot rows or integer labels)."""
+    images, targets = read_batches(data)
+    probabilities = model.predict(images, batch_size=256, verbose=0)
+    return np.asarray(probabilities, dtype=np.float64), targets
 
 
 def calibrate(model, validation):
@@ -245,11 +266,7 @@ def calibrate(model, validation):
         raise TypeError("Invalid value for argument `model`: expected a keras.Model. "
                         f"Received: model={type(model).__name__}")
     probabilities, targets = predictions(model, validation)
-    if targets.ndim == 2 and targets.shape[-1] == 1:
-        targets = targets[:, 0]
-    if targets.ndim == 1:
-        targets = targets.astype(np.int64)
-    _, beta = calibrated_nll(probabilities, targets)
+    _, beta = calibrated_nll(probabilities, one_hot_targets(targets, probabilities.shape[-1]))
     temperature = 1.0 / beta
     inputs = keras.Input(tuple(model.input_shape[1:]), name="images")
     outputs = TemperatureScaling(temperature, name="temperature_scaling")(model(inputs))

@@ -12,7 +12,7 @@ import numpy as np
 
 from keras_reg.data import one_hot
 from keras_reg.regularizers import penalty
-from keras_reg.tuning.calibration import calibrate as calibrate_model
+from keras_reg.tuning.calibration import calibrate as calibrate_model, one_hot_targets, read_batches
 from keras_reg.tuning.hypermodel import train as train_model
 from keras_reg.tuning.regularization import format_value
 
@@ -417,15 +417,8 @@ def validation_advantage(comparison, validation, num_classes):
     """
     if comparison.same_as or not comparison.references:
         return None
-    images, targets = [], []
-    for batch in validation.as_numpy_iterator():  # one pass: every model sees one order
-        images.append(batch[0])
-        targets.append(np.asarray(batch[1]))
-    x, t = np.concatenate(images), np.concatenate(targets)
-    if t.ndim == 2 and t.shape[-1] == 1:
-        t = t[:, 0]
-    if t.ndim == 1:
-        t = np.eye(num_classes)[t.astype(np.int64)]
+    x, t = read_batches(validation)  # one pass: every model predicts the same order
+    t = one_hot_targets(t, num_classes)
 
     def losses(name):
         p = np.asarray(comparison.runs[name][0].model.predict(x, batch_size=256, verbose=0),

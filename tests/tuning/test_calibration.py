@@ -145,6 +145,9 @@ def test_bad_inputs_name_the_argument():
         calibrate(model, (x, labels))
     with pytest.raises(TypeError, match="`model`"):
         calibrate("model.keras", None)
+    empty = tf.data.Dataset.from_tensor_slices((x, labels)).take(0).batch(8)
+    with pytest.raises(ValueError, match="`data`.*no batch"):
+        calibrate(model, empty)
 
 
 # ---- CalibratedCrossEntropy: the streaming metric --------------------------------------
