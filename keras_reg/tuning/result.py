@@ -116,7 +116,7 @@ class SearchResult:
         best_regularization: its `Regularization`.
         references: `{label: TrialRecord}`: the best completed trial of each labelled
             starting point evaluated in the search: the references (`"start"`, `"none"`,
-            `"recipe"`) and the probes (`"strong"`, `"mix"`, `"smooth"`).
+            `"recipe"`) and the probes (`"strong"`).
         skipped_references: `{label: reason}` for the references the space cannot express.
         objective: the objective's name; `direction`: `"min"` or `"max"`.
         tuner: the `RegularizationTuner` (None on a distributed worker's partial view).

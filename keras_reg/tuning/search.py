@@ -72,7 +72,7 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="hyp
             hyperparameters (`trial_<number>` inside).
         references: labels of the references evaluated first (`()` for none).
         probes: then also try the starting points of `keras_reg.tuning.space.probes` (a
-            portfolio of three recipes) that lie in the space.
+            strong recipe) that lie in the space.
         settings: a JSON-able dict of the caller's settings, recorded and compared on resume.
         on_resume: None or `on_resume(done, total)`, called before the trials when the
             directory already held `done` finished trials.

@@ -483,38 +483,21 @@ def probes(space=None, flip=None):
 
     The references sit at the weak end of the space (`none`, `start`) or just above it
     (`recipe`); a search of ten trials whose other first points are random rarely lands where
-    several regularizers are moderate or strong at once, and with a small validation split a
-    random point that wins on validation by chance is often worse on test. A small portfolio of
-    fixed points in the regions where image models on little data usually do best gives the
-    tuner those regions first:
+    several regularizers are strong at once. One fixed point there gives the tuner that corner:
 
     - `"strong"`: batch norm, L2 λ = 1e-4, dropout 0.3, drop-path 0.1, augmentation strength
-      1 and Mixup α = 0.2 (a stronger `Regularization.recipe()` with Mixup).
-    - `"mix"`: the recipe's L2, dropout and drop-path (1e-4, 0.1, 0.1), augmentation 0.5 and
-      Mixup α = 0.4: Mixup as the main regularizer.
-    - `"smooth"`: the recipe's L2, dropout and drop-path, light augmentation (0.25) and label
-      smoothing ε = 0.1: for images that tolerate little distortion (8×8 digits).
-
-    Measured (`benchmarks/quality/bench_selection.py`, five seeds, a panel of fixed points that
-    holds these): choosing by the default objective gave a test error 0.85× the best
-    reference's on 1,000 MNIST images and 0.91× on 200 digits, where the references and
-    `strong` alone gave 0.87× and 1.00×.
+      1 and Mixup α = 0.2 (a stronger `Regularization.recipe()` with Mixup, in the spirit of
+      the recipes that train image models on little data).
 
     Args:
         space: None (`RegularizationSpace()`) or a `RegularizationSpace`.
         flip: the label-preserving flip; None takes the space's fixed `flip`.
 
     Returns:
-        A dict `{label: Regularization}` in the order they are tried (check `space.contains`
-        before using one).
+        A dict `{label: Regularization}` (check `space.contains` before using one).
     """
     space = RegularizationSpace() if space is None else space
     if flip is None:
         flip = space.start().flip
-    moderate = dict(l2=1e-4, dropout=0.1, drop_path=0.1, norm="batch", flip=flip)
-    return {
-        "strong": Regularization(l2=1e-4, dropout=0.3, drop_path=0.1, augment=1.0,
-                                 mixup_alpha=0.2, norm="batch", flip=flip),
-        "mix": Regularization(augment=0.5, mixup_alpha=0.4, **moderate),
-        "smooth": Regularization(augment=0.25, label_smoothing=0.1, **moderate),
-    }
+    return {"strong": Regularization(l2=1e-4, dropout=0.3, drop_path=0.1, augment=1.0,
+                                     mixup_alpha=0.2, norm="batch", flip=flip)}

@@ -174,9 +174,8 @@ class RegularizationTuner(keras_tuner.Tuner):
             (seed 0 fixes the trials too).
         references: labels of the references evaluated first (`()` for none).
         probes: after the references, also try the starting points of
-            `keras_reg.tuning.space.probes` that lie in the space (a portfolio of three
-            recipes: `strong`, `mix`, `smooth`), labelled in the trial table; they are not
-            references of the report.
+            `keras_reg.tuning.space.probes` that lie in the space (a strong recipe), labelled
+            in the trial table; they are not references of the report.
         settings: a JSON-able dict of the caller's own settings (data, model...), recorded
             and compared on resume together with the tuner's (space, tuner, objective,
             seed, training settings). `max_trials` is recorded but may change on resume.
@@ -294,7 +293,7 @@ class RegularizationTuner(keras_tuner.Tuner):
             self.reference_values[label] = values
             issued.append((label, values))
         # Then the starting points (`space_module.probes`) the space holds: where the
-        # references are the weak end of the space, a portfolio of recipes spans it.
+        # references are the weak end of the space, a strong recipe spans it for the tuner.
         for label, reg in (space_module.probes(space).items() if probes else ()):
             values = space.hp_values(reg) if space.contains(reg) else None
             if values is None or values in self.reference_values.values():

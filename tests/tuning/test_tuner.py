@@ -192,34 +192,25 @@ def test_oracles_hand_out_the_references_first(tmp_path, kind):
     assert tuner.label_of(trials[3].hyperparameters.values) is None
 
 
-def test_the_probes_follow_the_references_where_the_space_holds_them(tmp_path):
+def test_the_strong_probe_follows_the_references_where_the_space_holds_it(tmp_path):
     from keras_reg.tuning.space import probes
 
     space = RegularizationSpace()
-    tuner, trials = _first_trials(tmp_path / "on", 6, space=space, tuner="bayesian",
-                                  max_trials=8)
-    found = probes(space)
-    assert list(found) == ["strong", "mix", "smooth"]
-    strong, mix, smooth = found.values()
+    tuner, trials = _first_trials(tmp_path / "on", 4, space=space, tuner="bayesian",
+                                  max_trials=6)
+    strong = probes(space)["strong"]
     assert (strong.dropout, strong.augment, strong.mixup_alpha) == (0.3, 1.0, 0.2)
-    assert (mix.augment, mix.mixup_alpha, mix.label_smoothing) == (0.5, 0.4, 0.0)
-    assert (smooth.augment, smooth.mixup_alpha, smooth.label_smoothing) == (0.25, 0.0, 0.1)
     labels = [tuner.label_of(t.hyperparameters.values) for t in trials]
     # (`none` lies outside the default space, whose norm is batch norm)
-    assert labels == ["start", "recipe", "strong", "mix", "smooth", None]
-    for trial, reg in zip(trials[2:5], found.values()):
-        assert trial.hyperparameters.values == space.hp_values(reg)
+    assert labels == ["start", "recipe", "strong", None]
+    assert trials[2].hyperparameters.values == space.hp_values(strong)
     _, off = _first_trials(tmp_path / "off", 3, space=space, tuner="bayesian", max_trials=6,
                            probes=False)
-    assert off[2].hyperparameters.values not in [space.hp_values(r) for r in found.values()]
-    # a space without Mixup and with other augmentation strengths holds none of them: no
-    # probe, and nothing said (they are no references)
+    assert off[2].hyperparameters.values != space.hp_values(strong)
+    # a space without Mixup cannot hold it: no probe, and nothing said (it is no reference)
     tuner, trials = _first_trials(tmp_path / "narrow", 4, space=SPACE, tuner="random",
                                   max_trials=5)
-    for label in found:
-        assert label not in tuner.reference_values and label not in tuner.skipped_references
-    # a flip the user declares is carried by every probe
-    assert {r.flip for r in probes(space, flip="horizontal").values()} == {"horizontal"}
+    assert "strong" not in tuner.reference_values and "strong" not in tuner.skipped_references
 
 
 def test_hyperband_evaluates_the_references_in_its_first_bracket(tmp_path):
