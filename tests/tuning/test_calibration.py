@@ -64,7 +64,7 @@ def test_calibrate_fits_the_temperature_of_the_validation_predictions():
     model, x, labels, val = _classifier_and_validation()
     raw = model.predict(x, verbose=0)
     calibrated, temperature = calibrate(model, val)
-    # fitted to Platt's targets (ε = 1 / (n + 2)), within about ε of the plain fit
+    # fitted to Platt's targets (ε = 1 / (n + 2)), within a few per cent of the plain fit
     _, beta = calibrated_nll(raw, smoothed_targets(np.eye(2)[labels]))
     assert temperature == pytest.approx(1.0 / beta, rel=1e-9)
     loss, plain_beta = calibrated_nll(raw, labels)
