@@ -125,7 +125,8 @@ def summarize(rows):
                 + " ".join(picks) + " |")
 
     out = [f"Seeds {seeds}; best reference (lowest mean test error): `{best_ref}`.", "",
-           "| rule | mean test error % | mean error ratio vs best reference | picks, seed by seed |",
+           "| rule | mean test error % | mean error ratio vs best reference "
+           "| picks, seed by seed |",
            "|---|---|---|---|"]
     for k in OBJECTIVES:
         out.append(line(f"`{k}` on validation",

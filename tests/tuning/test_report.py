@@ -118,6 +118,25 @@ def test_headline_against_the_best_reference_with_spread():
     assert f"std {np.std(ratios, ddof=1):.3g}" in text
 
 
+def test_a_reference_without_test_errors_is_named_not_divided_by():
+    seeds = [0, 1]
+    regs = {"none": Regularization(), "start": Regularization(norm="batch"),
+            "recipe": Regularization(l2=1e-4, norm="batch"),
+            "best": Regularization(l2=1e-4, dropout=0.1, norm="batch")}
+    accuracy = {"none": (0.98, 0.98), "start": (1.0, 0.99), "recipe": (0.99, 0.99),
+                "best": (0.995, 0.995)}
+    runs = {n: [_run(n, s, accuracy[n][i], 0.05, regs[n]) for i, s in enumerate(seeds)]
+            for n in regs}
+    c = report.Comparison(runs, seeds)
+    assert c.best_reference == "start"  # mean error 0.005
+    text = c.headline()
+    # seed 0: start made no error (no ratio); seed 1: 0.005 / 0.01
+    assert "test error ratio 0.5," in text
+    assert "no error ratio on 1 of 2 seeds: start made no test error there; best's test " \
+           "error 0.5 %" in text
+    assert "nan" not in text
+
+
 def test_a_single_run_says_so_and_has_no_spread():
     c = _synthetic([7])
     assert "single run" in c.headline()
