@@ -281,6 +281,7 @@ def calibrate(model, validation):
     default objective) against Platt's smoothed targets: `1 − ε` on the label and
     `ε / (k − 1)` on each other class, `ε = 1 / (n + 2)` for `n` validation images
     (`smoothed_targets`).
+
     Without it, a validation split the model classifies perfectly has no finite best
     temperature — the cross-entropy keeps falling as the predictions are sharpened — and the
     fit ends at the sharpest scale allowed (T = 0.05): a model twenty times over-confident

@@ -211,11 +211,13 @@ class Comparison:
                 f"accuracy {fmt(acc['mean'], True)}, loss {fmt(loss['mean'], True)}")
         if self.same_as:
             text = f"the best values are the {self.same_as} reference's; " + text
-        errorless = sum(1 for v in ratio["values"] if not math.isfinite(v))
-        if errorless:  # a ratio to zero errors is undefined
-            there = fmt(100 * self._errorless_best_error(ref))
-            text += (f" (no error ratio on {errorless} of {len(self.seeds)} seeds: {ref} made "
-                     f"no test error there; best's test error {there} %)")
+        # `paired` leaves the ratio undefined (NaN) where the reference made no test error
+        errorless = [1.0 - b.metrics["test_accuracy"]
+                     for b, v in zip(self.runs["best"], ratio["values"]) if not math.isfinite(v)]
+        if errorless:
+            text += (f" (no error ratio on {len(errorless)} of {len(self.seeds)} seeds: {ref} "
+                     f"made no test error there; best's test error "
+                     f"{fmt(100 * statistics.fmean(errorless))} %)")
         if len(self.seeds) == 1:
             return text + f" (a single run, seed {self.seeds[0]}: no spread; use --repeats N)"
         return (text + f" (mean of {len(self.seeds)} paired seeds {self.seeds[0]}.."
@@ -223,13 +225,6 @@ class Comparison:
                 f"{fmt(loss['std'])}; error ratio min {fmt(ratio['min'])} max "
                 f"{fmt(ratio['max'])}, accuracy min {fmt(acc['min'], True)} max "
                 f"{fmt(acc['max'], True)})")
-
-    def _errorless_best_error(self, reference):
-        """Best's mean test error over the seeds where `reference` made no test error."""
-        errors = [1.0 - b.metrics["test_accuracy"]
-                  for b, r in zip(self.runs["best"], self.runs[reference])
-                  if r.metrics["test_accuracy"] >= 1.0]
-        return statistics.fmean(errors) if errors else 0.0
 
     def rows(self):
         """One row per run name: mean figures over seeds, and paired differences to the best
