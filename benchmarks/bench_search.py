@@ -143,6 +143,9 @@ def main():
     parser.add_argument("--keep", default=None, metavar="DIR",
                         help="also copy each run's summary.json to DIR/<set>_<seed>.json as it "
                              "ends (a long benchmark stopped early keeps its finished runs)")
+    parser.add_argument("--keep-runs", default=None, metavar="DIR",
+                        help="run each search in DIR/<set>_<seed> and keep it (the tuner's "
+                             "trials and checkpoints, for benchmarks/quality/bench_rule.py)")
     parser.add_argument("--output", default=None,
                         help="markdown file to write (default benchmarks/results/search.md; "
                              "--quick: printed only)")
@@ -159,7 +162,8 @@ def main():
         for set_name in args.sets:
             flags = data_flags(set_name, tmp)
             for seed in args.seeds:
-                s = run_once(flags, seed, os.path.join(tmp, f"{set_name}_{seed}"), args.extra)
+                out = os.path.join(args.keep_runs or tmp, f"{set_name}_{seed}")
+                s = run_once(flags, seed, out, args.extra)
                 results.setdefault(set_name, []).append(s)
                 if args.keep:
                     os.makedirs(args.keep, exist_ok=True)
