@@ -16,7 +16,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEFAULTS = dict(dataset="digits", tuner="bayesian", max_trials=10, epochs=30, batch_size=32,
-                seed=0, out="keras_reg_out", objective="val_calibrated_loss", repeats=1)
+                seed=0, out="keras_reg_out", objective="val_calibrated_loss", repeats=1,
+                selection_margin=1.0)
 
 SPACE_HELP = """\
 --space syntax: NAME=SPEC items, e.g. --space l2=1e-6:1e-2 dropout=0:0.5 norm=batch
@@ -77,6 +78,17 @@ def _objective(text):
     return text
 
 
+def _margin(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"--selection-margin expects a number >= 0, got {text!r}")
+    return value
+
+
 def _version():
     from keras_reg import __version__
 
@@ -106,6 +118,10 @@ def build_parser():
                    help="logged metric to optimize, NAME[:min|max]; default: the "
                         "validation loss after temperature scaling (val_loss is scored "
                         "without the weight penalty)")
+    s.add_argument("--selection-margin", type=_margin, default=DEFAULTS["selection_margin"],
+                   metavar="Z", help="hand over a searched trial only if it leads the best "
+                   "reference or probe by at least Z paired standard errors on validation; "
+                   "0: the best objective")
     s.add_argument("--tuner", default=DEFAULTS["tuner"],
                    choices=("hyperband", "bayesian", "random"), help="KerasTuner's tuner")
     s.add_argument("--max-trials", type=_positive("--max-trials"),
@@ -406,7 +422,7 @@ def run_search(args):
             objective=args.objective, max_trials=args.max_trials, epochs=args.epochs,
             directory=os.path.join(args.out, "tuner"), project_name="search",
             overwrite=args.overwrite, seed=args.seed, num_classes=info.num_classes,
-            verbose=verbose, batch_size=args.batch_size,
+            verbose=verbose, batch_size=args.batch_size, selection_margin=args.selection_margin,
             progress=None if args.quiet else (lambda r, n, t: say(_progress_line(r, n, t))),
             **options)
     except SearchError as e:
@@ -458,8 +474,9 @@ def _finish(args, data, space, builder, result, command, search_seconds, start, 
 
     best = result.best_regularization
     say(f"search done in {report.fmt(search_seconds)} s: {len(result.completed)} of "
-        f"{len(result.trials)} trials completed; best {result.objective} "
-        f"{report.fmt(result.best_trial.objective)} with {report.describe(best)}")
+        f"{len(result.trials)} trials completed; handed over trial {result.best_trial.number} "
+        f"({result.objective} {report.fmt(result.best_trial.objective)}): "
+        f"{report.describe(best)}")
     regs = dict(references(space), best=best)
     shown = lambda run: say(f"  {run.name} (seed {run.seed}): test accuracy "  # noqa: E731
                             f"{report.fmt(run.metrics['test_accuracy'])}, loss "
@@ -498,7 +515,8 @@ def _finish(args, data, space, builder, result, command, search_seconds, start, 
                         settings=dict(settings(args), space=space.get_config(),
                                       tuner=args.tuner, objective=args.objective,
                                       epochs=args.epochs, max_trials=args.max_trials,
-                                      seed=args.seed, repeats=args.repeats),
+                                      seed=args.seed, repeats=args.repeats,
+                                      selection_margin=args.selection_margin),
                         timings={"search": search_seconds,
                                  "total": time.perf_counter() - start},
                         warnings=warnings,

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import keras_reg
-from keras_reg.cli import main
+from keras_reg.cli import DEFAULTS, main
+from keras_reg.tuning.tuner import SELECTION_MARGIN
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -120,6 +121,9 @@ def test_summary_has_four_runs_and_paired_differences(tiny_run):
     assert found is None or ({"reference", "advantage", "standard_error", "z", "images"}
                              <= set(found) and found["images"] > 0)
     assert summary["trials"] == 2 and summary["settings"]["model_spec"].endswith(":build_model")
+    selection = summary["selection"]
+    assert selection["margin"] == summary["settings"]["selection_margin"] == 1.0
+    assert selection["chosen"] == summary["best_trial"]
 
 
 def test_report_lists_every_file_and_they_exist(tiny_run):
@@ -191,8 +195,10 @@ def test_help_documents_defaults_space_syntax_and_model_contract():
     stdout = " ".join(stdout.split())  # argparse wraps lines at the terminal width
     for text in ("(default: 10)", "(default: bayesian)", "(default: keras_reg_out)",
                  "--space syntax", "low:high", "off", "build_model(reg)", "keras.Model",
-                 "--repeats", "--tensorboard", "--overwrite", "--image-size"):
+                 "--repeats", "--tensorboard", "--overwrite", "--image-size",
+                 "--selection-margin Z", "(default: 1.0)"):
         assert text in stdout, text
+    assert DEFAULTS["selection_margin"] == SELECTION_MARGIN  # the CLI's default is the API's
 
 
 def exit_code_and_output(*args):
@@ -206,7 +212,9 @@ def exit_code_and_output(*args):
 @pytest.mark.parametrize("flag,value", [("--max-trials", "0"), ("--epochs", "-3"),
                                         ("--train-size", "many"), ("--seed", "-1"),
                                         ("--repeats", "0"), ("--objective", "val_loss:up"),
-                                        ("--tuner", "grid")])
+                                        ("--tuner", "grid"), ("--selection-margin", "-1"),
+                                        ("--selection-margin", "inf"),
+                                        ("--selection-margin", "z")])
 def test_bad_flag_values_exit_2_with_one_line(flag, value, tmp_path):
     code, _, err = run_main("search", flag, value, "--out", tmp_path / "out")
     assert_user_error(code, err, flag)

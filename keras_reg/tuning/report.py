@@ -15,6 +15,7 @@ from keras_reg.regularizers import penalty
 from keras_reg.tuning.calibration import calibrate as calibrate_model, one_hot_targets, read_batches
 from keras_reg.tuning.hypermodel import train as train_model
 from keras_reg.tuning.regularization import format_value
+from keras_reg.tuning.selection import selection_line
 
 REFERENCES = ("none", "start", "recipe")
 REFERENCE_MEANING = {
@@ -517,7 +518,10 @@ class Report:
         self.validation = validation
 
     def _notes(self):
-        return ([advantage_line(self.validation)] if self.validation else []) + self.warnings
+        chosen = selection_line(getattr(self.result, "selection", None))
+        return (([chosen] if chosen else [])
+                + ([advantage_line(self.validation)] if self.validation else [])
+                + self.warnings)
 
     def console(self):
         """The table and headline printed at the end of a run."""
@@ -542,6 +546,7 @@ class Report:
                 best_objective=result.best_trial.objective,
                 best_values=result.best_regularization.to_dict(),
                 trial_overhead=(seconds - fit) / seconds if seconds else None,
+                selection=getattr(result, "selection", None),
             )
         out.update(self.comparison.to_dict())
         return out

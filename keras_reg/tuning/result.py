@@ -5,6 +5,7 @@ import math
 import os
 
 from keras_reg.tuning.regularization import NAMES, Regularization, format_value
+from keras_reg.tuning.selection import choose
 
 RECORD = "keras_reg_trial.json"
 
@@ -110,7 +111,12 @@ class SearchResult:
 
     Attributes:
         trials: list of `TrialRecord`, in trial order.
-        best_trial: the best completed trial's `TrialRecord`.
+        best_trial: the `TrialRecord` handed over: the completed trial with the best objective,
+            unless that is an unlabelled trial whose lead over the best labelled one (a
+            reference or probe) is within `selection_margin` paired standard errors of the
+            validation images (`keras_reg.tuning.selection.choose`); then that labelled one.
+        selection: how `best_trial` was chosen (`choose`'s dict: the rule, the margin, the
+            objective's leader, the anchor and the paired leads), or None.
         best_hyperparameters: its `keras_tuner.HyperParameters` (None on a distributed
             worker, which sees only its own trials).
         best_regularization: its `Regularization`.
@@ -138,6 +144,7 @@ class SearchResult:
         self.directory = directory
         self.skipped_references = dict(skipped_references or {})
         self.resumed_trials = int(resumed_trials)
+        self.selection = None
         self._best_model = None
 
     @property
@@ -176,7 +183,8 @@ class SearchResult:
 
     @classmethod
     def from_records(cls, trials, objective, direction, hyperparameters=None, tuner=None,
-                     directory=None, skipped_references=None, resumed_trials=0, partial=False):
+                     directory=None, skipped_references=None, resumed_trials=0, partial=False,
+                     scores=None, selection_margin=0.0):
         """A result from records; raises `SearchError` when none completed (unless `partial`).
 
         Args:
@@ -186,6 +194,10 @@ class SearchResult:
                 `best_hyperparameters`).
             partial: a distributed worker's view (its own trials only): no error when none
                 of them completed.
+            scores: `{trial_id: per-image validation scores}` for the choice of the trial
+                handed over (`keras_reg.tuning.selection.choose`).
+            selection_margin: the paired standard errors an unlabelled trial must lead the
+                best labelled one by; 0 hands over the best objective.
         """
         trials = sorted(trials, key=lambda t: t.number)
         result = cls(trials, None, None, objective, direction, tuner=tuner,
@@ -202,7 +214,8 @@ class SearchResult:
                 f"No trial completed ({len(trials)} trial(s) ran, none finished with a finite "
                 f"{objective}).{first}"
             )
-        result.best_trial = min(done, key=result._key)
+        result.best_trial, result.selection = choose(sorted(done, key=result._key),
+                                                     scores or {}, selection_margin)
         if hyperparameters:
             result.best_hyperparameters = hyperparameters.get(result.best_trial.trial_id)
         return result
@@ -231,9 +244,12 @@ class SearchResult:
         best = self.best_trial
         if best is None:
             return f"Search: {len(self.trials)} trial(s) run here\n\n{self.to_markdown()}"
-        return (f"Search: {len(self.completed)}/{len(self.trials)} trials completed; best "
-                f"{self.objective} = {best.objective:.4g} (trial {best.number}: "
-                f"{best.describe()})\n\n{self.to_markdown()}")
+        leader = min(self.completed, key=self._key)
+        note = "" if leader is best else (
+            f"; trial {leader.number} led on the objective within the validation noise")
+        return (f"Search: {len(self.completed)}/{len(self.trials)} trials completed; handed "
+                f"over trial {best.number} ({self.objective} = {best.objective:.4g}: "
+                f"{best.describe()}){note}\n\n{self.to_markdown()}")
 
     def __repr__(self):
         if self.best_trial is None:

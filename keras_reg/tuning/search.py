@@ -1,7 +1,8 @@
 """`search`: the regularization search in one call, a thin wrapper over `RegularizationTuner`."""
 
 from keras_reg._validation import check_int
-from keras_reg.tuning.tuner import REFERENCES, TUNERS, RegularizationTuner, check_callbacks
+from keras_reg.tuning.tuner import (REFERENCES, SELECTION_MARGIN, TUNERS, RegularizationTuner,
+                                    check_callbacks)
 
 
 def search(build_model=None, train=None, validation=None, space=None, tuner="hyperband",
@@ -11,7 +12,7 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="hyp
            steps_per_execution=8, max_retries_per_trial=1, max_consecutive_failed_trials=3,
            max_attempts=3, progress=None, hyperband_factor=3, backup_interval=20.0,
            tensorboard_dir=None, references=REFERENCES, probes=True, settings=None,
-           on_resume=None):
+           on_resume=None, selection_margin=SELECTION_MARGIN):
     """Searches the regularization strength of a model with KerasTuner.
 
     `RegularizationTuner(...)` followed by `tuner.search(...)` and `tuner.result()`: every
@@ -76,6 +77,9 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="hyp
         settings: a JSON-able dict of the caller's settings, recorded and compared on resume.
         on_resume: None or `on_resume(done, total)`, called before the trials when the
             directory already held `done` finished trials.
+        selection_margin: paired standard errors (on the validation images) by which a trial
+            without a label must lead the best reference or probe to be handed over; 0
+            hands over the best objective (see `RegularizationTuner`).
 
     Returns:
         A `SearchResult` (`.best_hyperparameters`, `.best_regularization`, `.best_model`,
@@ -117,7 +121,7 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="hyp
         learning_rate=learning_rate, steps_per_execution=steps_per_execution,
         max_retries_per_trial=max_retries_per_trial,
         max_consecutive_failed_trials=max_consecutive_failed_trials, max_attempts=max_attempts,
-        backup_interval=backup_interval, progress=progress,
+        backup_interval=backup_interval, progress=progress, selection_margin=selection_margin,
     )
     if kt.resumed_trials and on_resume is not None:
         on_resume(kt.resumed_trials, kt.max_trials)

@@ -10,6 +10,7 @@ import time
 
 import keras
 import keras_tuner
+import numpy as np
 
 from keras_reg._compat import kerastuner_tracebacks
 from keras_reg._validation import check_choice, check_float, check_int, check_seed
@@ -18,8 +19,10 @@ from keras_reg.tuning._checkpoint import BestEpochWeights, TimedBackup
 from keras_reg.tuning._oracle import ORACLES
 from keras_reg.tuning.hypermodel import (RegularizationHyperModel, as_dataset,
                                          count_examples, data_spec)
+from keras_reg.tuning.calibration import read_batches
 from keras_reg.tuning.result import (RECORD, SearchError, SearchResult, TrialRecord,
                                      last_line, read_record)
+from keras_reg.tuning.selection import SCORES, check_margin, image_scores
 from keras_reg.tuning.space import Regularization, RegularizationSpace
 
 TUNERS = ("hyperband", "bayesian", "random")
@@ -30,6 +33,7 @@ WEIGHTS = "checkpoint.weights.h5"
 CURVES = "curves.json"
 _MAXIMIZED = ("acc", "auc", "precision", "recall", "f1", "iou")
 _ENDED = ("COMPLETED", "FAILED", "INVALID")
+SELECTION_MARGIN = 1.0
 
 
 def oracle_seed(seed):
@@ -196,6 +200,13 @@ class RegularizationTuner(keras_tuner.Tuner):
         backup_interval: seconds between the per-trial backups (0: every epoch).
         progress: None or `progress(record, n, total)`, called when each trial ends
             (`n == record.number`, 1-based).
+        selection_margin: float >= 0. Each trial's best epoch is scored image by image on
+            validation (`keras_reg.tuning.selection.image_scores`); a trial without a label
+            is handed over (`result().best_trial`, first in `get_best_models`) only when it
+            leads the best labelled trial (reference or probe) by at least this many paired
+            standard errors, else that labelled trial is. 0 hands over the best objective,
+            as KerasTuner does. The choice is made when the result is read: it is not a
+            setting of the search, and may differ between reads of the same directory.
 
     Example:
 
@@ -229,7 +240,7 @@ class RegularizationTuner(keras_tuner.Tuner):
                  tensorboard_dir=None, max_epochs=None, hyperband_factor=3, batch_size=32,
                  num_classes=None, patience="auto", learning_rate=4e-3, steps_per_execution=8,
                  max_retries_per_trial=1, max_consecutive_failed_trials=3, max_attempts=3,
-                 backup_interval=20.0, progress=None):
+                 backup_interval=20.0, progress=None, selection_margin=SELECTION_MARGIN):
         kind = check_choice("tuner", tuner, TUNERS)
         max_trials = check_int("max_trials", max_trials, low=1)
         seed = check_seed(seed)
@@ -269,6 +280,8 @@ class RegularizationTuner(keras_tuner.Tuner):
         self.steps_per_execution = steps_per_execution
         self.tensorboard_dir = None if tensorboard_dir is None else str(tensorboard_dir)
         self.progress = progress
+        self.selection_margin = check_margin(selection_margin)
+        self._validation_arrays = None
         self.records = []  # the trials ended in this process
         self._started = {}
 
@@ -479,9 +492,27 @@ class RegularizationTuner(keras_tuner.Tuner):
         trial_callbacks += self._hparams_callbacks(trial_callbacks, trial)
         trial_callbacks += [BestEpochWeights(self.objective, self._weights_path(trial_id)),
                             backup]
-        return hm.fit(hp, model, train, validation_data=validation_data, epochs=epochs,
-                      initial_epoch=initial_epoch, callbacks=trial_callbacks, verbose=verbose,
-                      **fit_kwargs)
+        history = hm.fit(hp, model, train, validation_data=validation_data, epochs=epochs,
+                         initial_epoch=initial_epoch, callbacks=trial_callbacks,
+                         verbose=verbose, **fit_kwargs)
+        self._write_scores(trial_id, model, validation_data)
+        return history
+
+    def _write_scores(self, trial_id, model, validation_data):
+        """Writes the per-image validation scores of the trial's best epoch
+        (`selection.image_scores`), from which the search's choice is made."""
+        path = self._weights_path(trial_id)
+        if validation_data is None or not os.path.exists(path):
+            return
+        if self._validation_arrays is None or self._validation_arrays[0] is not validation_data:
+            self._validation_arrays = (validation_data, *read_batches(validation_data))
+        _, images, targets = self._validation_arrays
+        _load_weights(model, path)
+        probabilities = model.predict(images, batch_size=256, verbose=0)
+        scores = image_scores(probabilities, targets, self.objective.name)
+        if scores is not None and np.all(np.isfinite(scores)):
+            np.save(os.path.join(self.get_trial_dir(trial_id), SCORES),
+                    scores.astype(np.float32))
 
     @staticmethod
     def _hparams_callbacks(callbacks, trial):
@@ -556,6 +587,28 @@ class RegularizationTuner(keras_tuner.Tuner):
         if self.progress is not None:
             self.progress(record, record.number, self.max_trials)
 
+    def _best_trials(self, num):
+        """KerasTuner's best trials, the handed-over one (`result().best_trial`) first."""
+        trials = self.oracle.get_best_trials(len(self.oracle.trials))
+        try:
+            chosen = self.result().best_trial
+        except SearchError:
+            chosen = None
+        if chosen is not None:
+            trials.sort(key=lambda t: t.trial_id != chosen.trial_id)  # stable: the rest in order
+        return trials[:num]
+
+    def get_best_hyperparameters(self, num_trials=1):
+        """KerasTuner's `get_best_hyperparameters`, with the handed-over trial first: the best
+        objective unless its lead over the best labelled trial is within the validation noise
+        (`selection_margin`)."""
+        return [t.hyperparameters for t in self._best_trials(num_trials)]
+
+    def get_best_models(self, num_models=1):
+        """KerasTuner's `get_best_models` (each at its best epoch), the handed-over trial's
+        model first."""
+        return [self.load_model(t) for t in self._best_trials(num_models)]
+
     def results_summary(self, num_trials=10):
         """Prints the `num_trials` best trials: numbered 1..N as everywhere, references labelled."""
         num_trials = check_int("num_trials", num_trials, low=1)
@@ -583,9 +636,13 @@ class RegularizationTuner(keras_tuner.Tuner):
                 partial=True)
         records = []
         hyperparameters = {}
+        scores = {}
         for trial_id, t in sorted(self.oracle.trials.items()):
             rec = read_record(self.get_trial_dir(trial_id))
             hyperparameters[trial_id] = t.hyperparameters
+            path = os.path.join(self.get_trial_dir(trial_id), SCORES)
+            if t.status == "COMPLETED" and os.path.exists(path):
+                scores[trial_id] = np.load(path).astype(np.float64)
             records.append(TrialRecord(
                 trial_id, t.hyperparameters.values,
                 objective=t.score if t.status == "COMPLETED" else None,
@@ -598,4 +655,5 @@ class RegularizationTuner(keras_tuner.Tuner):
         return SearchResult.from_records(
             records, self.objective.name, self.objective.direction,
             hyperparameters=hyperparameters, tuner=self, directory=project_dir,
-            skipped_references=self.skipped_references, resumed_trials=self.resumed_trials)
+            skipped_references=self.skipped_references, resumed_trials=self.resumed_trials,
+            scores=scores, selection_margin=self.selection_margin)

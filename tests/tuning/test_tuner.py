@@ -73,9 +73,11 @@ def test_keras_tuner_api_agrees_with_the_result(finished, data):
     tuner, result, _, _ = finished
     done = [t for t in result.trials if t.status == "COMPLETED"]
     assert len(done) == 3
-    best = min(done, key=lambda t: t.objective)
-    assert result.best_trial is best
+    best = result.best_trial  # the handed-over trial (test_selection: how it is chosen)
+    assert result.selection["chosen"] == best.number
+    assert result.selection["leader"] == min(done, key=lambda t: t.objective).number
     assert tuner.get_best_hyperparameters(1)[0].values == best.values
+    assert len(tuner.get_best_hyperparameters(3)) == 3
     assert result.best_hyperparameters.values == best.values
     for record in done:
         assert record.objective == pytest.approx(tuner.oracle.get_trial(record.trial_id).score)
@@ -104,7 +106,8 @@ def test_results_summary_lists_the_best_trial(finished, capsys):
     out = capsys.readouterr().out
     assert "Showing 2 best of 3 trials" in out and "val_data_loss (min)" in out
     rows = [line for line in out.splitlines() if line.startswith("| ") and "/3 |" in line]
-    assert len(rows) == 2 and rows[0].startswith(f"| {result.best_trial.number}/3 |")
+    leader = min(result.completed, key=lambda t: t.objective)  # the table: objective order
+    assert len(rows) == 2 and rows[0].startswith(f"| {leader.number}/3 |")
 
 
 def test_tensorboard_logs_every_trial_with_its_hyperparameters(finished):

@@ -1,0 +1,154 @@
+"""Which trial a search hands over: the best on validation, unless its lead over the best
+labelled trial (a reference or a probe) is within the noise of the validation split."""
+
+import math
+
+import numpy as np
+
+from keras_reg._validation import check_float
+from keras_reg.tuning.calibration import calibrated_nll, one_hot_targets
+
+SCORES = "keras_reg_validation_scores.npy"
+SCORED_OBJECTIVES = ("val_calibrated_loss", "val_data_loss", "val_loss", "val_accuracy")
+
+
+def image_scores(probabilities, targets, objective):
+    """Per validation image, the quantity whose mean is `objective` (lower is better).
+
+    `val_calibrated_loss`: the cross-entropy after the temperature scaling fitted on these
+    images (`calibrated_nll`); `val_data_loss` / `val_loss`: the cross-entropy;
+    `val_accuracy`: the error, 1 or 0. Pairing two models' scores image by image gives the
+    standard error of their difference (`paired_lead`).
+
+    Args:
+        probabilities: array `(n, k)` of predicted class probabilities.
+        targets: integer labels `(n,)` or one-hot rows `(n, k)`.
+        objective: the objective's name.
+
+    Returns:
+        A float64 array `(n,)`, or None for an objective without a per-image form.
+
+    Example:
+
+    >>> p = np.array([[0.9, 0.1], [0.4, 0.6]])
+    >>> image_scores(p, np.array([0, 0]), "val_accuracy").tolist()
+    [0.0, 1.0]
+    """
+    if objective not in SCORED_OBJECTIVES:
+        return None
+    p = np.asarray(probabilities, dtype=np.float64)
+    t = one_hot_targets(targets, p.shape[-1])
+    if objective == "val_accuracy":
+        return (p.argmax(axis=1) != t.argmax(axis=1)).astype(np.float64)
+    beta = 1.0
+    if objective == "val_calibrated_loss":
+        _, beta = calibrated_nll(p, t)
+    z = beta * np.log(np.clip(p, 1e-12, 1.0))
+    top = z.max(axis=1, keepdims=True)
+    log_softmax = z - top - np.log(np.exp(z - top).sum(axis=1, keepdims=True))
+    return -(t * log_softmax).sum(axis=1)
+
+
+def paired_lead(anchor, candidate):
+    """How far `candidate` is ahead of `anchor`, image by image, against the noise.
+
+    Args:
+        anchor, candidate: per-image scores (`image_scores`) of two models on the same
+            images, lower is better.
+
+    Returns:
+        `{"lead", "standard_error", "z", "images"}`: the mean of `anchor - candidate` (> 0:
+        the candidate is better), the standard error of that mean over images, their ratio
+        (infinite for a lead without spread, NaN for none) and the number of images.
+
+    Example:
+
+    >>> lead = paired_lead(np.array([1.0, 2.0, 3.0]), np.array([0.5, 1.0, 2.5]))
+    >>> round(lead["lead"], 3), round(lead["z"], 2)
+    (0.667, 4.0)
+    """
+    a, c = np.asarray(anchor, np.float64), np.asarray(candidate, np.float64)
+    if a.shape != c.shape or a.ndim != 1 or len(a) < 2:
+        raise ValueError("Invalid value for arguments `anchor`, `candidate`: expected two "
+                         f"score arrays (n,) of the same n >= 2. Received shapes "
+                         f"{a.shape} and {c.shape}")
+    d = a - c
+    lead = float(d.mean())
+    se = float(d.std(ddof=1) / math.sqrt(len(d)))
+    if se > 0:
+        z = lead / se
+    else:
+        z = math.copysign(math.inf, lead) if lead else math.nan
+    return {"lead": lead, "standard_error": se, "z": z, "images": int(len(d))}
+
+
+def check_margin(margin):
+    """`margin` as a float >= 0 (standard errors), or a clear error."""
+    return check_float("selection_margin", margin, low=0.0)
+
+
+def choose(ranked, scores, margin):
+    """The trial to hand over, and why.
+
+    `ranked`: completed trials (`TrialRecord`s), best objective first. The leader is the
+    first. When it is not labelled, it is compared with the best labelled trial (the
+    anchor: a reference or a probe, the values a user would try anyway) on the validation
+    images; an unlabelled trial is handed over only when its lead over the anchor is at
+    least `margin` paired standard errors — trials that win by less than the validation
+    split can resolve are as likely to lose on new data. Unlabelled trials that beat the
+    anchor are tried in the objective's order; the first clear one is chosen, else the
+    anchor. With `margin == 0`, trials without scores or without a labelled trial, the
+    leader is chosen.
+
+    Args:
+        ranked: list of `TrialRecord`, best first (at least one).
+        scores: `{trial_id: per-image scores}` (`image_scores`); trials may be missing.
+        margin: standard errors an unlabelled trial must lead the anchor by.
+
+    Returns:
+        `(record, selection)`: the chosen trial, and a dict with `rule`, `margin`,
+        `leader`, `chosen`, `anchor` (trial numbers; `anchor_label`) and `leads`: per
+        unlabelled trial that beat the anchor on the objective, its `paired_lead` figures.
+    """
+    margin = check_margin(margin)
+    leader = ranked[0]
+    selection = {"rule": "best objective", "margin": margin, "leader": leader.number,
+                 "chosen": leader.number, "anchor": None, "anchor_label": None, "leads": []}
+    anchor = next((t for t in ranked if t.label is not None), None)
+    if leader.label is not None or anchor is None or margin == 0:
+        return leader, selection
+    if anchor.trial_id not in scores:
+        selection["rule"] = "best objective (the labelled trial has no validation scores)"
+        return leader, selection
+    selection.update(rule=f"an unlabelled trial must lead the best labelled one by "
+                          f">= {margin:g} paired standard errors on validation",
+                     anchor=anchor.number, anchor_label=anchor.label)
+    chosen = anchor
+    for record in ranked[:ranked.index(anchor)]:
+        if record.trial_id not in scores:
+            continue
+        lead = paired_lead(scores[anchor.trial_id], scores[record.trial_id])
+        selection["leads"].append({"trial": record.number, **lead})
+        if lead["z"] >= margin:
+            chosen = record
+            break
+    selection["chosen"] = chosen.number
+    return chosen, selection
+
+
+def selection_line(selection):
+    """The report's sentence on how the handed-over trial was chosen, or None when it is the
+    validation leader without a contest."""
+    if not selection or selection.get("anchor") is None:
+        return None
+    leads = selection["leads"]
+    if selection["chosen"] == selection["anchor"]:
+        shown = "; ".join(f"trial {d['trial']} by z {d['z']:.2f}" for d in leads)
+        return (f"handed over `{selection['anchor_label']}` (trial {selection['anchor']}): "
+                f"the trials ahead of it on the objective led by less than "
+                f"{selection['margin']:g} paired standard errors on validation ({shown}) — "
+                "within the noise of the validation split")
+    last = leads[-1]
+    return (f"handed over trial {selection['chosen']}: it leads `{selection['anchor_label']}` "
+            f"(trial {selection['anchor']}) on validation by z {last['z']:.2f} "
+            f">= {selection['margin']:g} paired standard errors")
