@@ -38,6 +38,12 @@ class _Param:
         if spec is None or spec is False or (isinstance(spec, str)
                                              and spec.strip().lower() == "off"):
             return "off", None
+        if isinstance(spec, dict):  # a range as `get_config` writes it (JSON keeps dicts)
+            if set(spec) - {"low", "high", "sampling"} or not {"low", "high"} <= set(spec):
+                self._fail(spec, "a range {'low': ..., 'high': ...} (optionally 'sampling')",
+                           TypeError)
+            spec = (spec["low"], spec["high"]) + ((spec["sampling"],) if "sampling" in spec
+                                                  else ())
         if isinstance(spec, tuple):
             if name in CHOICES or len(spec) not in (2, 3):
                 self._fail(spec, "a range (low, high) or (low, high, 'log'|'linear'), a list of "
@@ -144,10 +150,10 @@ class _Param:
             return None
         if self.kind == "range":
             low, high, log = self.values
-            return (low, high) if log == self.default_log else (low, high,
-                                                               "log" if log else "linear")
+            return {"low": low, "high": high} if log == self.default_log else {
+                "low": low, "high": high, "sampling": "log" if log else "linear"}
         if self.kind == "grid":
-            return (0.0, self.values[0])
+            return {"low": 0.0, "high": self.values[0]}
         if self.kind == "choice":
             return list(self.values)
         return self.values
@@ -186,7 +192,9 @@ class RegularizationSpace:
       from 0, such as the default `l2=(0, 1e-2)`, is searched over 0 and a 1-2-5 log grid from
       `high/10⁴` to `high` (0, 1e-6, 2e-6, 5e-6, 1e-5, ..., 1e-2): KerasTuner's log-scaled
       `Float` cannot hold 0, and an ordered choice is one axis for the Bayesian tuner.
-      `(low, high, "log")` or `(low, high, "linear")` choose the scale.
+      `(low, high, "log")` or `(low, high, "linear")` choose the scale; the dict
+      `{"low": low, "high": high}` (optionally `"sampling"`) is the same range as
+      `get_config` writes it, so that a config survives a JSON round trip.
     - a list of choices `[a, b, ...]`,
     - a single value: fixed for every trial,
     - `None`, `0` as a fixed value, or `"off"`: off (no normalization for `norm`, no flip).
@@ -227,7 +235,7 @@ class RegularizationSpace:
     >>> space.start().describe()
     'norm=batch'
     >>> RegularizationSpace.parse(["l2=log:1e-5:1e-3", "norm=none"]).get_config()["l2"]
-    (1e-05, 0.001)
+    {'low': 1e-05, 'high': 0.001}
     """
 
     def __init__(self, l2=_DEFAULTS["l2"], dropout=_DEFAULTS["dropout"],
@@ -384,6 +392,8 @@ class RegularizationSpace:
             raise ValueError(f"Invalid --space items {' '.join(items)!r}: {e}") from None
 
     def get_config(self):
+        """Every dimension's spec, JSON-safe: ranges as `{"low", "high"[, "sampling"]}`
+        dicts (a tuple would come back from JSON as a list, a list of choices)."""
         return {name: param.spec() for name, param in self._params.items()}
 
     @classmethod

@@ -1,5 +1,7 @@
 """RegularizationSpace and Regularization: values, helpers, KerasTuner declaration, validation."""
 
+import json
+
 import keras_tuner
 import numpy as np
 import pytest
@@ -68,6 +70,29 @@ def test_space_declares_ranges_choices_fixed_and_disabled():
     assert RegularizationSpace.from_config(space.get_config()).get_config() == space.get_config()
 
 
+@pytest.mark.parametrize("space", [
+    RegularizationSpace(),
+    RegularizationSpace(l2=(1e-5, 1e-3, "linear"), dropout=[0.0, 0.5], drop_path=(0.0, 0.2),
+                        norm=["batch", None], flip="horizontal"),
+])
+def test_a_config_survives_a_json_round_trip(space):
+    # the tuner records the space as JSON: ranges must not come back as lists of choices
+    again = RegularizationSpace.from_config(json.loads(json.dumps(space.get_config())))
+    assert again.get_config() == space.get_config()
+    recipe = Regularization.recipe()
+    assert again.contains(recipe) == space.contains(recipe)
+    hp_a, hp_b = keras_tuner.HyperParameters(), keras_tuner.HyperParameters()
+    space.declare(hp_a)
+    again.declare(hp_b)
+    assert [p.get_config() for p in hp_a.space] == [p.get_config() for p in hp_b.space]
+
+
+@pytest.mark.parametrize("spec", [{"low": 0.0}, {"low": 0.0, "high": 0.1, "step": 2}])
+def test_a_malformed_range_dict_is_refused(spec):
+    with pytest.raises(TypeError, match="dropout"):
+        RegularizationSpace(dropout=spec)
+
+
 def test_default_space_is_valid_and_searches_every_technique():
     space = RegularizationSpace()
     assert space.searched == ("l2", "dropout", "drop_path", "mixup_alpha", "cutmix_alpha",
@@ -125,7 +150,7 @@ def test_log_range_from_zero_is_zero_and_a_log_grid():
     expected = [0.0] + [m * 10.0**e for e in range(-7, -3) for m in (1, 2, 5)] + [1e-3]
     np.testing.assert_allclose(list(l2.values), expected, rtol=1e-12)
     assert l2.ordered
-    assert space.get_config()["l2"] == (0.0, 1e-3)
+    assert space.get_config()["l2"] == {"low": 0.0, "high": 1e-3}
     assert space.contains(Regularization(l2=0.0, norm="batch"))
     assert space.contains(Regularization(l2=2e-5, norm="batch"))
     assert not space.contains(Regularization(l2=3e-5, norm="batch"))  # between grid points
