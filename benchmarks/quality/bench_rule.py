@@ -132,6 +132,23 @@ def _chosen(run, margin):
     return next(t for t in trials if t["trial_id"] == record.trial_id)
 
 
+def _incumbent(run, margin, name="start"):
+    """Variant: `name` (the user's own model) is kept unless another trial, in objective
+    order, leads it by >= margin paired standard errors (labelled or not)."""
+    import numpy as np
+
+    from keras_reg.tuning.selection import paired_lead
+
+    trials = sorted(run["trials"], key=lambda t: (t["objective"], t["trial"]))
+    own = next((t for t in trials if t["label"] == name), None)
+    if own is None:
+        return trials[0]
+    for t in trials[:trials.index(own)]:
+        if paired_lead(np.asarray(own["scores"]), np.asarray(t["scores"]))["z"] >= margin:
+            return t
+    return own
+
+
 def _g(value, digits=3):
     return "-" if value is None else f"{value:.{digits}g}"
 
@@ -158,6 +175,8 @@ def table(runs):
                          f"{_g(100 * statistics.mean(errors))} | | | |")
         rules = [(f"margin {m:g}" if not math.isinf(m) else "always labelled",
                   lambda r, m=m: _chosen(r, m)) for m in MARGINS]
+        rules += [(f"keep start unless z >= {m:g}", lambda r, m=m: _incumbent(r, m))
+                  for m in (1.0, 2.0)]
         rules.append(("oracle (test)", lambda r: min(r["trials"],
                                                      key=lambda t: t["test_error"])))
         for rule, pick in rules:
