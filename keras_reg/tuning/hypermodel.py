@@ -140,6 +140,7 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
         self._cache = {}
         self._schedules = weakref.WeakKeyDictionary()  # model -> its WarmupCosineDecay
         self.trial_id = None
+        self.protected = False  # set per trial: a reference or probe runs in full
         # The objective curves of the trials trained in this process, by (epochs,
         # initial_epoch): the median stopping rule compares runs of one schedule only.
         self.curves = {}
@@ -232,7 +233,7 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
             restore_best_weights=True)]
 
     def run(self, reg, model, train, validation=None, epochs=1, initial_epoch=0,
-            callbacks=None, curves=None, **kwargs):
+            callbacks=None, curves=None, protected=False, **kwargs):
         """Trains `model` with `reg` under the protocol; returns the `History`.
 
         The one training path of trials (`fit`) and retraining (`train`).
@@ -244,7 +245,8 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
             self.protocol.set_lengths(schedule, steps_per_epoch(train), epochs, initial_epoch,
                                       step)
         callbacks = (self.protocol.callbacks(model, train if val_ds is not None else None,
-                                             curves, epochs=epochs, validation=val_ds)
+                                             curves, epochs=epochs, validation=val_ds,
+                                             protected=protected)
                      + list(callbacks or []))
         kwargs.setdefault("verbose", 0)
         kwargs.setdefault("shuffle", False)  # the pipeline shuffles; Keras would warn
@@ -259,7 +261,7 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
         history = self.run(reg, model, train, validation_data, epochs=epochs,
                            initial_epoch=initial_epoch, callbacks=callbacks,
                            curves=self.curves.setdefault((epochs, initial_epoch), []),
-                           **kwargs)
+                           protected=self.protected, **kwargs)
         self.fit_seconds[self.trial_id] = time.perf_counter() - start
         self.epochs_run[self.trial_id] = len(history.epoch)
         self.histories[self.trial_id] = {k: [float(v) for v in values]

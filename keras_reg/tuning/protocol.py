@@ -167,6 +167,9 @@ class HopelessTrialStopping(keras.callbacks.Callback):
         direction: `"min"` or `"max"`.
         min_epochs: int >= 1, the first epoch (1-based) at which a trial may stop.
         min_trials: int >= 1.
+        stop: False records the trial's curve for the later trials but never stops it (a
+            trial that must run in full: a reference or probe, which later trials are
+            compared with).
 
     Reference:
         - [Golovin et al., 2017. Google Vizier: A Service for Black-Box Optimization](
@@ -174,9 +177,10 @@ class HopelessTrialStopping(keras.callbacks.Callback):
     """
 
     def __init__(self, curves, monitor="val_data_loss", direction="min", min_epochs=3,
-                 min_trials=3):
+                 min_trials=3, stop=True):
         super().__init__()
         self.curves = curves
+        self.stop = bool(stop)
         self.monitor = monitor
         self.direction = check_choice("direction", direction, ("min", "max"))
         self.min_epochs = check_int("min_epochs", min_epochs, low=1)
@@ -197,7 +201,7 @@ class HopelessTrialStopping(keras.callbacks.Callback):
             return
         self.curve.append(float(value))
         n = len(self.curve)
-        if n < self.min_epochs:
+        if not self.stop or n < self.min_epochs:
             return
         earlier = [self._best(c[:n]) for c in self.curves if len(c) >= n]
         if len(earlier) < self.min_trials:
@@ -312,7 +316,8 @@ class TrainingProtocol:
         )
         return schedule if isinstance(schedule, WarmupCosineDecay) else None
 
-    def callbacks(self, model, clean_train=None, curves=None, epochs=None, validation=None):
+    def callbacks(self, model, clean_train=None, curves=None, epochs=None, validation=None,
+                  protected=False):
         """The protocol's callbacks for one training run of `model`.
 
         Args:
@@ -331,6 +336,8 @@ class TrainingProtocol:
                 `val_calibrated_loss`: logged by the metric of a model this protocol
                 compiled (`ValidationTemperature` adds the temperature), else by a second
                 pass (`CalibratedValidationLoss`, for models `build_model` compiled itself).
+            protected: a run the median rule must not stop (its curve still counts for the
+                later runs): the references and probes of a search.
 
         Returns:
             `[ValidationDataLoss, ValidationTemperature or CalibratedValidationLoss?,
@@ -354,7 +361,8 @@ class TrainingProtocol:
         if self.stop_hopeless and curves is not None:
             callbacks.append(HopelessTrialStopping(
                 curves, self.objective, self.direction,
-                min_epochs=max(2, (self.patience or 6) // 2, int(epochs or 0) // 3)))
+                min_epochs=max(2, (self.patience or 6) // 2, int(epochs or 0) // 3),
+                stop=not protected))
         return callbacks
 
 

@@ -122,7 +122,7 @@ class SearchResult:
         best_regularization: its `Regularization`.
         references: `{label: TrialRecord}`: the best completed trial of each labelled
             starting point evaluated in the search: the references (`"start"`, `"none"`,
-            `"recipe"`) and the probes (`"strong"`).
+            `"recipe"`) and the probes (`"strong"`, `"smooth"`, `"augmented"`).
         skipped_references: `{label: reason}` for the references the space cannot express.
         objective: the objective's name; `direction`: `"min"` or `"max"`.
         tuner: the `RegularizationTuner` (None on a distributed worker's partial view).

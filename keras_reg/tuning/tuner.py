@@ -178,8 +178,9 @@ class RegularizationTuner(keras_tuner.Tuner):
             (seed 0 fixes the trials too).
         references: labels of the references evaluated first (`()` for none).
         probes: after the references, also try the starting points of
-            `keras_reg.tuning.space.probes` that lie in the space (a strong recipe), labelled
-            in the trial table; they are not references of the report.
+            `keras_reg.tuning.space.probes` that lie in the space (recipes around the
+            reference one), labelled in the trial table; they are not references of the
+            report. References and probes are never stopped as hopeless.
         settings: a JSON-able dict of the caller's own settings (data, model...), recorded
             and compared on resume together with the tuner's (space, tuner, objective,
             seed, training settings). `max_trials` is recorded but may change on resume.
@@ -468,6 +469,9 @@ class RegularizationTuner(keras_tuner.Tuner):
         hm = self.hypermodel
         hm.trial_id = trial_id
         hp = trial.hyperparameters
+        # The labelled trials run in full: the median rule would stop a strongly regularized
+        # probe that starts slowly, and they are the anchors of the choice (`selection`).
+        hm.protected = self.label_of(hp.values) is not None
         initial_epoch = 0
         if "tuner/epochs" in hp.values:  # Hyperband's bracket sets the epochs
             epochs = hp.values["tuner/epochs"]

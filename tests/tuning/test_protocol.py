@@ -94,6 +94,12 @@ def test_median_rule_stops_a_trial_worse_than_the_median_of_earlier_ones():
                           min_epochs=2) == 1
 
 
+def test_a_protected_trial_is_never_stopped_but_its_curve_counts():
+    curves = [[1.0, 0.9, 0.8, 0.7], [1.2, 1.1, 1.0, 0.9], [0.9, 0.8, 0.6, 0.5]]
+    assert _stop_sequence(curves, [1.3, 1.1, 1.05, 1.0], min_epochs=3, stop=False) is None
+    assert curves[-1] == [1.3, 1.1, 1.05, 1.0]  # the whole curve, for the later trials
+
+
 def _bn_model():
     inputs = keras.Input((4,))
     outputs = keras.layers.Dense(2)(keras.layers.BatchNormalization()(inputs))
@@ -123,6 +129,8 @@ def test_callbacks_wiring():
     assert hopeless.min_epochs == 2  # epochs unknown: patience // 2 (at least 2)
     # hopeless trials are stopped from a third of the epochs on
     assert protocol.callbacks(_bn_model(), data, curves, epochs=30)[-1].min_epochs == 10
+    assert hopeless.stop and not protocol.callbacks(_bn_model(), data, curves,
+                                                    protected=True)[-1].stop
     # with validation batches, the calibrated loss is logged right after the data loss
     with_val = protocol.callbacks(_bn_model(), data, validation=data)
     assert isinstance(with_val[1], CalibratedValidationLoss) and with_val[1].validation is data

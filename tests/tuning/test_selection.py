@@ -167,9 +167,21 @@ ARGS = dict(space=SPACE, tuner="random", max_trials=4, seed=5, references=("star
 @pytest.fixture(scope="module")
 def searched(data, tmp_path_factory):
     root = str(tmp_path_factory.mktemp("selection"))
-    tuner = RegularizationTuner(tiny_model, directory=root, **ARGS)
+    held = []
+    tuner = RegularizationTuner(  # records whether each trial ran protected from the median rule
+        tiny_model, directory=root, **ARGS,
+        progress=lambda record, n, total: held.append((record.label, held_tuner[0].hypermodel
+                                                      .protected)))
+    held_tuner = [tuner]
     tuner.search(data[0], validation_data=data[1], epochs=2)
+    tuner.protected_log = held
     return tuner, root
+
+
+def test_labelled_trials_run_protected_from_the_median_rule(searched):
+    tuner, _ = searched
+    assert tuner.protected_log == [("start", True), ("none", True), (None, False),
+                                   (None, False)]
 
 
 def test_every_trial_writes_scores_that_average_to_its_objective(searched, data):

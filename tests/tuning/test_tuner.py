@@ -199,14 +199,18 @@ def test_the_strong_probe_follows_the_references_where_the_space_holds_it(tmp_pa
     from keras_reg.tuning.space import probes
 
     space = RegularizationSpace()
-    tuner, trials = _first_trials(tmp_path / "on", 4, space=space, tuner="bayesian",
-                                  max_trials=6)
-    strong = probes(space)["strong"]
+    tuner, trials = _first_trials(tmp_path / "on", 6, space=space, tuner="bayesian",
+                                  max_trials=8)
+    found = probes(space)
+    strong = found["strong"]
     assert (strong.dropout, strong.augment, strong.mixup_alpha) == (0.3, 1.0, 0.2)
+    assert (found["smooth"].augment, found["smooth"].label_smoothing) == (0.25, 0.1)
+    assert found["augmented"] == Regularization(augment=1.0, norm="batch")
     labels = [tuner.label_of(t.hyperparameters.values) for t in trials]
     # (`none` lies outside the default space, whose norm is batch norm)
-    assert labels == ["start", "recipe", "strong", None]
+    assert labels == ["start", "recipe", "strong", "smooth", "augmented", None]
     assert trials[2].hyperparameters.values == space.hp_values(strong)
+    assert trials[4].hyperparameters.values == space.hp_values(found["augmented"])
     _, off = _first_trials(tmp_path / "off", 3, space=space, tuner="bayesian", max_trials=6,
                            probes=False)
     assert off[2].hyperparameters.values != space.hp_values(strong)
@@ -234,10 +238,11 @@ def test_a_reference_outside_the_space_is_skipped_and_said(tmp_path):
                                 directory=str(tmp_path), seed=0)
     assert set(tuner.skipped_references) == {"none", "recipe"}
     assert "outside the searched space" in tuner.skipped_references["none"]
-    assert list(tuner.reference_values) == ["start"]
-    trials = [tuner.oracle.create_trial(f"t{i}") for i in range(2)]
-    assert tuner.label_of(trials[0].hyperparameters.values) == "start"
-    assert tuner.label_of(trials[1].hyperparameters.values) is None
+    # the `augmented` probe (batch norm and augmentation alone) still lies in it
+    assert list(tuner.reference_values) == ["start", "augmented"]
+    trials = [tuner.oracle.create_trial(f"t{i}") for i in range(3)]
+    assert [tuner.label_of(t.hyperparameters.values) for t in trials] == ["start", "augmented",
+                                                                         None]
 
 
 def test_references_can_be_turned_off(tmp_path):
