@@ -10,6 +10,10 @@ from keras_reg.tuning.calibration import calibrated_nll, one_hot_targets
 
 SCORES = "keras_reg_validation_scores.npy"
 SCORED_OBJECTIVES = ("val_calibrated_loss", "val_data_loss", "val_loss", "val_accuracy")
+# A lead below this (nats or errors per image) is no lead: where models classify a validation
+# split perfectly, their calibrated losses are ~1e-14 per image, and differences of rounding
+# size can share one sign over every image (a large z for nothing).
+MIN_LEAD = 1e-4
 
 
 def image_scores(probabilities, targets, objective):
@@ -94,8 +98,8 @@ def choose(ranked, scores, margin):
     first. When it is not labelled, it is compared with the best labelled trial (the
     anchor: a reference or a probe, the values a user would try anyway) on the validation
     images; an unlabelled trial is handed over only when its lead over the anchor is at
-    least `margin` paired standard errors — trials that win by less than the validation
-    split can resolve are as likely to lose on new data. Unlabelled trials that beat the
+    least `margin` paired standard errors, and at least `MIN_LEAD` per image — trials that
+    win by less than the validation split can resolve are as likely to lose on new data. Unlabelled trials that beat the
     anchor are tried in the objective's order; the first clear one is chosen, else the
     anchor. With `margin == 0`, trials without scores or without a labelled trial, the
     leader is chosen.
@@ -129,7 +133,7 @@ def choose(ranked, scores, margin):
             continue
         lead = paired_lead(scores[anchor.trial_id], scores[record.trial_id])
         selection["leads"].append({"trial": record.number, **lead})
-        if lead["z"] >= margin:
+        if lead["z"] >= margin and lead["lead"] >= MIN_LEAD:
             chosen = record
             break
     selection["chosen"] = chosen.number
@@ -146,8 +150,8 @@ def selection_line(selection):
         shown = "; ".join(f"trial {d['trial']} by z {d['z']:.2f}" for d in leads)
         return (f"handed over `{selection['anchor_label']}` (trial {selection['anchor']}): "
                 f"the trials ahead of it on the objective led by less than "
-                f"{selection['margin']:g} paired standard errors on validation ({shown}) — "
-                "within the noise of the validation split")
+                f"{selection['margin']:g} paired standard errors (or {MIN_LEAD:g} per image) on "
+                f"validation ({shown}) — within the noise of the validation split")
     last = leads[-1]
     return (f"handed over trial {selection['chosen']}: it leads `{selection['anchor_label']}` "
             f"(trial {selection['anchor']}) on validation by z {last['z']:.2f} "

@@ -125,6 +125,14 @@ class TestChoose:
         assert [d["trial"] for d in selection["leads"]] == [2, 3]
         assert "handed over trial 3" in selection_line(selection)
 
+    def test_a_lead_of_rounding_size_is_no_lead_whatever_its_z(self):
+        # a perfectly classified split: losses ~1e-14, every image a hair better (z huge)
+        tiny = np.full(400, 2e-14)
+        scores = {"0": tiny, "1": tiny * 0.5}
+        chosen, selection = choose([self.close, self.anchor], scores, 1.0)
+        assert selection["leads"][0]["z"] == math.inf or selection["leads"][0]["z"] > 100
+        assert chosen is self.anchor
+
     def test_margin_zero_hands_over_the_best_objective(self):
         chosen, selection = choose([self.close, self.anchor], self.scores, 0.0)
         assert chosen is self.close and selection["anchor"] is None
