@@ -220,7 +220,8 @@ def main():
              "validation); a rule picks per seed from the validation figures only. `margin z`: "
              "a trial without a label is handed over only when it leads the best labelled "
              "trial (reference or probe) by >= z paired standard errors of the per-image "
-             "validation scores (`selection_margin`); margin 0 is the best objective. The "
+             "validation scores (`selection_margin`) and by at least `selection.MIN_LEAD` per "
+             "image; margin 0 is the best objective. The "
              "ratio is paired by seed against the reference with the lowest mean test error. "
              "`#n`: trial n, a searched point.", "", *table(runs), ""]
     text = "\n".join(lines)
