@@ -15,7 +15,7 @@ from keras_reg.regularizers import penalty
 from keras_reg.tuning.calibration import calibrate as calibrate_model, one_hot_targets, read_batches
 from keras_reg.tuning.hypermodel import train as train_model
 from keras_reg.tuning.regularization import format_value
-from keras_reg.tuning.selection import selection_line
+from keras_reg.tuning.selection import MIN_LEAD, selection_line
 
 REFERENCES = ("none", "start", "recipe")
 REFERENCE_MEANING = {
@@ -450,7 +450,7 @@ def advantage_line(found):
             f"reference there) by {fmt(found['advantage'])} cross-entropy per image, paired "
             f"standard error {fmt(found['standard_error'])} over {found['images']} images "
             f"(z {fmt(found['z'])})")
-    if not found["z"] >= 2.0:
+    if not found["z"] >= 2.0 or found["advantage"] < MIN_LEAD:
         text += (": within noise — the validation data does not support the choice, and the "
                  "test difference may be noise as well")
     return text

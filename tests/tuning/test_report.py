@@ -229,6 +229,14 @@ def test_validation_advantage_is_the_paired_per_image_difference(kind):
     assert rep.summary()["validation_advantage"] == found
 
 
+def test_an_advantage_of_rounding_size_is_noise_whatever_its_z():
+    # every validation image right in both models: a lead of 1e-14 nats with z 1e3 says nothing
+    found = {"reference": "start", "advantage": 1e-14, "standard_error": 1e-17, "z": 1e3,
+             "images": 287}
+    assert "within noise" in report.advantage_line(found)
+    assert "within noise" not in report.advantage_line(dict(found, advantage=0.01, z=3.0))
+
+
 def test_validation_advantage_is_none_when_best_is_a_reference():
     c = _synthetic([0])
     c.same_as = "start"
