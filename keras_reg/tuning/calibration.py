@@ -7,6 +7,33 @@ from scipy.optimize import minimize_scalar
 from keras_reg._validation import check_float
 
 
+def scaled_cross_entropy(probabilities, targets, beta=1.0):
+    """Per row, the cross-entropy of `softmax(beta * log p)` against `targets`, computed
+    without cancellation.
+
+    `Σ_c t_c (logsumexp(s) − s_c)` with `m = max s`: `logsumexp(s) − m = log1p(Σ over all but
+    one maximum of e^(s_j − m))`, and `m − s_c >= 0`, so a prediction right with a wide margin
+    costs e^-100, not rounding noise.
+
+    Args:
+        probabilities: float64 array `(n, k)`.
+        targets: float64 array `(n, k)` of one-hot (or soft) targets.
+        beta: the inverse temperature.
+
+    Returns:
+        A float64 array `(n,)`.
+    """
+    z = np.log(np.clip(probabilities, 1e-12, 1.0))
+    rows = np.arange(len(z))
+    top = z.argmax(axis=1)
+    scaled = beta * z
+    top_value = scaled[rows, top][:, None]
+    rest = np.exp(scaled - top_value)
+    rest[rows, top] = 0.0
+    return (np.log1p(rest.sum(axis=1)) * targets.sum(axis=1)
+            + (targets * (top_value - scaled)).sum(axis=1))
+
+
 def calibrated_nll(probabilities, targets, low=0.05, high=20.0):
     """Mean cross-entropy of `probabilities` after the best temperature scaling, and that scale.
 
@@ -44,21 +71,9 @@ def calibrated_nll(probabilities, targets, low=0.05, high=20.0):
     if t.ndim == 1:
         t = np.eye(p.shape[-1])[t.astype(np.int64)]
     t = t.astype(np.float64)
-    z = np.log(np.clip(p, 1e-12, 1.0))
-    mass = t.sum(axis=1)
-    rows = np.arange(len(z))
-    top = z.argmax(axis=1)
 
     def loss(beta):
-        # Σ_c t_c (logsumexp(s) − s_c) without cancellation: with m = max s,
-        # logsumexp(s) − m = log1p(Σ over all but one maximum of e^(s_j − m)), and m − s_c >= 0,
-        # so a prediction right with a wide margin costs e^-100, not rounding noise.
-        scaled = beta * z
-        top_value = scaled[rows, top][:, None]
-        rest = np.exp(scaled - top_value)
-        rest[rows, top] = 0.0
-        return float(np.mean(np.log1p(rest.sum(axis=1)) * mass
-                             + (t * (top_value - scaled)).sum(axis=1)))
+        return float(np.mean(scaled_cross_entropy(p, t, beta)))
 
     best = minimize_scalar(loss, bounds=(float(low), float(high)), method="bounded",
                            options={"xatol": 1e-9})

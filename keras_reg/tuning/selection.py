@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from keras_reg._validation import check_float
-from keras_reg.tuning.calibration import calibrated_nll, one_hot_targets
+from keras_reg.tuning.calibration import calibrated_nll, one_hot_targets, scaled_cross_entropy
 
 SCORES = "keras_reg_validation_scores.npy"
 SCORED_OBJECTIVES = ("val_calibrated_loss", "val_data_loss", "val_loss", "val_accuracy")
@@ -44,13 +44,8 @@ def image_scores(probabilities, targets, objective):
     t = one_hot_targets(targets, p.shape[-1])
     if objective == "val_accuracy":
         return (p.argmax(axis=1) != t.argmax(axis=1)).astype(np.float64)
-    beta = 1.0
-    if objective == "val_calibrated_loss":
-        _, beta = calibrated_nll(p, t)
-    z = beta * np.log(np.clip(p, 1e-12, 1.0))
-    top = z.max(axis=1, keepdims=True)
-    log_softmax = z - top - np.log(np.exp(z - top).sum(axis=1, keepdims=True))
-    return -(t * log_softmax).sum(axis=1)
+    beta = calibrated_nll(p, t)[1] if objective == "val_calibrated_loss" else 1.0
+    return scaled_cross_entropy(p, t, beta)
 
 
 def paired_lead(anchor, candidate):
@@ -99,9 +94,9 @@ def choose(ranked, scores, margin):
     anchor: a reference or a probe, the values a user would try anyway) on the validation
     images; an unlabelled trial is handed over only when its lead over the anchor is at
     least `margin` paired standard errors, and at least `MIN_LEAD` per image — trials that
-    win by less than the validation split can resolve are as likely to lose on new data. Unlabelled trials that beat the
-    anchor are tried in the objective's order; the first clear one is chosen, else the
-    anchor. With `margin == 0`, trials without scores or without a labelled trial, the
+    win by less than the validation split can resolve are as likely to lose on new data.
+    Unlabelled trials that beat the anchor are tried in the objective's order; the first
+    clear one is chosen, else the anchor. With `margin == 0`, trials without scores or without a labelled trial, the
     leader is chosen.
 
     Args:
@@ -125,7 +120,8 @@ def choose(ranked, scores, margin):
         selection["rule"] = "best objective (the labelled trial has no validation scores)"
         return leader, selection
     selection.update(rule=f"an unlabelled trial must lead the best labelled one by "
-                          f">= {margin:g} paired standard errors on validation",
+                          f">= {margin:g} paired standard errors (and {MIN_LEAD:g} per image) "
+                          "on validation",
                      anchor=anchor.number, anchor_label=anchor.label)
     chosen = anchor
     for record in ranked[:ranked.index(anchor)]:
