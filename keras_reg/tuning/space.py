@@ -152,8 +152,9 @@ class _Param:
             low, high, log = self.values
             return {"low": low, "high": high} if log == self.default_log else {
                 "low": low, "high": high, "sampling": "log" if log else "linear"}
-        if self.kind == "grid":
-            return {"low": 0.0, "high": self.values[0]}
+        if self.kind == "grid":  # a log range from 0
+            return {"low": 0.0, "high": self.values[0]} if self.default_log else {
+                "low": 0.0, "high": self.values[0], "sampling": "log"}
         if self.kind == "choice":
             return list(self.values)
         return self.values

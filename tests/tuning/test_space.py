@@ -74,6 +74,7 @@ def test_space_declares_ranges_choices_fixed_and_disabled():
     RegularizationSpace(),
     RegularizationSpace(l2=(1e-5, 1e-3, "linear"), dropout=[0.0, 0.5], drop_path=(0.0, 0.2),
                         norm=["batch", None], flip="horizontal"),
+    RegularizationSpace(dropout=(0.0, 0.4, "log")),  # a log grid from 0 on a linear dimension
 ])
 def test_a_config_survives_a_json_round_trip(space):
     # the tuner records the space as JSON: ranges must not come back as lists of choices
