@@ -127,7 +127,8 @@ def build_parser():
     s.add_argument("--max-trials", type=_positive("--max-trials"),
                    default=DEFAULTS["max_trials"], help="number of trials")
     s.add_argument("--epochs", type=_positive("--epochs"), default=DEFAULTS["epochs"],
-                   help="epochs per trial (early stopping inside), and for the retrained models")
+                   help="epochs per trial (early stopping inside), and for the retrained models; "
+                        "an epoch is at least 32 steps (small data: several passes)")
     s.add_argument("--train-size", type=_positive("--train-size"), default=None,
                    help="train on N examples only (where overfitting shows)")
     s.add_argument("--batch-size", type=_positive("--batch-size"),

@@ -12,7 +12,7 @@ import tensorflow as tf
 from keras_reg.data import one_hot
 from keras_reg.tuning import cnn
 from keras_reg.tuning.protocol import (  # noqa: F401 -- ValidationDataLoss re-exported
-    TrainingProtocol, ValidationDataLoss, steps_per_epoch)
+    TrainingProtocol, ValidationDataLoss)
 from keras_reg.tuning.space import Regularization, RegularizationSpace
 
 
@@ -238,12 +238,12 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
 
         The one training path of trials (`fit`) and retraining (`train`).
         """
-        train_ds, val_ds, transform = self.pipeline(reg, train, validation)
+        epoch, steps = self.protocol.epoch_data(train)
+        train_ds, val_ds, transform = self.pipeline(reg, epoch, validation)
         schedule = self._schedules.get(model)
         if schedule is not None:
             step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
-            self.protocol.set_lengths(schedule, steps_per_epoch(train), epochs, initial_epoch,
-                                      step)
+            self.protocol.set_lengths(schedule, steps, epochs, initial_epoch, step)
         callbacks = (self.protocol.callbacks(model, train if val_ds is not None else None,
                                              curves, epochs=epochs, validation=val_ds,
                                              protected=protected)

@@ -227,6 +227,14 @@ class TrainingProtocol:
       `precise_bn_batches` clean training batches (`keras_reg.callbacks.PreciseBatchNorm`):
       with few steps per epoch the moving averages lag the weights and make validation scores
       jump from epoch to epoch.
+    - On small data an epoch is at least `min_steps_per_epoch` optimizer steps: the training
+      batches are passed over as many times as that takes (7 batches of 200 images: 5
+      passes, 35 steps). A fixed number of epochs of very small data is otherwise too few
+      steps for the regularized models (augmentation, Mixup, dropout learn more slowly),
+      which then lose to weak regularization only because their runs ended early; measured
+      on 200 digits, 30 epochs of 7 steps left the `strong` probe at 4.6 % test error, 90
+      epochs brought it to 3.0 % while the recipe stayed at 3.7 %. The validations (and the
+      batch-norm statistics before them) stay once per epoch.
     - Early stopping on the objective after `patience` epochs without improvement (the best
       weights are restored; under the cosine schedule from half of the epochs on), and, in a
       search, the median stopping rule for hopeless trials
@@ -247,6 +255,9 @@ class TrainingProtocol:
         objective, direction: the monitored log key and `"min"` / `"max"`.
         stop_hopeless: bool, stop trials worse than the median of the earlier ones.
         steps_per_execution: int >= 1, batches per compiled call.
+        min_steps_per_epoch: int >= 1, the fewest optimizer steps of an epoch (32: 1,000
+            images at batch 32, the data size the protocol was measured on); 1 makes an
+            epoch one pass whatever the data size.
 
     Example:
 
@@ -260,7 +271,7 @@ class TrainingProtocol:
     def __init__(self, learning_rate=4e-3, schedule="cosine", warmup=0.05, alpha=0.0,
                  precise_batch_norm=True, precise_bn_batches=16, patience=None,
                  objective="val_data_loss", direction="min", stop_hopeless=True,
-                 steps_per_execution=1):
+                 steps_per_execution=1, min_steps_per_epoch=32):
         self.learning_rate = check_float("learning_rate", learning_rate, 0.0, low_open=True)
         self.schedule_kind = check_choice("schedule", schedule, ("cosine", "constant"))
         self.warmup = check_float("warmup", warmup, 0.0, 0.5)
@@ -272,6 +283,24 @@ class TrainingProtocol:
         self.direction = check_choice("direction", direction, ("min", "max"))
         self.stop_hopeless = bool(stop_hopeless)
         self.steps_per_execution = check_int("steps_per_execution", steps_per_execution, low=1)
+        self.min_steps_per_epoch = check_int("min_steps_per_epoch", min_steps_per_epoch, low=1)
+
+    def passes_per_epoch(self, steps):
+        """How many passes over `steps` training batches make one epoch (at least
+        `min_steps_per_epoch` steps).
+
+        >>> TrainingProtocol().passes_per_epoch(7), TrainingProtocol().passes_per_epoch(36)
+        (5, 1)
+        """
+        steps = check_int("steps", steps, low=1)
+        return max(1, -(-self.min_steps_per_epoch // steps))
+
+    def epoch_data(self, train):
+        """`(batches, steps)`: `train` repeated `passes_per_epoch` times, one epoch's batches,
+        and their number."""
+        steps = steps_per_epoch(train)
+        passes = self.passes_per_epoch(steps)
+        return (train if passes == 1 else train.repeat(passes)), steps * passes
 
     def schedule(self):
         """A fresh learning rate (a `WarmupCosineDecay`, or the constant rate)."""

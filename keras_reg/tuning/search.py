@@ -47,7 +47,8 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="hyp
             penalty, which grows with the L2 strength being searched and would favour no L2
             at all; pass `keras_tuner.Objective("val_loss", "min")` for Keras's own figure.
         max_trials: the most trials, references included (Hyperband may stop earlier).
-        epochs: epochs per trial (Hyperband's `max_epochs`).
+        epochs: epochs per trial (Hyperband's `max_epochs`); an epoch is at least 32 steps
+            (`TrainingProtocol.min_steps_per_epoch`: small data is passed over several times).
         directory, project_name: where the tuner keeps its state.
         overwrite: start over instead of resuming.
         seed: None or int >= 0: the oracle's seed (0 fixes the trials too) and every model's

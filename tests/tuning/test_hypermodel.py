@@ -100,7 +100,8 @@ def test_count_examples(digits):
 
 def test_train_runs_the_protocol_schedule_and_precise_batch_norm(digits):
     train_ds, val_ds = digits
-    protocol = TrainingProtocol(learning_rate=1e-3, warmup=0.25, steps_per_execution=1)
+    protocol = TrainingProtocol(learning_rate=1e-3, warmup=0.25, steps_per_execution=1,
+                                min_steps_per_epoch=1)
     model, history = train(Regularization(norm="batch"), train_ds, val_ds, epochs=2, seed=0,
                            protocol=protocol)
     assert len(history.epoch) == 2 and "val_data_loss" in history.history
@@ -131,6 +132,24 @@ def test_trial_fit_records_the_objective_curve(digits):
     history = hm.fit(hp, model, train_ds, validation_data=val_ds, epochs=1)
     assert hm.epochs_run["00"] == 1 and list(hm.curves) == [(1, 0)]
     assert hm.curves[(1, 0)] == [pytest.approx(history.history["val_data_loss"])]
+
+
+def test_an_epoch_of_small_data_is_several_passes(digits):
+    # 64 images at batch 32: 2 batches; an epoch of at least 7 steps is 4 passes (8 steps),
+    # each pass reshuffled, augmented afresh; the schedule spans 2 x 8 steps
+    train_ds, val_ds = digits
+    protocol = TrainingProtocol(min_steps_per_epoch=7, steps_per_execution=1)
+    hm = _hypermodel(protocol=protocol)
+    reg = Regularization(augment=1.0, norm="batch")
+    epoch, steps = protocol.epoch_data(train_ds)
+    assert steps == 8 and int(epoch.cardinality()) == 8
+    images = [b[0].numpy() for b in hm.pipeline(reg, epoch)[0]]
+    assert len(images) == 8
+    assert not np.allclose(images[0], images[2])  # the same images, drawn anew
+    model, history = train(reg, train_ds, val_ds, epochs=2, seed=0, protocol=protocol)
+    assert int(model.optimizer.iterations) == 16
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)
+    assert len(history.epoch) == 2  # one validation per epoch, not per pass
 
 
 def test_train_rejects_a_non_regularization(digits):

@@ -149,6 +149,30 @@ def test_callbacks_wiring():
         _bn_model(), data)] == [ValidationDataLoss]
 
 
+@pytest.mark.parametrize("steps,passes", [(1, 32), (7, 5), (16, 2), (31, 2), (32, 1), (36, 1)])
+def test_an_epoch_has_at_least_min_steps(steps, passes):
+    protocol = TrainingProtocol()
+    assert protocol.min_steps_per_epoch == 32
+    assert protocol.passes_per_epoch(steps) == passes
+    assert steps * passes >= 32 and steps * (passes - 1) < 32
+    assert TrainingProtocol(min_steps_per_epoch=1).passes_per_epoch(steps) == 1
+
+
+def test_epoch_data_repeats_the_batches():
+    batches = tf.data.Dataset.range(10).batch(2)  # 5 batches
+    epoch, steps = TrainingProtocol(min_steps_per_epoch=12).epoch_data(batches)
+    assert steps == 15
+    assert [b.numpy().tolist() for b in epoch][::5] == [[0, 1], [0, 1], [0, 1]]
+    same, steps = TrainingProtocol(min_steps_per_epoch=5).epoch_data(batches)
+    assert same is batches and steps == 5
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.5, "32"])
+def test_rejects_bad_min_steps_per_epoch(value):
+    with pytest.raises((ValueError, TypeError), match="min_steps_per_epoch"):
+        TrainingProtocol(min_steps_per_epoch=value)
+
+
 def test_rejects_unknown_schedule():
     with pytest.raises(ValueError, match="schedule"):
         TrainingProtocol(schedule="step")
