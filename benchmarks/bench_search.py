@@ -146,6 +146,9 @@ def main():
     parser.add_argument("--keep-runs", default=None, metavar="DIR",
                         help="run each search in DIR/<set>_<seed> and keep it (the tuner's "
                              "trials and checkpoints, for benchmarks/quality/bench_rule.py)")
+    parser.add_argument("--summaries", nargs="+", default=None, metavar="FILE",
+                        help="run nothing: table kept summaries (--keep's <set>_<seed>.json "
+                             "files, e.g. the seeds of two sessions together)")
     parser.add_argument("--output", default=None,
                         help="markdown file to write (default benchmarks/results/search.md; "
                              "--quick: printed only)")
@@ -158,8 +161,12 @@ def main():
               flush=True)
 
     results = {}
+    for path in args.summaries or []:
+        set_name = os.path.basename(path).rsplit("_", 1)[0]
+        with open(path) as f:
+            results.setdefault(set_name, []).append(json.load(f))
     with tempfile.TemporaryDirectory() as tmp:
-        for set_name in args.sets:
+        for set_name in [] if args.summaries else args.sets:
             flags = data_flags(set_name, tmp)
             for seed in args.seeds:
                 out = os.path.join(args.keep_runs or tmp, f"{set_name}_{seed}")
