@@ -17,6 +17,11 @@ from keras_reg.regularizers import penalty
 from keras_reg.tuning.calibration import CalibratedCrossEntropy, calibrated_nll, predictions
 
 
+# The fewest optimizer steps of an epoch (`TrainingProtocol.min_steps_per_epoch`); a search
+# records it, so a directory is not resumed under another epoch length.
+MIN_STEPS_PER_EPOCH = 32
+
+
 @keras.saving.register_keras_serializable(package="keras_reg")
 class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warm-up then cosine decay, with lengths that can change without a new trace.
@@ -271,7 +276,7 @@ class TrainingProtocol:
     def __init__(self, learning_rate=4e-3, schedule="cosine", warmup=0.05, alpha=0.0,
                  precise_batch_norm=True, precise_bn_batches=16, patience=None,
                  objective="val_data_loss", direction="min", stop_hopeless=True,
-                 steps_per_execution=1, min_steps_per_epoch=32):
+                 steps_per_execution=1, min_steps_per_epoch=MIN_STEPS_PER_EPOCH):
         self.learning_rate = check_float("learning_rate", learning_rate, 0.0, low_open=True)
         self.schedule_kind = check_choice("schedule", schedule, ("cosine", "constant"))
         self.warmup = check_float("warmup", warmup, 0.0, 0.5)

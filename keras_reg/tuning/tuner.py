@@ -20,6 +20,7 @@ from keras_reg.tuning._oracle import ORACLES
 from keras_reg.tuning.hypermodel import (RegularizationHyperModel, as_dataset,
                                          count_examples, data_spec)
 from keras_reg.tuning.calibration import read_batches
+from keras_reg.tuning.protocol import MIN_STEPS_PER_EPOCH
 from keras_reg.tuning.result import (RECORD, SearchError, SearchResult, TrialRecord,
                                      last_line, read_record)
 from keras_reg.tuning.selection import SCORES, check_margin, image_scores
@@ -324,6 +325,7 @@ class RegularizationTuner(keras_tuner.Tuner):
             "references": list(labels), "probes": bool(probes), "max_trials": max_trials,
             "patience": patience,
             "learning_rate": learning_rate, "steps_per_execution": steps_per_execution,
+            "min_steps_per_epoch": MIN_STEPS_PER_EPOCH,
             "build_model": "built-in CNN" if build_model is None else getattr(
                 build_model, "__qualname__", type(build_model).__name__),
         }

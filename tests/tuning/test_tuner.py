@@ -1,6 +1,7 @@
 """RegularizationTuner: a KerasTuner tuner with references first, settings, numbering, TensorBoard."""
 
 import glob
+import json
 import os
 import shutil
 
@@ -160,6 +161,17 @@ def test_another_tuner_kind_in_the_directory_is_a_settings_error(finished):
     with pytest.raises(SettingsMismatchError, match="tuner: 'random' -> 'hyperband'"):
         RegularizationTuner(tiny_model, directory=str(root / "search"),
                             **{**ARGS, "tuner": "hyperband", "max_epochs": 2})
+
+
+def test_a_search_recorded_under_another_epoch_length_is_not_resumed(finished, tmp_path):
+    _, _, _, root = finished
+    shutil.copytree(root / "search", tmp_path / "search")
+    path = tmp_path / "search" / "search" / "keras_reg_settings.json"
+    recorded = json.loads(path.read_text())
+    assert recorded["min_steps_per_epoch"] == 32
+    path.write_text(json.dumps({**recorded, "min_steps_per_epoch": 1}))
+    with pytest.raises(SettingsMismatchError, match="min_steps_per_epoch: 1 -> 32"):
+        RegularizationTuner(tiny_model, directory=str(tmp_path / "search"), **ARGS)
 
 
 def test_other_epochs_raise_at_search(finished, data):
