@@ -60,6 +60,16 @@ def _positive(name):
     return parse
 
 
+def _folds(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"--folds expects an integer >= 2, got {text!r}")
+    return value
+
+
 def _seed(text):
     try:
         value = int(text)
@@ -131,6 +141,11 @@ def build_parser():
                         "an epoch is at least 32 steps (small data: several passes)")
     s.add_argument("--train-size", type=_positive("--train-size"), default=None,
                    help="train on N examples only (where overfitting shows)")
+    s.add_argument("--folds", type=_folds, default=None, metavar="K",
+                   help="k-fold cross-validation of every trial over the training and "
+                        "validation data pooled (small data: a single validation split is "
+                        "too noisy to choose on); K times the trial cost. The trial models "
+                        "and the report use fold 0's split")
     s.add_argument("--batch-size", type=_positive("--batch-size"),
                    default=DEFAULTS["batch_size"], help="batch size")
     s.add_argument("--seed", type=_seed, default=DEFAULTS["seed"],
@@ -339,7 +354,7 @@ def settings(args):
         "data": os.path.abspath(args.data) if args.data else None,
         "dataset": None if args.data else args.dataset, "image_size": args.image_size,
         "model_spec": args.model, "train_size": args.train_size,
-        "batch_size": args.batch_size,
+        "batch_size": args.batch_size, "folds": args.folds,
         # The tuner learns the epochs only when its search starts; given here too, a rerun
         # with other --epochs and another --tuner names both in one line.
         "epochs": args.epochs,
@@ -351,7 +366,7 @@ FLAGS = {"data": "--data", "dataset": "--dataset", "image_size": "--image-size",
          "input_shape": "--image-size (image shape)", "num_classes": "--data (classes)",
          "space": "--space", "objective": "--objective", "tuner": "--tuner",
          "max_trials": "--max-trials", "epochs": "--epochs", "train_size": "--train-size",
-         "batch_size": "--batch-size", "seed": "--seed"}
+         "batch_size": "--batch-size", "seed": "--seed", "folds": "--folds"}
 
 
 def _mismatch_line(error, out):
@@ -424,6 +439,7 @@ def run_search(args):
             directory=os.path.join(args.out, "tuner"), project_name="search",
             overwrite=args.overwrite, seed=args.seed, num_classes=info.num_classes,
             verbose=verbose, batch_size=args.batch_size, selection_margin=args.selection_margin,
+            folds=args.folds,
             progress=None if args.quiet else (lambda r, n, t: say(_progress_line(r, n, t))),
             **options)
     except SearchError as e:
@@ -479,6 +495,15 @@ def _finish(args, data, space, builder, result, command, search_seconds, start, 
         f"({result.objective} {report.fmt(result.best_trial.objective)}): "
         f"{report.describe(best)}")
     regs = dict(references(space), best=best)
+    if args.folds:
+        # The trial models were trained on fold 0's split: so are the references and repeats
+        # of the report (the test split stays the data's own).
+        fold_train, fold_validation = result.tuner.fold_data(0)
+        make = data.make
+        data = Data(lambda seed: (fold_train, fold_validation, make(seed)[2]), data.info,
+                    f"{data.description}; {args.folds}-fold cross-validation over training "
+                    f"and validation pooled, the models trained on fold 0's split",
+                    data.name)
     shown = lambda run: say(f"  {run.name} (seed {run.seed}): test accuracy "  # noqa: E731
                             f"{report.fmt(run.metrics['test_accuracy'])}, loss "
                             f"{report.fmt(run.metrics['test_loss'])}")

@@ -12,7 +12,7 @@ import tensorflow as tf
 from keras_reg.data import one_hot
 from keras_reg.tuning import cnn
 from keras_reg.tuning.protocol import (  # noqa: F401 -- ValidationDataLoss re-exported
-    TrainingProtocol, ValidationDataLoss)
+    HopelessTrialStopping, TrainingProtocol, ValidationDataLoss)
 from keras_reg.tuning.space import Regularization, RegularizationSpace
 
 
@@ -149,6 +149,7 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
         self.fit_seconds = {}
         self.epochs_run = {}
         self.histories = {}  # per trial id: its History.history (the curves of the report)
+        self._last_callbacks = []  # the protocol's callbacks of the last `run`
 
     def declare_hyperparameters(self, hp):
         self.space.declare(hp)
@@ -244,14 +245,20 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
         if schedule is not None:
             step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
             self.protocol.set_lengths(schedule, steps, epochs, initial_epoch, step)
-        callbacks = (self.protocol.callbacks(model, train if val_ds is not None else None,
-                                             curves, epochs=epochs, validation=val_ds,
-                                             protected=protected)
-                     + list(callbacks or []))
+        self._last_callbacks = self.protocol.callbacks(
+            model, train if val_ds is not None else None, curves, epochs=epochs,
+            validation=val_ds, protected=protected)
+        callbacks = self._last_callbacks + list(callbacks or [])
         kwargs.setdefault("verbose", 0)
         kwargs.setdefault("shuffle", False)  # the pipeline shuffles; Keras would warn
         return model.fit(train_ds, validation_data=val_ds, epochs=epochs,
                          initial_epoch=initial_epoch, callbacks=callbacks, **kwargs)
+
+    def stopped_as_hopeless(self):
+        """True when the last `run` was stopped by the median rule (`HopelessTrialStopping`)."""
+        return any(getattr(c, "stopped_epoch", None) is not None
+                   for c in getattr(self, "_last_callbacks", ())
+                   if isinstance(c, HopelessTrialStopping))
 
     def fit(self, hp, model, train, validation_data=None, callbacks=None, epochs=1,
             initial_epoch=0, **kwargs):

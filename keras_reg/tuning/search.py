@@ -12,7 +12,7 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="hyp
            steps_per_execution=8, max_retries_per_trial=1, max_consecutive_failed_trials=3,
            max_attempts=3, progress=None, hyperband_factor=3, backup_interval=20.0,
            tensorboard_dir=None, references=REFERENCES, probes=True, settings=None,
-           on_resume=None, selection_margin=SELECTION_MARGIN):
+           on_resume=None, selection_margin=SELECTION_MARGIN, folds=None):
     """Searches the regularization strength of a model with KerasTuner.
 
     `RegularizationTuner(...)` followed by `tuner.search(...)` and `tuner.result()`: every
@@ -81,6 +81,11 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="hyp
         selection_margin: paired standard errors (on the validation images) by which a trial
             without a label must lead the best reference or probe to be handed over; 0
             hands over the best objective (see `RegularizationTuner`).
+        folds: None, or k >= 2 for k-fold cross-validation of every trial over `train` and
+            `validation` pooled (`keras_reg.tuning.folds`): k models per trial, the objective
+            their mean, the choice made on every labelled image; the trial's model is fold
+            0's. For small data, where one validation split is too noisy to choose on; k
+            times the trial cost.
 
     Returns:
         A `SearchResult` (`.best_hyperparameters`, `.best_regularization`, `.best_model`,
@@ -123,6 +128,7 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="hyp
         max_retries_per_trial=max_retries_per_trial,
         max_consecutive_failed_trials=max_consecutive_failed_trials, max_attempts=max_attempts,
         backup_interval=backup_interval, progress=progress, selection_margin=selection_margin,
+        folds=folds,
     )
     if kt.resumed_trials and on_resume is not None:
         on_resume(kt.resumed_trials, kt.max_trials)

@@ -20,6 +20,7 @@ from keras_reg.tuning._oracle import ORACLES
 from keras_reg.tuning.hypermodel import (RegularizationHyperModel, as_dataset,
                                          count_examples, data_spec)
 from keras_reg.tuning.calibration import read_batches
+from keras_reg.tuning.folds import Folds, check_folds
 from keras_reg.tuning.protocol import MIN_STEPS_PER_EPOCH
 from keras_reg.tuning.result import (RECORD, SearchError, SearchResult, TrialRecord,
                                      last_line, read_record)
@@ -209,6 +210,15 @@ class RegularizationTuner(keras_tuner.Tuner):
             standard errors, else that labelled trial is. 0 hands over the best objective,
             as KerasTuner does. The choice is made when the result is read: it is not a
             setting of the search, and may differ between reads of the same directory.
+        folds: None, or k >= 2: k-fold cross-validation of every trial over the training and
+            validation data pooled (`keras_reg.tuning.folds.Folds`, stratified, in memory).
+            Each trial trains k models, model j on every fold but j and validated on fold
+            j; its objective is their mean (KerasTuner's average over executions) and its
+            per-image scores cover every labelled image once. The trial's model (weights,
+            curves, `get_best_models`) is fold 0's: trained on (k - 1) / k of the images,
+            validated on the rest (`fold_data(0)`). A trial stopped by the median rule skips
+            its remaining folds. k times the trial cost: for small data, where a single
+            validation split is too noisy to choose on.
 
     Example:
 
@@ -242,8 +252,11 @@ class RegularizationTuner(keras_tuner.Tuner):
                  tensorboard_dir=None, max_epochs=None, hyperband_factor=3, batch_size=32,
                  num_classes=None, patience="auto", learning_rate=4e-3, steps_per_execution=8,
                  max_retries_per_trial=1, max_consecutive_failed_trials=3, max_attempts=3,
-                 backup_interval=20.0, progress=None, selection_margin=SELECTION_MARGIN):
+                 backup_interval=20.0, progress=None, selection_margin=SELECTION_MARGIN,
+                 folds=None):
         kind = check_choice("tuner", tuner, TUNERS)
+        self.folds = check_folds(folds)
+        self._folds = None
         max_trials = check_int("max_trials", max_trials, low=1)
         seed = check_seed(seed)
         if space is None:
@@ -325,7 +338,7 @@ class RegularizationTuner(keras_tuner.Tuner):
             "references": list(labels), "probes": bool(probes), "max_trials": max_trials,
             "patience": patience,
             "learning_rate": learning_rate, "steps_per_execution": steps_per_execution,
-            "min_steps_per_epoch": MIN_STEPS_PER_EPOCH,
+            "min_steps_per_epoch": MIN_STEPS_PER_EPOCH, "folds": self.folds,
             "build_model": "built-in CNN" if build_model is None else getattr(
                 build_model, "__qualname__", type(build_model).__name__),
         }
@@ -381,6 +394,11 @@ class RegularizationTuner(keras_tuner.Tuner):
             )
         return labels
 
+    def fold_data(self, fold=0):
+        """`(train, validation)` of a cross-validated search's split `fold` (the trial
+        models' data for fold 0), or None without `folds` or before `search`."""
+        return None if self._folds is None else self._folds.split(fold)
+
     @property
     def resume_message(self):
         """`"resuming: K of N trials done"` when the directory held finished trials, else None."""
@@ -426,6 +444,9 @@ class RegularizationTuner(keras_tuner.Tuner):
         if validation_data is not None:
             validation_data = as_dataset(validation_data, self.batch_size, False, self.seed,
                                           "validation_data")
+        if self.folds is not None:
+            self._folds = Folds(train, validation_data, self.folds, seed=self.seed)
+            train, validation_data = self._folds.split(0)
         input_shape, num_classes = data_spec(train, self.num_classes)
         data = {"input_shape": list(input_shape), "num_classes": num_classes,
                 "num_examples": count_examples(train)}
@@ -459,7 +480,13 @@ class RegularizationTuner(keras_tuner.Tuner):
 
     def run_trial(self, trial, train, validation_data=None, epochs=1, callbacks=None,
                   verbose=0, **fit_kwargs):
-        """Builds the trial's model and pipeline and trains it; returns the `History`."""
+        """Builds the trial's model and pipeline and trains it; returns the `History`.
+
+        With `folds`, trains one model per fold (model `j` on every fold but `j`) and returns
+        their histories, which KerasTuner averages: the objective is the mean over the folds
+        of each one's best epoch. The trial's model is fold 0's; the per-image scores of the
+        choice pool every fold's held-out images.
+        """
         trial_id = trial.trial_id
         counts = _read_json(self._attempts_file(trial_id), {"attempts": 1, "ended": 0})
         died = counts["attempts"] - 1 - counts.get("ended", 0)  # starts that never ended
@@ -478,6 +505,38 @@ class RegularizationTuner(keras_tuner.Tuner):
         if "tuner/epochs" in hp.values:  # Hyperband's bracket sets the epochs
             epochs = hp.values["tuner/epochs"]
             initial_epoch = hp.values["tuner/initial_epoch"]
+        run = dict(epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks,
+                   verbose=verbose, **fit_kwargs)
+        if self._folds is None:
+            history, model = self._run_fold(trial, 0, train, validation_data, **run)
+            scores = self._scores(model, self._weights_path(trial_id), validation_data)
+            self._save_scores(trial_id, scores)
+            return history
+        pooled = np.full(len(self._folds), np.nan)
+        histories, seconds, first = [], 0.0, None
+        for j in range(self.folds):
+            fold_train, fold_validation = self._folds.split(j)
+            history, model = self._run_fold(trial, j, fold_train, fold_validation, **run)
+            histories.append(history)
+            seconds += hm.fit_seconds.get(trial_id, 0.0)
+            if j == 0:  # the trial's model: its curves and epochs are the trial's
+                first = (hm.epochs_run.get(trial_id), hm.histories.get(trial_id))
+            scores = self._scores(model, self._weights_path(trial_id, j), fold_validation)
+            if scores is not None:
+                pooled[self._folds.held_out(j)] = scores
+            if hm.stopped_as_hopeless():  # the other folds would not save it
+                break
+        hm.fit_seconds[trial_id] = seconds
+        hm.epochs_run[trial_id], hm.histories[trial_id] = first
+        self._save_scores(trial_id, pooled)
+        return histories
+
+    def _run_fold(self, trial, fold, train, validation_data, *, epochs, initial_epoch,
+                  callbacks, verbose, **fit_kwargs):
+        """Trains the model of `trial` on one split; returns `(history, model)`."""
+        trial_id = trial.trial_id
+        hm = self.hypermodel
+        hp = trial.hyperparameters
         if self.seed is not None:
             keras.utils.set_random_seed(self.seed)
         if not getattr(hm, "reuse_models", False):
@@ -486,8 +545,9 @@ class RegularizationTuner(keras_tuner.Tuner):
             keras.backend.clear_session(free_memory=False)
         model = hm.build(hp)
         if "tuner/trial_id" in hp.values:  # a Hyperband promotion continues its past trial
-            _load_weights(model, self._weights_path(hp.values["tuner/trial_id"]))
-        backup = TimedBackup(os.path.join(self.get_trial_dir(trial_id), "backup"),
+            _load_weights(model, self._weights_path(hp.values["tuner/trial_id"], fold))
+        backup = TimedBackup(os.path.join(self.get_trial_dir(trial_id),
+                                          "backup" if fold == 0 else f"backup_fold{fold}"),
                              self.backup_interval)
         resumed = backup.restore(model)
         if resumed:
@@ -495,40 +555,43 @@ class RegularizationTuner(keras_tuner.Tuner):
         trial_callbacks = copy.deepcopy(list(callbacks or []))
         if self.tensorboard_dir is not None:
             trial_callbacks.append(keras.callbacks.TensorBoard(self.tensorboard_dir))
-        trial_callbacks += self._hparams_callbacks(trial_callbacks, trial)
-        trial_callbacks += [BestEpochWeights(self.objective, self._weights_path(trial_id)),
+        trial_callbacks += self._hparams_callbacks(trial_callbacks, trial, fold)
+        trial_callbacks += [BestEpochWeights(self.objective, self._weights_path(trial_id, fold)),
                             backup]
         history = hm.fit(hp, model, train, validation_data=validation_data, epochs=epochs,
                          initial_epoch=initial_epoch, callbacks=trial_callbacks,
                          verbose=verbose, **fit_kwargs)
-        self._write_scores(trial_id, model, validation_data)
-        return history
+        return history, model
 
-    def _write_scores(self, trial_id, model, validation_data):
-        """Writes the per-image validation scores of the trial's best epoch
-        (`selection.image_scores`), from which the search's choice is made."""
-        path = self._weights_path(trial_id)
+    def _scores(self, model, path, validation_data):
+        """The per-image validation scores (`selection.image_scores`) of the weights at `path`
+        (a trial's best epoch), or None."""
         if validation_data is None or not os.path.exists(path):
-            return
+            return None
         if self._validation_arrays is None or self._validation_arrays[0] is not validation_data:
             self._validation_arrays = (validation_data, *read_batches(validation_data))
         _, images, targets = self._validation_arrays
         _load_weights(model, path)
         probabilities = model.predict(images, batch_size=256, verbose=0)
-        scores = image_scores(probabilities, targets, self.objective.name)
+        return image_scores(probabilities, targets, self.objective.name)
+
+    def _save_scores(self, trial_id, scores):
+        """Writes a trial's per-image scores, from which the search's choice is made (none
+        when an image lacks its score)."""
         if scores is not None and np.all(np.isfinite(scores)):
             np.save(os.path.join(self.get_trial_dir(trial_id), SCORES),
                     scores.astype(np.float32))
 
     @staticmethod
-    def _hparams_callbacks(callbacks, trial):
-        """Points every TensorBoard callback at `log_dir/trial_<n>`; adds the HParams record."""
+    def _hparams_callbacks(callbacks, trial, fold=0):
+        """Points every TensorBoard callback at `log_dir/trial_<n>` (`trial_<n>_fold<j>` for
+        the other folds of a cross-validated trial); adds the HParams record."""
         boards = [c for c in callbacks if isinstance(c, keras.callbacks.TensorBoard)]
         if not boards:
             return []
         from tensorboard.plugins.hparams import api as hparams_api
 
-        name = f"trial_{int(trial.trial_id) + 1}"
+        name = f"trial_{int(trial.trial_id) + 1}" + (f"_fold{fold}" if fold else "")
         hparams = {k: v for k, v in trial.hyperparameters.values.items()
                    if isinstance(v, (bool, int, float, str))}
         out = []
@@ -537,8 +600,9 @@ class RegularizationTuner(keras_tuner.Tuner):
             out.append(hparams_api.KerasCallback(board.log_dir, hparams, trial_id=name))
         return out
 
-    def _weights_path(self, trial_id):
-        return os.path.join(self.get_trial_dir(trial_id), WEIGHTS)
+    def _weights_path(self, trial_id, fold=0):
+        name = WEIGHTS if fold == 0 else WEIGHTS.replace(".weights", f".fold{fold}.weights")
+        return os.path.join(self.get_trial_dir(trial_id), name)
 
     def load_model(self, trial):
         """The model of `trial` (a KerasTuner `Trial`) with the weights of its best epoch."""
