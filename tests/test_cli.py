@@ -184,6 +184,28 @@ def test_rerun_with_another_tuner_and_epochs_names_both_at_once(tiny_run, model_
     assert_user_error(code, err, "--epochs", "1 → 2", f"--tuner {old_tuner} → {new_tuner}")
 
 
+def test_rerun_with_other_folds_names_the_flag(tiny_run, model_file):
+    out, _ = tiny_run
+    code, _, err = run_main(*tiny_args(model_file, out, "--folds", 3))
+    assert_user_error(code, err, "--folds none → 3")
+
+
+def test_a_crossvalidated_run_reports_on_fold_zeros_split(model_file, tmp_path):
+    out = tmp_path / "out"
+    code, stdout, err = run_main(*tiny_args(model_file, out, "--folds", 2))
+    assert code == 0, err[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["settings"]["folds"] == 2
+    assert "2-fold cross-validation" in summary["data"]
+    trial_dirs = sorted((out / "tuner" / "search").glob("trial_*"))
+    assert trial_dirs and all((d / "checkpoint.fold1.weights.h5").exists() for d in trial_dirs
+                              if (d / "keras_reg_validation_scores.npy").exists())
+    # 40 training + 287 validation digits pooled; split 0 trains on half of them.
+    scores = np.load(trial_dirs[0] / "keras_reg_validation_scores.npy")
+    assert scores.shape == (327,)
+    assert "best" in summary["runs"] and "start" in summary["runs"]
+
+
 def test_version():
     code, stdout = exit_code_and_output("--version")
     assert code == 0 and stdout.strip() == f"keras-reg {keras_reg.__version__}"
@@ -214,7 +236,8 @@ def exit_code_and_output(*args):
                                         ("--repeats", "0"), ("--objective", "val_loss:up"),
                                         ("--tuner", "grid"), ("--selection-margin", "-1"),
                                         ("--selection-margin", "inf"),
-                                        ("--selection-margin", "z")])
+                                        ("--selection-margin", "z"), ("--folds", "1"),
+                                        ("--folds", "three")])
 def test_bad_flag_values_exit_2_with_one_line(flag, value, tmp_path):
     code, _, err = run_main("search", flag, value, "--out", tmp_path / "out")
     assert_user_error(code, err, flag)

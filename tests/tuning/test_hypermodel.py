@@ -134,6 +134,24 @@ def test_trial_fit_records_the_objective_curve(digits):
     assert hm.curves[(1, 0)] == [pytest.approx(history.history["val_data_loss"])]
 
 
+@pytest.mark.parametrize("protected", [False, True])
+def test_a_run_knows_whether_the_median_rule_stopped_it(digits, protected):
+    # Three earlier runs at a perfect objective: from epoch 3 (a third of 9) this run is
+    # worse than their median and stops, unless it is protected (a reference or probe).
+    train_ds, val_ds = digits
+    hm = _hypermodel(protocol=TrainingProtocol(patience=None, steps_per_execution=1,
+                                               min_steps_per_epoch=1))
+    reg = Regularization(norm=None)
+    model = hm.make_model(reg)
+    curves = [[0.0] * 9 for _ in range(3)]
+    history = hm.run(reg, model, train_ds, val_ds, epochs=9, curves=curves,
+                     protected=protected)
+    assert len(history.epoch) == (9 if protected else 3)
+    assert hm.stopped_as_hopeless() is (not protected)
+    hm.run(reg, model, train_ds, val_ds, epochs=1)  # no curves: never stopped
+    assert hm.stopped_as_hopeless() is False
+
+
 def test_an_epoch_of_small_data_is_several_passes(digits):
     # 64 images at batch 32: 2 batches; an epoch of at least 7 steps is 4 passes (8 steps),
     # each pass reshuffled, augmented afresh; the schedule spans 2 x 8 steps
