@@ -78,7 +78,8 @@ def _reopen(project):
         directory=os.path.dirname(project), project_name=os.path.basename(project),
         seed=rec["seed"], references=rec["references"], probes=rec["probes"], settings=rec,
         patience=rec["patience"], learning_rate=rec["learning_rate"],
-        steps_per_execution=rec["steps_per_execution"], batch_size=rec["batch_size"])
+        steps_per_execution=rec["steps_per_execution"], batch_size=rec["batch_size"],
+        folds=rec.get("folds"))
 
 
 def evaluate_run(run_dir, tmp):
@@ -87,26 +88,37 @@ def evaluate_run(run_dir, tmp):
 
     from keras_reg.tuning.calibration import calibrate, read_batches
     from keras_reg.tuning.report import evaluate
-    from keras_reg.tuning.selection import image_scores
+    from keras_reg.tuning.folds import Folds
+    from keras_reg.tuning.selection import SCORES, image_scores
 
     set_name, seed = os.path.basename(run_dir.rstrip("/")).rsplit("_", 1)
     seed = int(seed)
     tuner = _reopen(os.path.join(run_dir, "tuner", "search"))
     result = tuner.result()
-    _, validation, test = _data(set_name, seed, tmp)
+    train, validation, test = _data(set_name, seed, tmp)
+    if tuner.folds:
+        # Cross-validated: the trial models are fold 0's (calibrated on its held-out fold);
+        # the choice's scores are the pooled ones the search wrote (None: a trial stopped
+        # as hopeless before its last fold).
+        validation = Folds(train, validation, tuner.folds, seed=tuner.seed).split(0)[1]
     images, targets = read_batches(validation)
     num_classes = tuner.settings["num_classes"]
     rows = []
     for record in result.completed:
         model = tuner.load_model(tuner.oracle.get_trial(record.trial_id))
-        scores = image_scores(model.predict(images, batch_size=256, verbose=0), targets,
-                              result.objective)
+        if tuner.folds:
+            path = os.path.join(tuner.get_trial_dir(record.trial_id), SCORES)
+            scores = np.load(path) if os.path.exists(path) else None
+        else:
+            scores = image_scores(model.predict(images, batch_size=256, verbose=0), targets,
+                                  result.objective)
         calibrated, _ = calibrate(model, validation)
         measured = evaluate(calibrated, test, num_classes)
         rows.append({"trial": record.number, "trial_id": record.trial_id,
                      "label": record.label, "objective": record.objective,
                      "test_error": 1.0 - measured["accuracy"], "test_loss": measured["loss"],
-                     "scores": np.asarray(scores, np.float64).round(7).tolist()})
+                     "scores": None if scores is None
+                     else np.asarray(scores, np.float64).round(7).tolist()})
     with open(os.path.join(run_dir, "summary.json")) as f:
         summary = json.load(f)
     references = {name: 1.0 - summary["runs"][name]["mean"]["test_accuracy"]
@@ -127,7 +139,8 @@ def _chosen(run, margin):
         return labelled[0] if labelled else trials[0]
     records = [TrialRecord(t["trial_id"], {}, objective=t["objective"], label=t["label"])
                for t in trials]
-    scores = {t["trial_id"]: np.asarray(t["scores"]) for t in trials}
+    scores = {t["trial_id"]: np.asarray(t["scores"]) for t in trials
+              if t["scores"] is not None}
     record, _ = choose(records, scores, margin)
     return next(t for t in trials if t["trial_id"] == record.trial_id)
 
@@ -141,10 +154,10 @@ def _incumbent(run, margin, name="start"):
 
     trials = sorted(run["trials"], key=lambda t: (t["objective"], t["trial"]))
     own = next((t for t in trials if t["label"] == name), None)
-    if own is None:
+    if own is None or own["scores"] is None:
         return trials[0]
     for t in trials[:trials.index(own)]:
-        if paired_lead(np.asarray(own["scores"]), np.asarray(t["scores"]))["z"] >= margin:
+        if t["scores"] is not None and paired_lead(np.asarray(own["scores"]), np.asarray(t["scores"]))["z"] >= margin:
             return t
     return own
 
