@@ -15,6 +15,7 @@ import pytest
 
 import keras_reg
 from keras_reg.cli import DEFAULTS, main
+from keras_reg.tuning.protocol import MIN_STEPS_PER_EPOCH
 from keras_reg.tuning.tuner import SELECTION_MARGIN
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -221,6 +222,8 @@ def test_help_documents_defaults_space_syntax_and_model_contract():
                  "--selection-margin Z", "(default: 1.0)"):
         assert text in stdout, text
     assert DEFAULTS["selection_margin"] == SELECTION_MARGIN  # the CLI's default is the API's
+    # The help names the protocol's minimum epoch length as a literal (no TensorFlow import).
+    assert f"an epoch is at least {MIN_STEPS_PER_EPOCH} steps" in stdout
 
 
 def exit_code_and_output(*args):

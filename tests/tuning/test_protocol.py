@@ -235,3 +235,19 @@ def test_a_protocol_compiled_model_logs_the_calibrated_loss_in_its_one_validatio
     assert history.history["val_calibrated_loss"][-1] == pytest.approx(expected, abs=3e-5)
     assert history.history["val_temperature"][-1] == pytest.approx(1 / beta, rel=2e-3)
 
+
+
+def test_the_docs_name_the_minimum_epoch_length_in_force():
+    # README and search()'s docstring write the value out; a change of the default must
+    # change them too.
+    import os
+
+    from keras_reg.tuning import protocol, search
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "README.md")) as f:
+        readme = " ".join(f.read().split())
+    assert f"an epoch is at least {protocol.MIN_STEPS_PER_EPOCH} steps" in readme
+    assert (f"min_steps_per_epoch={protocol.MIN_STEPS_PER_EPOCH}" in readme)
+    doc = " ".join(search.__doc__.split())
+    assert f"an epoch is at least {protocol.MIN_STEPS_PER_EPOCH} steps" in doc
