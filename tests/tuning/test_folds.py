@@ -205,3 +205,38 @@ def test_a_crossvalidated_search_needs_validation_data(data, tmp_path):
 def test_the_tuner_rejects_bad_folds(folds, tmp_path):
     with pytest.raises((ValueError, TypeError), match="folds"):
         RegularizationTuner(tiny_model, folds=folds, directory=str(tmp_path))
+
+
+@pytest.mark.slow  # ~30 s: a Hyperband search of 2-fold trials
+def test_hyperband_promotions_continue_each_folds_own_weights(data, tmp_path):
+    tuner = RegularizationTuner(tiny_model, directory=str(tmp_path), tuner="hyperband",
+                                max_epochs=3, space=FAST, seed=0, steps_per_execution=1,
+                                references=("start",), probes=False, objective="val_loss",
+                                folds=2)
+    asked = []
+    own = tuner._weights_path
+
+    def weights_path(trial_id, fold=0):  # records which checkpoints the trials ask for
+        asked.append((tuner.hypermodel.trial_id, trial_id, fold))  # (asking trial, ...)
+        return own(trial_id, fold)
+
+    tuner._weights_path = weights_path
+    tuner.search(data[0], validation_data=data[1])
+    trials = tuner.result().trials
+    promoted = [t for t in trials if "tuner/trial_id" in t.values and t.status == "COMPLETED"]
+    assert promoted, [t.values for t in trials]
+    for record in promoted:
+        past = record.values["tuner/trial_id"]
+        # Each fold of the promoted trial started from the past trial's same fold.
+        assert {(record.trial_id, past, 0), (record.trial_id, past, 1)} <= set(asked)
+        for fold in (0, 1):
+            # The past trial's fold checkpoints exist and were the starting points: a model
+            # loaded from them differs between the folds (other data).
+            assert os.path.exists(tuner._weights_path(past, fold))
+        a, b = (tiny_model(record.regularization) for _ in range(2))
+        a.load_weights(tuner._weights_path(past, 0))
+        b.load_weights(tuner._weights_path(past, 1))
+        assert not np.allclose(a.get_weights()[0], b.get_weights()[0])
+        if os.path.exists(os.path.join(tuner.get_trial_dir(record.trial_id), SCORES)):
+            scores = np.load(os.path.join(tuner.get_trial_dir(record.trial_id), SCORES))
+            assert scores.shape == (len(tuner._folds),)
