@@ -134,6 +134,23 @@ def _load_weights(model, path):
     model.load_weights(path)
 
 
+def _best_epoch_metrics(history, objective):
+    """The logs of `history`'s best epoch on `objective` (a KerasTuner objective), as
+    KerasTuner reads a returned `History` (JSON-able: a fold's record keeps them)."""
+    epochs = [{k: float(v[epoch]) for k, v in history.history.items() if epoch < len(v)}
+              for epoch in range(len(history.epoch))]
+    best = None
+    for logs in epochs:
+        value = logs.get(objective.name)
+        if value is None or not np.isfinite(value):
+            continue
+        if best is None or objective.better_than(value, best[objective.name]):
+            best = logs
+    if best is None:  # no finite value: the first epoch, as KerasTuner would read it
+        return epochs[0] if epochs else {}
+    return best
+
+
 def _distributed_role():
     """`"chief"`, `"worker"` or None, from KerasTuner's documented chief/worker environment."""
     if not (os.environ.get("KERASTUNER_ORACLE_IP") and os.environ.get("KERASTUNER_ORACLE_PORT")):
@@ -483,9 +500,10 @@ class RegularizationTuner(keras_tuner.Tuner):
         """Builds the trial's model and pipeline and trains it; returns the `History`.
 
         With `folds`, trains one model per fold (model `j` on every fold but `j`) and returns
-        their histories, which KerasTuner averages: the objective is the mean over the folds
-        of each one's best epoch. The trial's model is fold 0's; the per-image scores of the
-        choice pool every fold's held-out images.
+        each one's best-epoch logs, which KerasTuner averages: the objective is the mean over
+        the folds. The trial's model is fold 0's; the per-image scores of the choice pool every
+        fold's held-out images. Each fold that ends is recorded (`fold<j>.json`), so a trial
+        whose process died continues with the folds it had not finished.
         """
         trial_id = trial.trial_id
         counts = _read_json(self._attempts_file(trial_id), {"attempts": 1, "ended": 0})
@@ -513,23 +531,37 @@ class RegularizationTuner(keras_tuner.Tuner):
             self._save_scores(trial_id, scores)
             return history
         pooled = np.full(len(self._folds), np.nan)
-        histories, seconds, first = [], 0.0, None
+        results, seconds, first = [], 0.0, None
         for j in range(self.folds):
-            fold_train, fold_validation = self._folds.split(j)
-            history, model = self._run_fold(trial, j, fold_train, fold_validation, **run)
-            histories.append(history)
-            seconds += hm.fit_seconds.get(trial_id, 0.0)
+            # A fold that ended in an earlier attempt of this trial (the process died in a
+            # later one) is read back, not trained again.
+            done = _read_json(self._fold_record(trial_id, j), None)
+            if done is None:
+                fold_train, fold_validation = self._folds.split(j)
+                history, model = self._run_fold(trial, j, fold_train, fold_validation, **run)
+                scores = self._scores(model, self._weights_path(trial_id, j), fold_validation)
+                done = {"metrics": _best_epoch_metrics(history, self.oracle.objective),
+                        "scores": None if scores is None else [float(v) for v in scores],
+                        "seconds": hm.fit_seconds.get(trial_id, 0.0),
+                        "epochs": hm.epochs_run.get(trial_id, 0),
+                        "history": hm.histories.get(trial_id, {}),
+                        "hopeless": hm.stopped_as_hopeless()}
+                _write_json(self._fold_record(trial_id, j), done)
+            results.append(done["metrics"])
+            seconds += done["seconds"]
             if j == 0:  # the trial's model: its curves and epochs are the trial's
-                first = (hm.epochs_run.get(trial_id), hm.histories.get(trial_id))
-            scores = self._scores(model, self._weights_path(trial_id, j), fold_validation)
-            if scores is not None:
-                pooled[self._folds.held_out(j)] = scores
-            if hm.stopped_as_hopeless():  # the other folds would not save it
-                break
+                first = (done["epochs"], done["history"])
+            if done["scores"] is not None:
+                pooled[self._folds.held_out(j)] = done["scores"]
+            if done["hopeless"]:  # stopped by the median rule: the other folds would not
+                break             # save it
         hm.fit_seconds[trial_id] = seconds
         hm.epochs_run[trial_id], hm.histories[trial_id] = first
         self._save_scores(trial_id, pooled)
-        return histories
+        return results
+
+    def _fold_record(self, trial_id, fold):
+        return os.path.join(self.get_trial_dir(trial_id), f"fold{fold}.json")
 
     def _run_fold(self, trial, fold, train, validation_data, *, epochs, initial_epoch,
                   callbacks, verbose, **fit_kwargs):

@@ -1,5 +1,6 @@
 """k-fold cross-validation: the folds themselves, and a search whose trials are cross-validated."""
 
+import json
 import os
 
 import keras
@@ -240,3 +241,32 @@ def test_hyperband_promotions_continue_each_folds_own_weights(data, tmp_path):
         if os.path.exists(os.path.join(tuner.get_trial_dir(record.trial_id), SCORES)):
             scores = np.load(os.path.join(tuner.get_trial_dir(record.trial_id), SCORES))
             assert scores.shape == (len(tuner._folds),)
+
+
+def test_a_trial_whose_process_died_continues_with_its_unfinished_folds(data, tmp_path):
+    _Curves.runs = []
+    kwargs = dict(space=FAST, tuner="random", max_trials=1, seed=0, references=("start",),
+                  probes=False, objective="val_loss", steps_per_execution=1, folds=3,
+                  directory=str(tmp_path))
+    tuner = RegularizationTuner(tiny_model, **kwargs)
+    tuner.search(data[0], validation_data=data[1], epochs=2, callbacks=[_Curves()])
+    assert len(_Curves.runs) == 3
+    (trial,) = tuner.oracle.trials.values()
+    directory = tuner.get_trial_dir(trial.trial_id)
+    records = [json.loads(open(os.path.join(directory, f"fold{j}.json")).read())
+               for j in range(3)]
+    scores = np.load(os.path.join(directory, SCORES))
+    # As if the process had died during fold 1: folds 1 and 2 left no record.
+    for j in (1, 2):
+        os.remove(os.path.join(directory, f"fold{j}.json"))
+    _Curves.runs = []
+    results = tuner.run_trial(trial, *tuner.fold_data(0), epochs=2, callbacks=[_Curves()])
+    assert len(_Curves.runs) == 2  # fold 0 was read back, not trained again
+    assert results[0] == records[0]["metrics"]
+    # Folds 1 and 2 trained again (the same seeds; the shuffle has moved on, so close only).
+    assert [r["val_data_loss"] for r in results] == pytest.approx(
+        [rec["metrics"]["val_data_loss"] for rec in records], rel=0.02)
+    again = np.load(os.path.join(directory, SCORES))
+    held = tuner._folds.held_out(0)
+    np.testing.assert_array_equal(again[held], scores[held])  # fold 0's, read back
+    assert np.all(np.isfinite(again)) and not np.array_equal(again, scores)
