@@ -48,26 +48,22 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(message)
 
 
-def _positive(name):
+def _at_least(name, low):
+    """An argparse type: an integer >= `low`, or a one-line error naming `name`."""
     def parse(text):
         try:
             value = int(text)
         except ValueError:
-            value = 0
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{name} expects a positive integer, got {text!r}")
+            value = low - 1
+        if value < low:
+            what = "a positive integer" if low == 1 else f"an integer >= {low}"
+            raise argparse.ArgumentTypeError(f"{name} expects {what}, got {text!r}")
         return value
     return parse
 
 
-def _folds(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"--folds expects an integer >= 2, got {text!r}")
-    return value
+def _positive(name):
+    return _at_least(name, 1)
 
 
 def _seed(text):
@@ -141,7 +137,7 @@ def build_parser():
                         "an epoch is at least 32 steps (small data: several passes)")
     s.add_argument("--train-size", type=_positive("--train-size"), default=None,
                    help="train on N examples only (where overfitting shows)")
-    s.add_argument("--folds", type=_folds, default=None, metavar="K",
+    s.add_argument("--folds", type=_at_least("--folds", 2), default=None, metavar="K",
                    help="k-fold cross-validation of every trial over the training and "
                         "validation data pooled (small data: a single validation split is "
                         "too noisy to choose on); K times the trial cost. The trial models "
