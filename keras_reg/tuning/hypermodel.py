@@ -12,7 +12,7 @@ import tensorflow as tf
 from keras_reg.data import one_hot
 from keras_reg.tuning import cnn
 from keras_reg.tuning.protocol import (  # noqa: F401 -- ValidationDataLoss re-exported
-    HopelessTrialStopping, TrainingProtocol, ValidationDataLoss)
+    MIN_STEPS_PER_EPOCH, HopelessTrialStopping, TrainingProtocol, ValidationDataLoss)
 from keras_reg.tuning.space import Regularization, RegularizationSpace
 
 
@@ -112,11 +112,14 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
         protocol: None or a `TrainingProtocol` (it then also sets `objective`, `direction`,
             `patience`, `learning_rate` and `steps_per_execution`).
         num_examples: None or the number of training images (sizes the built-in CNN).
+        min_steps_per_epoch: the protocol's fewest optimizer steps per epoch (when
+            `protocol` is None).
     """
 
     def __init__(self, space, build_model, input_shape, num_classes, objective="val_data_loss",
                  direction="min", patience=None, learning_rate=4e-3, steps_per_execution=1,
-                 seed=None, protocol=None, num_examples=None):
+                 seed=None, protocol=None, num_examples=None,
+                 min_steps_per_epoch=MIN_STEPS_PER_EPOCH):
         super().__init__(name="keras_reg")
         self.space = space if space is not None else RegularizationSpace()
         self.build_model = build_model
@@ -125,7 +128,8 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
         if protocol is None:
             protocol = TrainingProtocol(
                 learning_rate=learning_rate, patience=patience, objective=objective,
-                direction=direction, steps_per_execution=steps_per_execution)
+                direction=direction, steps_per_execution=steps_per_execution,
+                min_steps_per_epoch=min_steps_per_epoch)
         self.protocol = protocol
         self.objective = protocol.objective
         self.direction = protocol.direction

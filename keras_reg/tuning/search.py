@@ -1,6 +1,7 @@
 """`search`: the regularization search in one call, a thin wrapper over `RegularizationTuner`."""
 
 from keras_reg._validation import check_int
+from keras_reg.tuning.protocol import MIN_STEPS_PER_EPOCH
 from keras_reg.tuning.tuner import (REFERENCES, SELECTION_MARGIN, TUNERS, RegularizationTuner,
                                     check_callbacks)
 
@@ -12,7 +13,8 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="hyp
            steps_per_execution=8, max_retries_per_trial=1, max_consecutive_failed_trials=3,
            max_attempts=3, progress=None, hyperband_factor=3, backup_interval=20.0,
            tensorboard_dir=None, references=REFERENCES, probes=True, settings=None,
-           on_resume=None, selection_margin=SELECTION_MARGIN, folds=None):
+           on_resume=None, selection_margin=SELECTION_MARGIN, folds=None,
+           min_steps_per_epoch=MIN_STEPS_PER_EPOCH):
     """Searches the regularization strength of a model with KerasTuner.
 
     `RegularizationTuner(...)` followed by `tuner.search(...)` and `tuner.result()`: every
@@ -48,7 +50,7 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="hyp
             at all; pass `keras_tuner.Objective("val_loss", "min")` for Keras's own figure.
         max_trials: the most trials, references included (Hyperband may stop earlier).
         epochs: epochs per trial (Hyperband's `max_epochs`); an epoch is at least 32 steps
-            (`TrainingProtocol.min_steps_per_epoch`: small data is passed over several times).
+            (`min_steps_per_epoch`: small data is passed over several times).
         directory, project_name: where the tuner keeps its state.
         overwrite: start over instead of resuming.
         seed: None or int >= 0: the oracle's seed (0 fixes the trials too) and every model's
@@ -86,6 +88,8 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="hyp
             their mean, the choice made on every labelled image; the trial's model is fold
             0's. For small data, where one validation split is too noisy to choose on; k
             times the trial cost.
+        min_steps_per_epoch: int >= 1, the fewest optimizer steps of an epoch (see
+            `TrainingProtocol`); 1 makes an epoch one pass over `train`.
 
     Returns:
         A `SearchResult` (`.best_hyperparameters`, `.best_regularization`, `.best_model`,
@@ -128,7 +132,7 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="hyp
         max_retries_per_trial=max_retries_per_trial,
         max_consecutive_failed_trials=max_consecutive_failed_trials, max_attempts=max_attempts,
         backup_interval=backup_interval, progress=progress, selection_margin=selection_margin,
-        folds=folds,
+        folds=folds, min_steps_per_epoch=min_steps_per_epoch,
     )
     if kt.resumed_trials and on_resume is not None:
         on_resume(kt.resumed_trials, kt.max_trials)

@@ -236,6 +236,9 @@ class RegularizationTuner(keras_tuner.Tuner):
             validated on the rest (`fold_data(0)`). A trial stopped by the median rule skips
             its remaining folds. k times the trial cost: for small data, where a single
             validation split is too noisy to choose on.
+        min_steps_per_epoch: int >= 1, the fewest optimizer steps of a trial's epoch
+            (`TrainingProtocol`: smaller data is passed over several times per epoch); 1
+            makes an epoch one pass.
 
     Example:
 
@@ -270,8 +273,9 @@ class RegularizationTuner(keras_tuner.Tuner):
                  num_classes=None, patience="auto", learning_rate=4e-3, steps_per_execution=8,
                  max_retries_per_trial=1, max_consecutive_failed_trials=3, max_attempts=3,
                  backup_interval=20.0, progress=None, selection_margin=SELECTION_MARGIN,
-                 folds=None):
+                 folds=None, min_steps_per_epoch=MIN_STEPS_PER_EPOCH):
         kind = check_choice("tuner", tuner, TUNERS)
+        self.min_steps_per_epoch = check_int("min_steps_per_epoch", min_steps_per_epoch, low=1)
         self.folds = check_folds(folds)
         self._folds = None
         max_trials = check_int("max_trials", max_trials, low=1)
@@ -355,7 +359,7 @@ class RegularizationTuner(keras_tuner.Tuner):
             "references": list(labels), "probes": bool(probes), "max_trials": max_trials,
             "patience": patience,
             "learning_rate": learning_rate, "steps_per_execution": steps_per_execution,
-            "min_steps_per_epoch": MIN_STEPS_PER_EPOCH, "folds": self.folds,
+            "min_steps_per_epoch": self.min_steps_per_epoch, "folds": self.folds,
             "build_model": "built-in CNN" if build_model is None else getattr(
                 build_model, "__qualname__", type(build_model).__name__),
         }
@@ -437,7 +441,7 @@ class RegularizationTuner(keras_tuner.Tuner):
             objective=self.objective.name, direction=self.objective.direction,
             patience=patience, learning_rate=self.learning_rate,
             steps_per_execution=self.steps_per_execution, seed=self.seed,
-            num_examples=num_examples,
+            num_examples=num_examples, min_steps_per_epoch=self.min_steps_per_epoch,
         )
 
     def search(self, train, validation_data=None, epochs=30, callbacks=None, verbose=0):

@@ -402,3 +402,25 @@ def test_a_distributed_worker_never_deletes_the_shared_directory(finished, tmp_p
                                 **ARGS)
     assert tuner.is_worker and tuner.resumed_trials == 0
     assert os.path.exists(tmp_path / "search" / "search" / "trial_0" / "keras_reg_trial.json")
+
+
+@pytest.mark.parametrize("min_steps,steps", [(1, 2), (5, 6)])
+def test_min_steps_per_epoch_sets_the_trials_epoch_and_is_recorded(data, tmp_path, min_steps,
+                                                                   steps):
+    # 64 digits at batch 32 are 2 batches: an epoch of at least 1 step is one pass (2
+    # steps), of at least 5 steps three passes (6 steps).
+    tuner = RegularizationTuner(tiny_model, directory=str(tmp_path), space=FAST,
+                                tuner="random", max_trials=1, seed=0, references=("start",),
+                                probes=False, steps_per_execution=1,
+                                min_steps_per_epoch=min_steps)
+    assert tuner.settings["min_steps_per_epoch"] == min_steps
+    tuner.search(data[0], validation_data=data[1], epochs=1)
+    assert tuner.hypermodel.protocol.min_steps_per_epoch == min_steps
+    model = tuner.get_best_models(1)[0]
+    assert int(model.optimizer.iterations) == steps
+
+
+@pytest.mark.parametrize("value,error", [(0, ValueError), (2.5, TypeError)])
+def test_rejects_bad_min_steps_per_epoch(value, error, tmp_path):
+    with pytest.raises(error, match="min_steps_per_epoch"):
+        RegularizationTuner(tiny_model, directory=str(tmp_path), min_steps_per_epoch=value)
