@@ -139,9 +139,9 @@ def build_parser():
                    help="train on N examples only (where overfitting shows)")
     s.add_argument("--folds", type=_at_least("--folds", 2), default=None, metavar="K",
                    help="k-fold cross-validation of every trial over the training and "
-                        "validation data pooled (small data: a single validation split is "
-                        "too noisy to choose on); K times the trial cost. The trial models "
-                        "and the report use fold 0's split")
+                        "validation data pooled; K times the trial cost. The trial models "
+                        "and the report use fold 0's split. Off by default: on 200 digits it "
+                        "chose no better than one validation split (BENCHMARKS.md)")
     s.add_argument("--batch-size", type=_positive("--batch-size"),
                    default=DEFAULTS["batch_size"], help="batch size")
     s.add_argument("--seed", type=_seed, default=DEFAULTS["seed"],

@@ -62,14 +62,13 @@ def fold_of(images, labels, folds, seed=None):
                          f"({n} images). Received: folds={folds}")
     images = np.ascontiguousarray(images)
     digests = [hashlib.blake2b(images[i].tobytes(), digest_size=8).hexdigest() for i in range(n)]
-    canonical = sorted(range(n), key=lambda i: (labels[i], digests[i]))
+    canonical = np.array(sorted(range(n), key=lambda i: (labels[i], digests[i])), np.int64)
     rng = np.random.default_rng(seed)
-    order = []
-    for c in np.unique(labels):
-        members = np.array([i for i in canonical if labels[i] == c])
-        order.extend(members[rng.permutation(len(members))])
+    # Class by class (shuffled inside each), dealt round-robin: stratified, sizes balanced.
+    order = np.concatenate([members[rng.permutation(len(members))] for members in
+                            (canonical[labels[canonical] == c] for c in np.unique(labels))])
     out = np.empty(n, np.int64)
-    out[np.asarray(order, np.int64)] = np.arange(n) % folds
+    out[order] = np.arange(n) % folds
     return out
 
 

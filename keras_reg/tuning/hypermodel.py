@@ -261,7 +261,7 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
     def stopped_as_hopeless(self):
         """True when the last `run` was stopped by the median rule (`HopelessTrialStopping`)."""
         return any(getattr(c, "stopped_epoch", None) is not None
-                   for c in getattr(self, "_last_callbacks", ())
+                   for c in self._last_callbacks
                    if isinstance(c, HopelessTrialStopping))
 
     def fit(self, hp, model, train, validation_data=None, callbacks=None, epochs=1,

@@ -86,8 +86,8 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="hyp
         folds: None, or k >= 2 for k-fold cross-validation of every trial over `train` and
             `validation` pooled (`keras_reg.tuning.folds`): k models per trial, the objective
             their mean, the choice made on every labelled image; the trial's model is fold
-            0's. For small data, where one validation split is too noisy to choose on; k
-            times the trial cost.
+            0's; k times the trial cost. Measured on 200 digits (BENCHMARKS.md, session 19),
+            it chose no better than one validation split.
         min_steps_per_epoch: int >= 1, the fewest optimizer steps of an epoch (see
             `TrainingProtocol`); 1 makes an epoch one pass over `train`.
 

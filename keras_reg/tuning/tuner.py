@@ -234,8 +234,8 @@ class RegularizationTuner(keras_tuner.Tuner):
             per-image scores cover every labelled image once. The trial's model (weights,
             curves, `get_best_models`) is fold 0's: trained on (k - 1) / k of the images,
             validated on the rest (`fold_data(0)`). A trial stopped by the median rule skips
-            its remaining folds. k times the trial cost: for small data, where a single
-            validation split is too noisy to choose on.
+            its remaining folds. k times the trial cost; measured on 200 digits
+            (BENCHMARKS.md, session 19), it chose no better than one validation split.
         min_steps_per_epoch: int >= 1, the fewest optimizer steps of a trial's epoch
             (`TrainingProtocol`: smaller data is passed over several times per epoch); 1
             makes an epoch one pass.
