@@ -13,7 +13,7 @@ import keras
 
 from keras_reg._validation import check_choice, check_int, check_rate, check_seed
 from keras_reg.layers import GroupNorm, InvertedDropout, StochasticDepth
-from keras_reg._regularizer_arguments import as_regularizer
+from keras_reg.regularizers._arguments import as_regularizer
 
 __all__ = ["conv_block", "residual_block"]
 

@@ -1,4 +1,4 @@
-"""Schedulable L1 / L2 weight penalties, `apply` for existing models, and `penalty`.
+"""Schedulable L1 / L2 weight penalties: `L1`, `L2`, `L1L2` and their factories.
 
 The penalties follow Keras's convention exactly: `l2(λ)` adds `λ·Σw²` to the loss (no 1/2 in
 front, unlike the `λ/(2m)·‖w‖²` of many textbooks), `l1(λ)` adds `λ·Σ|w|`. Only the storage of λ
@@ -7,16 +7,7 @@ traced training step, so changing it during `fit` has no effect.
 Here λ lives in a non-trainable float32 variable that the traced step *reads*, so
 `reg.l2 = 1e-3` (or `keras_reg.callbacks.StrengthScheduler`) takes effect at the next step of an
 already compiled `fit`, without retracing.
-
-L2 penalty versus weight decay. The penalty `λ·Σw²` adds `2λ·w` to every gradient. With plain
-SGD at learning rate `lr` the update becomes `w ← w − lr·(g + 2λ·w)`, i.e. the weights shrink by
-the factor `(1 − 2·lr·λ)` each step: L2 *is* weight decay with coefficient `2λ` there. With
-adaptive optimizers (Adam, RMSprop) the `2λ·w` term is divided by the running gradient scale like
-any gradient, so weights with large gradients are barely regularized; this is *not* the same as
-decoupled weight decay (AdamW, `keras.optimizers.AdamW(weight_decay=...)`), which shrinks every
-weight by `lr·wd` outside the adaptive scaling (Loshchilov & Hutter, 2019). Use these regularizers
-when you want the penalty in the loss (to watch it with `callbacks.RegularizationLogger`, or to
-schedule λ); use AdamW or `callbacks.WeightDecayScheduler` for decoupled decay.
+See `keras_reg.regularizers` for L2 versus decoupled weight decay (AdamW).
 """
 
 import functools
@@ -27,7 +18,7 @@ from keras import ops
 from keras_reg._validation import check_float
 from keras_reg._variables import float_setting, float_variable, read_float
 
-__all__ = ["L1", "L2", "L1L2", "l1", "l2", "l1_l2", "apply", "penalty"]
+__all__ = ["L1", "L2", "L1L2", "l1", "l2", "l1_l2"]
 
 
 def _check_strength(name, value):
@@ -102,7 +93,7 @@ class L2(_StrengthRegularizer):
     Numerically the same as `keras.regularizers.L2(l2)` (no 1/2 factor); the strength is held in
     a non-trainable variable read by the traced step, so assigning `reg.l2` takes effect in an
     already compiled `fit`. One object passed to several layers shares one strength.
-    See the module docstring for L2 versus decoupled weight decay (AdamW).
+    See `keras_reg.regularizers` for L2 versus decoupled weight decay (AdamW).
 
     Args:
         l2: float >= 0, the strength λ.
@@ -222,7 +213,7 @@ def l2(l2=0.01):
     """Returns an `L2` regularizer (`l2·Σw²`, the Keras convention) with a schedulable strength.
 
     `l2(λ)` adds `2λ·w` to the gradient: weight decay with coefficient `2λ` under SGD, but not
-    AdamW's decoupled decay under Adam (see the module docstring).
+    AdamW's decoupled decay under Adam (see `keras_reg.regularizers`).
 
     Args:
         l2: float >= 0, the strength λ.
@@ -256,45 +247,3 @@ def l1_l2(l1=0.0, l2=0.0):
     L1L2(l1=0.001, l2=0.01)
     """
     return L1L2(l1=l1, l2=l2)
-
-
-def penalty(model):
-    """The current total weight penalty of `model` (or a layer): a float32 scalar tensor.
-
-    The sum of `regularizer(w)` over the trainable weights that carry a regularizer — the part
-    of `model.losses` that the weight regularizers contribute (any regularizer, not only
-    keras_reg's). Activity regularization and `add_loss` terms are not included. Like Keras,
-    only trainable weights count (a frozen layer's penalty is not in the loss).
-
-    Args:
-        model: a Keras model or layer.
-
-    Returns:
-        A float32 scalar tensor (0 when no weight carries a regularizer).
-
-    Example:
-
-    >>> from keras_reg import regularizers
-    >>> layer = keras.layers.Dense(2, kernel_initializer="ones",
-    ...                            kernel_regularizer=regularizers.l2(0.5))
-    >>> layer.build((None, 3))
-    >>> float(regularizers.penalty(layer))  # 0.5 * 6 ones
-    3.0
-    """
-    if not isinstance(model, keras.layers.Layer):
-        raise TypeError(
-            "Invalid value for argument `model`: expected a keras Model or Layer. "
-            f"Received: model={model!r}"
-        )
-    terms = []
-    for variable in model.trainable_weights:
-        regularizer = getattr(variable, "regularizer", None)
-        if regularizer is not None:
-            terms.append(ops.cast(ops.sum(regularizer(variable)), "float32"))
-    if not terms:
-        return ops.zeros((), dtype="float32")
-    return ops.sum(ops.stack(terms))
-
-
-# `apply` rewrites models; it lives in its own module and is part of this public namespace.
-from keras_reg._model_rewriting import DEFAULT_SKIP, apply  # noqa: E402

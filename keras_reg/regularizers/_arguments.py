@@ -1,10 +1,12 @@
-"""Turns a user's regularizer argument into a regularizer: shared by `apply` and `blocks`."""
+"""Turns a user's regularizer argument into a regularizer: shared by `regularizers.apply` and
+`keras_reg.blocks`."""
 
 import numbers
 
 import keras
 
 from keras_reg._validation import check_float
+from keras_reg.regularizers.l1_l2 import L1, L1L2, L2
 
 
 def as_regularizer(value, name):
@@ -15,9 +17,6 @@ def as_regularizer(value, name):
     default strengths; other identifiers go to `keras.regularizers.get`) or a config dict.
     Errors name the argument `name`.
     """
-    # Imported here: `keras_reg.regularizers` re-exports `apply`, which uses this module.
-    from keras_reg.regularizers import L1, L1L2, L2
-
     if value is None:
         return None
     if isinstance(value, bool):

@@ -1,10 +1,10 @@
-"""`apply`: attaches regularizers to the kernels of an existing model (re-exported by
-`keras_reg.regularizers`)."""
+"""`apply`: attaches regularizers to the kernels of an existing model, which is rebuilt with the
+same weights."""
 
 import keras
 
 from keras_reg import _roles
-from keras_reg._regularizer_arguments import as_regularizer
+from keras_reg.regularizers._arguments import as_regularizer
 
 # Config keys of Keras layers holding a regularizer for a kernel-like weight.
 _KERNEL_KEYS = (
@@ -15,7 +15,10 @@ _KERNEL_KEYS = (
 )
 _EMBEDDING_KEYS = ("embeddings_regularizer",)
 _BIAS_KEYS = ("bias_regularizer",)
+# The roles `apply` leaves alone unless told otherwise.
 DEFAULT_SKIP = ("normalization", "embedding")
+
+__all__ = ["apply", "DEFAULT_SKIP"]
 
 
 def _skip_predicate(skip):
