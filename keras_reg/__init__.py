@@ -3,61 +3,113 @@
 Sub-packages: `layers` (dropout, drop path, stochastic depth, DropBlock, group norm, weight noise),
 `data` (Mixup/CutMix, Cutout, label smoothing, augmentation, data loading for tf.data),
 `regularizers` (schedulable L1/L2 and `apply` for existing models), `callbacks`, `blocks`,
-`tuning` (a KerasTuner search of the regularization strength) and `distribute`.
+`metrics`, `tuning` (a KerasTuner search of the regularization strength) and `distribute`.
 
-`import keras_reg` imports every sub-package, which registers every serializable keras_reg
+`import keras_reg` imports neither TensorFlow nor Keras: the sub-packages are imported when
+first used (`keras_reg.layers`, `from keras_reg import layers`), so that `keras_reg.__version__`
+and the command line's help and argument errors answer at once.
+
+Model files still need nothing but `import keras_reg`: as soon as Keras is imported (before or
+after keras_reg) every sub-package is imported too, which registers every serializable keras_reg
 class with Keras under the package name `keras_reg` (the layers, the regularizers, the data
 transforms and the learning-rate schedule of the search), so that
-`keras.models.load_model("best_model.keras")` finds them after `import keras_reg` alone. The
-cost is small next to importing Keras itself, which every sub-package needs.
+`keras.models.load_model("best_model.keras")` finds them. Importing one sub-package by its
+dotted name before Keras (`import keras_reg.layers` as the first import) registers the classes
+that sub-package imports; `from keras_reg import layers` registers them all.
 
-When `import keras_reg` is what first imports TensorFlow, the C++ start-up messages TensorFlow
-writes to the process's standard error during that import (CUDA probing, CPU features, "All
-log messages before absl::InitializeLog()"), which `TF_CPP_MIN_LOG_LEVEL` does not silence, are
-discarded, so that `keras-reg` prints one line per user error. Set the environment variable
-`KERAS_REG_TF_STARTUP_LOGS=1` to keep them. A Python exception raised by the import
-is not affected (it is reported after standard error is restored).
+When keras_reg is what first imports TensorFlow, the C++ start-up messages TensorFlow writes to
+standard error during that import are discarded (see `keras_reg._tf_logging`); set the
+environment variable `KERAS_REG_TF_STARTUP_LOGS=1` to keep them.
 """
 
-import contextlib as _contextlib
-import os as _os
+import importlib as _importlib
+import importlib.abc as _importlib_abc
 import sys as _sys
 
 __version__ = "0.1.0"
 
+_SUBPACKAGES = ("layers", "data", "regularizers", "callbacks", "blocks", "metrics", "tuning",
+                "distribute")
 
-@_contextlib.contextmanager
-def _quiet_tensorflow_startup():
-    """Sends file descriptor 2 to /dev/null while TensorFlow is first imported."""
-    if "tensorflow" in _sys.modules or _os.environ.get("KERAS_REG_TF_STARTUP_LOGS") == "1":
-        yield
+__all__ = [*_SUBPACKAGES, "__version__"]
+
+
+def _import(name):
+    """Imports `keras_reg.<name>` (TensorFlow's start-up messages silenced)."""
+    from keras_reg import _tf_logging
+
+    with _tf_logging.quiet_startup():
+        return _importlib.import_module(f"{__name__}.{name}")
+
+
+def _any_importing():
+    """Whether a keras_reg module is being imported right now (further up this call stack)."""
+    # `__spec__._initializing` is how importlib itself marks a module whose code is running
+    # (CPython 3.10-3.13, checked on 3.10 and 3.12); a module without it reads as imported.
+    return any(getattr(getattr(module, "__spec__", None), "_initializing", False)
+               for name, module in list(_sys.modules.items())
+               if name.startswith(f"{__name__}.") and module is not None)
+
+
+def _register():
+    """Imports every sub-package (registering their classes with Keras), unless one of them is
+    being imported now, in which case that import's own imports are what gets registered."""
+    if _any_importing():
         return
-    _sys.stderr.flush()
-    saved = _os.dup(2)
-    devnull = _os.open(_os.devnull, _os.O_WRONLY)
-    try:
-        _os.dup2(devnull, 2)
-        yield
-    finally:
-        _sys.stderr.flush()
-        _os.dup2(saved, 2)
-        _os.close(saved)
-        _os.close(devnull)
+    for name in _SUBPACKAGES:
+        try:
+            _import(name)
+        except ModuleNotFoundError as error:
+            if error.name != f"{__name__}.{name}":  # a missing dependency is a real error
+                raise
 
 
-with _quiet_tensorflow_startup():
-    import tensorflow as _tensorflow  # noqa: F401
+def __getattr__(name):
+    if name in _SUBPACKAGES:
+        module = _import(name)
+        _register()
+        return module
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-# Imported for their registration with `keras.saving` (see above) and as attributes.
-from keras_reg import (  # noqa: E402,F401
-    blocks,
-    callbacks,
-    data,
-    distribute,
-    layers,
-    regularizers,
-    tuning,
-)
 
-__all__ = ["layers", "data", "regularizers", "callbacks", "blocks", "tuning", "distribute",
-           "__version__"]
+def __dir__():
+    return sorted(set(globals()) | set(_SUBPACKAGES))
+
+
+class _RegisterAfterKeras(_importlib_abc.MetaPathFinder, _importlib_abc.Loader):
+    """Imports the sub-packages right after Keras itself is imported, wherever that happens.
+
+    A finder placed first on `sys.meta_path` for the one name `keras`: it lets the other finders
+    find Keras, runs Keras's own loader (TensorFlow's start-up messages silenced), then
+    registers keras_reg's classes, and removes itself.
+    """
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "keras":
+            return None
+        _sys.meta_path.remove(self)
+        spec = _importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None:
+            return spec
+        self.loader = spec.loader
+        spec.loader = self
+        return spec
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        from keras_reg import _tf_logging
+
+        module.__spec__.loader = module.__loader__ = self.loader
+        with _tf_logging.quiet_startup():
+            self.loader.exec_module(module)
+        _register()
+
+
+if "keras" in _sys.modules:
+    _register()
+else:
+    import importlib.util  # noqa: F401,E402 -- `_importlib.util` in find_spec
+
+    _sys.meta_path.insert(0, _RegisterAfterKeras())

@@ -1,10 +1,10 @@
-"""`keras-reg` (also `python -m keras_reg`): search regularization strength, preview transforms.
+"""The work of `keras-reg search` and `keras-reg preview`: the data, the search, the report.
 
-User errors (bad flag values, unknown dataset, bad data, a broken --model, stale --out) print
-one line to stderr and exit with status 2; a search in which no trial completed exits with 1.
+Runs after the arguments are parsed and checked (`keras_reg.cli._parser`). TensorFlow and
+keras_reg.tuning are imported inside the functions, when the work starts, so that importing
+this module costs nothing.
 """
 
-import argparse
 import importlib
 import importlib.util
 import os
@@ -12,204 +12,24 @@ import shlex
 import shutil
 import sys
 import time
+import warnings
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-DEFAULTS = dict(dataset="digits", tuner="bayesian", max_trials=10, epochs=30, batch_size=32,
-                seed=0, out="keras_reg_out", objective="val_calibrated_loss", repeats=1,
-                selection_margin=1.0)
-
-SPACE_HELP = """\
---space syntax: NAME=SPEC items, e.g. --space l2=1e-6:1e-2 dropout=0:0.5 norm=batch
-  mixup_alpha=off. SPEC is a range low:high (log: or lin: prefix to choose the sampling), a
-  fixed value, a comma list of choices (norm=batch,group,none), or off. Names: l2, dropout,
-  drop_path, mixup_alpha, cutmix_alpha, label_smoothing, norm (and the space's other
-  dimensions, see keras_reg.tuning.RegularizationSpace).
-
---model contract: --model module:function or path/to/file.py:function names a function
-  build_model(reg) that receives a keras_reg.tuning.Regularization (reg.l2 via
-  reg.kernel_regularizer(), reg.dropout, reg.drop_path_rates(depth), reg.norm, ...) and returns
-  a keras.Model (compiled or not) taking the data's images and ending in one output per class
-  (softmax; targets are one-hot). A builder that also declares parameters named input_shape
-  and/or num_classes receives the data's values there. It is built once with the space's
-  start values before the search, to check it.
-
-Validation is held out from the training data; test is the dataset's own test split (or a
-held-out part for --data without one). Everything is written under --out; rerunning the same
-command resumes."""
-
-
-class UserError(Exception):
-    """A mistake of the user's, reported as one line (exit status 2)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UserError(message)
-
-
-def _at_least(name, low):
-    """An argparse type: an integer >= `low`, or a one-line error naming `name`."""
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            value = low - 1
-        if value < low:
-            what = "a positive integer" if low == 1 else f"an integer >= {low}"
-            raise argparse.ArgumentTypeError(f"{name} expects {what}, got {text!r}")
-        return value
-    return parse
-
-
-def _positive(name):
-    return _at_least(name, 1)
-
-
-def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"--seed expects a non-negative integer, got {text!r}")
-    return value
-
-
-def _objective(text):
-    name, _, direction = text.partition(":")
-    if not name or (direction and direction not in ("min", "max")):
-        raise argparse.ArgumentTypeError(
-            f"--objective expects NAME or NAME:min or NAME:max, got {text!r}")
-    return text
-
-
-def _margin(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(
-            f"--selection-margin expects a number >= 0, got {text!r}")
-    return value
-
-
-def _version():
-    from keras_reg import __version__
-
-    return __version__
-
-
-def build_parser():
-    parser = _Parser(prog="keras-reg", description="Regularization toolkit for Keras 3.")
-    parser.add_argument("--version", action="version", version=f"keras-reg {_version()}")
-    sub = parser.add_subparsers(dest="command", metavar="{search,preview}")
-    s = sub.add_parser("search", help="search regularization strength; compare with references",
-                       epilog=SPACE_HELP, formatter_class=_Formatter)
-    data = s.add_mutually_exclusive_group()
-    data.add_argument("--dataset", default=DEFAULTS["dataset"],
-                      help="'digits' (embedded, no download) or a TensorFlow Datasets name")
-    data.add_argument("--data", metavar="PATH", default=None,
-                      help="your own images: a folder of class sub-folders or an .npz with "
-                           "x_train, y_train (optionally x_val, y_val, x_test, y_test)")
-    s.add_argument("--image-size", nargs=2, type=_positive("--image-size"), metavar=("H", "W"),
-                   default=None, help="resize --data images to H x W")
-    s.add_argument("--model", metavar="MODULE:FUNCTION", default=None,
-                   help="your model builder (module:function or file.py:function); default: "
-                        "the built-in CNN sized from the data")
-    s.add_argument("--space", nargs="+", metavar="NAME=SPEC", default=None,
-                   help="override search dimensions (syntax below)")
-    s.add_argument("--objective", type=_objective, default=DEFAULTS["objective"],
-                   help="logged metric to optimize, NAME[:min|max]; default: the "
-                        "validation loss after temperature scaling (val_loss is scored "
-                        "without the weight penalty)")
-    s.add_argument("--selection-margin", type=_margin, default=DEFAULTS["selection_margin"],
-                   metavar="Z", help="hand over a searched trial only if it leads the best "
-                   "reference or probe by at least Z paired standard errors on validation; "
-                   "0: the best objective")
-    s.add_argument("--tuner", default=DEFAULTS["tuner"],
-                   choices=("hyperband", "bayesian", "random"), help="KerasTuner's tuner")
-    s.add_argument("--max-trials", type=_positive("--max-trials"),
-                   default=DEFAULTS["max_trials"], help="number of trials")
-    s.add_argument("--epochs", type=_positive("--epochs"), default=DEFAULTS["epochs"],
-                   help="epochs per trial (early stopping inside), and for the retrained models; "
-                        "an epoch is at least 32 steps (small data: several passes)")
-    s.add_argument("--train-size", type=_positive("--train-size"), default=None,
-                   help="train on N examples only (where overfitting shows)")
-    s.add_argument("--folds", type=_at_least("--folds", 2), default=None, metavar="K",
-                   help="k-fold cross-validation of every trial over the training and "
-                        "validation data pooled; K times the trial cost. The trial models "
-                        "and the report use fold 0's split. Off by default: on 200 digits it "
-                        "chose no better than one validation split (BENCHMARKS.md)")
-    s.add_argument("--batch-size", type=_positive("--batch-size"),
-                   default=DEFAULTS["batch_size"], help="batch size")
-    s.add_argument("--seed", type=_seed, default=DEFAULTS["seed"],
-                   help="seed of the tuner, the models and the data order")
-    s.add_argument("--repeats", type=_positive("--repeats"), default=DEFAULTS["repeats"],
-                   help="retrain the best values and each reference under N seeds (seed, "
-                        "seed+1, ...) and report the paired differences")
-    s.add_argument("--out", default=DEFAULTS["out"], help="folder for everything it writes")
-    s.add_argument("--overwrite", action="store_true",
-                   help="start over in --out instead of resuming")
-    s.add_argument("--tensorboard", metavar="DIR", default=None,
-                   help="write every trial's curves and hyperparameters for TensorBoard")
-    talk = s.add_mutually_exclusive_group()
-    talk.add_argument("--verbose", action="store_true",
-                      help="also show the epochs inside each trial and the retraining")
-    talk.add_argument("--quiet", action="store_true",
-                      help="print nothing but errors and the final table")
-    p = sub.add_parser("preview", help="a picture grid of MixupCutMix / Cutout / augment")
-    p.add_argument("--out", required=True, help="PNG file to write")
-    p.add_argument("--seed", type=_seed, default=0)
-    return parser
-
-
-class _Formatter(argparse.RawDescriptionHelpFormatter):
-    """Shows each flag's default where it has one; keeps the epilog's line breaks."""
-
-    def _get_help_string(self, action):
-        if action.default in (None, False) or action.default is argparse.SUPPRESS:
-            return action.help
-        return f"{action.help} (default: {action.default})"
-
-
-def _check_out(out):
-    """Fails early if `out` cannot be created or written; creates nothing."""
-    path = os.path.abspath(out)
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise UserError(f"--out {out!r} is a file, not a folder")
-    parent = path
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"cannot write to --out {out!r}: {parent!r} is not a writable folder")
+from keras_reg import _tf_logging
+from keras_reg.cli._parser import UserError, is_file_target, split_model_spec
 
 
 def _quiet_tensorflow():
-    """Imports TensorFlow with its start-up chatter (C++ logs written to fd 2) silenced."""
-    import warnings
-
+    """Imports TensorFlow silenced; the command line also hides Python warnings."""
     warnings.filterwarnings("ignore")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        import tensorflow as tf
+    _tf_logging.import_tensorflow(devices=True)
 
-        tf.config.list_logical_devices()  # device initialisation logs too
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-    tf.get_logger().setLevel("ERROR")  # retracing notices of the retrained models
-    try:
-        import absl.logging
 
-        absl.logging.set_verbosity(absl.logging.ERROR)
-    except ImportError:
-        pass
+def rerun_command(argv):
+    """The command that reruns (resumes) this search: `argv` without `--overwrite`."""
+    def overwrite(arg):  # argparse also takes a unique prefix: --ov, --overw, ...
+        return len(arg) >= 4 and "--overwrite".startswith(arg)
+
+    return "keras-reg " + " ".join(shlex.quote(a) for a in argv if not overwrite(a))
 
 
 def _first_line(error):
@@ -226,8 +46,6 @@ class Data:
 
 def load_data(args):
     """The data of `--dataset` or `--data`, checked before anything is written."""
-    if args.image_size is not None and args.data is None:
-        raise UserError("--image-size applies to --data only (a TFDS dataset keeps its size)")
     if args.data is not None:
         from keras_reg.data.files import load_files
 
@@ -245,9 +63,12 @@ def load_data(args):
     from keras_reg.data import load
 
     try:
-        _, info = load(args.dataset, "test", batch_size=args.batch_size, with_info=True)
+        _, info = load(args.dataset, "test", batch_size=args.batch_size, with_info=True,
+                       data_dir=args.data_dir)
     except Exception as e:  # unknown dataset, missing split, no network for TFDS ...
-        raise UserError(f"cannot load --dataset {args.dataset!r}: {_first_line(e)}") from None
+        # The library's words for the data directory are its argument's; here, the flag's.
+        line = _first_line(e).replace("point data_dir=", "point --data-dir DIR")
+        raise UserError(f"cannot load --dataset {args.dataset!r}: {line}") from None
     total = info.num_examples["train"]
     n_val = max(1, int(round(total * 0.2)))
     n_fit = total - n_val
@@ -260,7 +81,8 @@ def load_data(args):
     splits = (f"train[:{n_fit}]", f"train[{total - n_val}:]", "test")
 
     def make(seed):
-        return load(args.dataset, splits, batch_size=args.batch_size, seed=seed)
+        return load(args.dataset, splits, batch_size=args.batch_size, seed=seed,
+                    data_dir=args.data_dir)
 
     description = (
         f"{info.name} {tuple(info.image_shape)}, {info.num_classes} classes: {n_fit} training "
@@ -274,12 +96,9 @@ def load_data(args):
 def load_builder(spec, reg, info):
     """The `build_model` of `--model module:function` or `file.py:function`, checked by building
     it once with `reg`."""
-    target, sep, name = spec.rpartition(":")
-    if not sep or not target or not name.isidentifier():
-        raise UserError(f"--model expects module:function or path/to/file.py:function, got "
-                        f"{spec!r}")
+    target, name = split_model_spec(spec)
     try:
-        if target.endswith(".py") or os.sep in target:
+        if is_file_target(target):
             if not os.path.isfile(target):
                 raise UserError(f"--model {spec!r}: no file {target!r}")
             module_spec = importlib.util.spec_from_file_location(
@@ -406,7 +225,6 @@ def _is_worker():
 
 
 def run_search(args):
-    _check_out(args.out)
     created = not os.path.exists(args.out)
     _quiet_tensorflow()
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
@@ -420,7 +238,7 @@ def run_search(args):
     if args.model is not None:
         builder = load_builder(args.model, space.start(), info)
     verbose = 2 if args.verbose else 0
-    command = "keras-reg " + " ".join(shlex.quote(a) for a in args.argv)
+    command = rerun_command(args.argv)
     say(f"keras-reg search: {data.description}")
     say(f"tuner {args.tuner}, {args.max_trials} trials x <= {args.epochs} epochs; writing to "
         f"{args.out}")
@@ -562,27 +380,3 @@ def run_preview(args):
         raise UserError(f"--out: {_first_line(e)}") from None
     print(f"wrote {args.out}")
     return 0
-
-
-def main(argv=None):
-    parser = build_parser()
-    try:
-        argv = sys.argv[1:] if argv is None else list(argv)
-        args = parser.parse_args(argv)
-        args.argv = argv
-        if args.command is None:
-            parser.print_help()
-            return 2
-        if args.command == "search":
-            return run_search(args)
-        return run_preview(args)
-    except UserError as e:
-        print(f"keras-reg: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("keras-reg: interrupted (rerun the same command to resume)", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,24 +1,15 @@
 """`keras-reg` / `python -m keras_reg`: one tiny finished run, its outputs, resume, user errors."""
 
-import contextlib
-import io
 import json
 import os
 import pathlib
 import re
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 
-import keras_reg
-from keras_reg.cli import DEFAULTS, main
-from keras_reg.tuning.protocol import MIN_STEPS_PER_EPOCH
-from keras_reg.tuning.tuner import SELECTION_MARGIN
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.cli._run import assert_user_error, run_cli, run_main
 
 TINY_MODEL = """
 import keras
@@ -43,29 +34,6 @@ def three_classes(reg):
 def raises(reg):
     raise RuntimeError("boom")
 """
-
-
-def run_main(*args):
-    """`main(args)` in this process: (exit status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return code, out.getvalue(), err.getvalue()
-
-
-def run_cli(*args, timeout=300):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", MPLBACKEND="Agg")
-    return subprocess.run([sys.executable, "-m", "keras_reg", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout, env=env)
-
-
-def assert_user_error(code, err, *words):
-    assert code == 2, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err  # one line, no traceback
-    assert lines[0].startswith("keras-reg: error:"), lines[0]
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -193,9 +161,13 @@ def test_rerun_with_other_folds_names_the_flag(tiny_run, model_file):
 
 def test_a_crossvalidated_run_reports_on_fold_zeros_split(model_file, tmp_path):
     out = tmp_path / "out"
-    code, stdout, err = run_main(*tiny_args(model_file, out, "--folds", 2))
+    code, stdout, err = run_main(*tiny_args(model_file, out, "--folds", 2, "--overwrite"))
     assert code == 0, err[-3000:]
     summary = json.loads((out / "summary.json").read_text())
+    # The command shown to rerun (resume) it: without --overwrite, which would start over.
+    command = re.search(r"^Command: `(.*)`$", (out / "report.md").read_text(), re.M).group(1)
+    assert command.startswith("keras-reg search --model") and "--folds 2" in command
+    assert "--overwrite" not in command and "--overwrite" not in summary["command"]
     assert summary["settings"]["folds"] == 2
     assert "2-fold cross-validation" in summary["data"]
     trial_dirs = sorted((out / "tuner" / "search").glob("trial_*"))
@@ -205,46 +177,6 @@ def test_a_crossvalidated_run_reports_on_fold_zeros_split(model_file, tmp_path):
     scores = np.load(trial_dirs[0] / "keras_reg_validation_scores.npy")
     assert scores.shape == (327,)
     assert "best" in summary["runs"] and "start" in summary["runs"]
-
-
-def test_version():
-    code, stdout = exit_code_and_output("--version")
-    assert code == 0 and stdout.strip() == f"keras-reg {keras_reg.__version__}"
-
-
-def test_help_documents_defaults_space_syntax_and_model_contract():
-    code, stdout = exit_code_and_output("search", "--help")
-    assert code == 0
-    stdout = " ".join(stdout.split())  # argparse wraps lines at the terminal width
-    for text in ("(default: 10)", "(default: bayesian)", "(default: keras_reg_out)",
-                 "--space syntax", "low:high", "off", "build_model(reg)", "keras.Model",
-                 "--repeats", "--tensorboard", "--overwrite", "--image-size",
-                 "--selection-margin Z", "(default: 1.0)"):
-        assert text in stdout, text
-    assert DEFAULTS["selection_margin"] == SELECTION_MARGIN  # the CLI's default is the API's
-    # The help names the protocol's minimum epoch length as a literal (no TensorFlow import).
-    assert f"an epoch is at least {MIN_STEPS_PER_EPOCH} steps" in stdout
-
-
-def exit_code_and_output(*args):
-    """For argparse's own actions (--help, --version), which exit."""
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    return exit_info.value.code, out.getvalue()
-
-
-@pytest.mark.parametrize("flag,value", [("--max-trials", "0"), ("--epochs", "-3"),
-                                        ("--train-size", "many"), ("--seed", "-1"),
-                                        ("--repeats", "0"), ("--objective", "val_loss:up"),
-                                        ("--tuner", "grid"), ("--selection-margin", "-1"),
-                                        ("--selection-margin", "inf"),
-                                        ("--selection-margin", "z"), ("--folds", "1"),
-                                        ("--folds", "three")])
-def test_bad_flag_values_exit_2_with_one_line(flag, value, tmp_path):
-    code, _, err = run_main("search", flag, value, "--out", tmp_path / "out")
-    assert_user_error(code, err, flag)
-    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("function,words", [
@@ -268,16 +200,10 @@ def test_a_model_module_that_does_not_import_is_one_line(tmp_path):
     assert_user_error(code, err, "--model", "no_such_module_xyz")
     code, _, err = run_main("search", "--model", "no_such_pkg_xyz:f", "--out", tmp_path / "o")
     assert_user_error(code, err, "--model", "no_such_pkg_xyz")
-    code, _, err = run_main("search", "--model", "no_colon", "--out", tmp_path / "o")
-    assert_user_error(code, err, "--model", "module:function")
     assert not (tmp_path / "o").exists()
 
 
 def test_data_errors_are_one_line(tmp_path):
-    code, _, err = run_main("search", "--data", tmp_path / "missing", "--out", tmp_path / "o")
-    assert_user_error(code, err, "--data", "missing")
-    code, _, err = run_main("search", "--image-size", 8, 8, "--out", tmp_path / "o")
-    assert_user_error(code, err, "--image-size", "--data")
     code, _, err = run_main("search", "--train-size", 100000, "--out", tmp_path / "o")
     assert_user_error(code, err, "--train-size")
     assert not (tmp_path / "o").exists()
@@ -289,24 +215,34 @@ def test_a_bad_space_item_is_one_line(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_unwritable_out_exits_2(tmp_path):
-    blocker = tmp_path / "file"
-    blocker.write_text("not a folder")
-    code, _, err = run_main("search", "--out", blocker / "sub")
-    assert_user_error(code, err, "--out")
-    code, _, err = run_main("search", "--out", blocker)
-    assert_user_error(code, err, "--out")
-
-
-# TensorFlow's C++ start-up lines, written while `import keras_reg` imports TensorFlow (before
-# the command line can silence them).
 @pytest.mark.slow  # a fresh interpreter importing TensorFlow: ~15 s
 def test_a_user_error_in_a_real_process_is_one_line(tmp_path):
-    """The whole standard error of a real process: TensorFlow's C++ start-up messages are
-    silenced by `import keras_reg` (see its docstring), so the user sees exactly one line."""
+    """The whole standard error of a real process that imported TensorFlow: its C++ start-up
+    messages are silenced (keras_reg._tf_logging), so the user sees exactly one line."""
     proc = run_cli("search", "--train-size", 100000, "--out", tmp_path / "o")
     assert_user_error(proc.returncode, proc.stderr, "--train-size")
     assert "Traceback" not in proc.stdout and not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow  # a fresh interpreter, TensorFlow and a two-trial search: ~45 s
+def test_a_real_search_writes_nothing_to_stderr(tmp_path):
+    """TensorFlow's start-up lines (CUDA probing, CPU features) and its later info lines (XLA's
+    service.cc, CUDA) stay off standard error, with TF_CPP_MIN_LOG_LEVEL unset."""
+    proc = run_cli("search", "--max-trials", 2, "--epochs", 1, "--train-size", 40, "--tuner",
+                   "random", "--out", tmp_path / "o", tf_log_level=None)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr == ""
+    assert "trial 2/2" in proc.stdout
+
+
+def test_an_offline_tfds_dataset_names_the_data_dir_flag(tmp_path, monkeypatch):
+    """Not downloaded in --data-dir and no network: the one line names the flag to use."""
+    monkeypatch.setattr("keras_reg.data.loading._online", lambda *a, **k: False)
+    code, _, err = run_main("search", "--dataset", "mnist", "--data-dir", tmp_path / "tfds",
+                            "--out", tmp_path / "o")
+    assert_user_error(code, err, "--dataset 'mnist'", "no network", str(tmp_path / "tfds"),
+                      "--data-dir DIR")
+    assert "data_dir=" not in err and not (tmp_path / "o").exists()
 
 
 def test_unknown_dataset_exits_2(tmp_path):
@@ -327,11 +263,6 @@ def test_preview_into_a_folder_is_one_line(tmp_path):
     assert_user_error(code, err, "--out")
 
 
-def test_no_subcommand_prints_help():
-    code, stdout, _ = run_main()
-    assert code == 2 and "search" in stdout
-
-
 def test_the_example_model_adapts_to_the_data_classes_and_image_size():
     """`--model examples/custom_model.py:build_model` on 3-class 12x12 RGB data: the builder
     receives the data's input shape and number of classes (its defaults are digits')."""
@@ -340,7 +271,7 @@ def test_the_example_model_adapts_to_the_data_classes_and_image_size():
     from keras_reg import cli
     from keras_reg.tuning import Regularization
 
-    example = str(pathlib.Path(__file__).resolve().parents[1] / "examples" / "custom_model.py")
+    example = str(pathlib.Path(__file__).resolve().parents[2] / "examples" / "custom_model.py")
     info = types.SimpleNamespace(image_shape=(12, 12, 3), num_classes=3)
     builder = cli.load_builder(f"{example}:build_model", Regularization(norm="batch"), info)
     from keras_reg.tuning.hypermodel import call_builder
@@ -348,6 +279,10 @@ def test_the_example_model_adapts_to_the_data_classes_and_image_size():
     model = call_builder(builder, Regularization(), (12, 12, 3), 3)
     assert tuple(model.output_shape) == (None, 3)
     assert tuple(model.input_shape) == (None, 12, 12, 3)
+    # Its docstring says so, and does not ask the user to edit the defaults for their data.
+    doc = " ".join(pathlib.Path(example).read_text().split('"""')[1].split())
+    assert "passes the data's image shape and number of classes" in doc
+    assert "change `INPUT_SHAPE`" not in doc
 
 
 def _write_user_data(kind, root):
@@ -381,7 +316,7 @@ def test_own_data_own_model_and_space_override_finish_with_the_report(kind, tmp_
     """A new user's run: `--data` (class folders of PNGs, or an .npz), `--model` the example
     file, a `--space` override; the report compares four rows on the data's 3 classes."""
     data = _write_user_data(kind, tmp_path)
-    example = pathlib.Path(__file__).resolve().parents[1] / "examples" / "custom_model.py"
+    example = pathlib.Path(__file__).resolve().parents[2] / "examples" / "custom_model.py"
     out = tmp_path / "out"
     code, stdout, stderr = run_main(
         "search", "--data", data, "--model", f"{example}:build_model", "--space",
