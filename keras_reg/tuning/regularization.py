@@ -22,6 +22,9 @@ CHOICES = {"norm": NORMS, "flip": FLIPS}
 NAMES = ("l2", "dropout", "drop_path", "mixup_alpha", "cutmix_alpha", "label_smoothing",
          "augment", "input_noise", "norm", "flip")
 OFF = ("off", "none")
+# What applies to image inputs only: the rest (Mixup, input noise, label smoothing, dropout,
+# drop-path, L2, normalization) applies to any input.
+IMAGE_ONLY = ("augment", "cutmix_alpha", "flip")
 
 # Augmentation strength 1 means: shifts up to 15 % of the side, rotations up to 0.05 of a
 # turn (18 degrees), zoom up to 15 %; `augment=s` scales all three by s.
@@ -150,11 +153,6 @@ class Regularization:
     get_config = to_dict
     from_config = from_dict
 
-    @property
-    def is_none(self):
-        """True for the unregularized baseline."""
-        return self == Regularization.none()
-
     def kernel_regularizer(self):
         """`keras_reg.regularizers.l2(self.l2)`, or None when `l2` is 0."""
         if self.l2 == 0.0:
@@ -170,27 +168,40 @@ class Regularization:
 
         return list(drop_path_rates(depth, self.drop_path))
 
-    def augmentation(self, seed=None):
+    def augmentation(self, seed=None, image=True):
         """The label-preserving augmentation of this trial, or None when it is off.
 
         Args:
             seed: None or int >= 0, seed of the augmentation.
+            image: whether the inputs are images. For other inputs (feature vectors,
+                sequences) only the input noise applies: shifts, rotations, zoom and flips
+                are image transforms (`IMAGE_ONLY`).
 
         Returns:
             A `keras_reg.data.Augment` (shifts, rotations and zoom scaled by `augment`, the
-            `flip`, Gaussian noise of standard deviation `input_noise`) for images in [0, 1],
-            or None when `augment`, `input_noise` and `flip` are all off.
+            `flip`, Gaussian noise of standard deviation `input_noise`) for inputs in [0, 1],
+            or None when nothing applies.
         """
         seed = check_seed(seed)
-        if not (self.augment or self.input_noise or self.flip):
+        s = self.augment if image else 0.0
+        flip = self.flip if image else None
+        if not (s or self.input_noise or flip):
             return None
         from keras_reg.data import augment
 
-        s = self.augment
-        return augment(flip=self.flip or False, rotation=min(0.5, AUGMENT_UNIT["rotation"] * s),
+        if not image:
+            return augment(noise_stddev=self.input_noise, seed=seed)
+        return augment(flip=flip or False, rotation=min(0.5, AUGMENT_UNIT["rotation"] * s),
                        zoom=min(0.9, AUGMENT_UNIT["zoom"] * s),
                        translation=min(1.0, AUGMENT_UNIT["translation"] * s),
                        noise_stddev=self.input_noise, seed=seed)
+
+    def for_inputs(self, image):
+        """These values as they apply to inputs that are images or not: for other inputs the
+        image-only values (`IMAGE_ONLY`: augmentation, CutMix, flips) are off."""
+        if image:
+            return self
+        return Regularization(**{**self.to_dict(), **{n: None for n in IMAGE_ONLY}})
 
     def transform(self, num_classes, seed=None):
         """The label transform of this trial: `MixupCutMix` with its alphas and ε, or None.

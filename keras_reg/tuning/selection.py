@@ -6,9 +6,8 @@ import math
 import numpy as np
 
 from keras_reg._validation import check_float
-from keras_reg.tuning.calibration import calibrated_nll, one_hot_targets, scaled_cross_entropy
+from keras_reg.metrics import calibrated_losses, one_hot_targets, scaled_cross_entropy
 
-SCORES = "keras_reg_validation_scores.npy"
 SCORED_OBJECTIVES = ("val_calibrated_loss", "val_data_loss", "val_loss", "val_accuracy")
 # A lead below this (nats or errors per image) is no lead: where models classify a validation
 # split perfectly, their calibrated losses are ~1e-14 per image, and differences of rounding
@@ -44,8 +43,9 @@ def image_scores(probabilities, targets, objective):
     t = one_hot_targets(targets, p.shape[-1])
     if objective == "val_accuracy":
         return (p.argmax(axis=1) != t.argmax(axis=1)).astype(np.float64)
-    beta = calibrated_nll(p, t)[1] if objective == "val_calibrated_loss" else 1.0
-    return scaled_cross_entropy(p, t, beta)
+    if objective == "val_calibrated_loss":
+        return calibrated_losses(p, t)[0]
+    return scaled_cross_entropy(p, t, 1.0)
 
 
 def paired_lead(anchor, candidate):
@@ -86,54 +86,60 @@ def check_margin(margin):
     return check_float("selection_margin", margin, low=0.0)
 
 
-def choose(ranked, scores, margin):
+def choose(ranked, labels, scores, margin):
     """The trial to hand over, and why.
 
-    `ranked`: completed trials (`TrialRecord`s), best objective first. The leader is the
-    first. When it is not labelled, it is compared with the best labelled trial (the
-    anchor: a reference or a probe, the values a user would try anyway) on the validation
-    images; an unlabelled trial is handed over only when its lead over the anchor is at
-    least `margin` paired standard errors, and at least `MIN_LEAD` per image — trials that
-    win by less than the validation split can resolve are as likely to lose on new data.
-    Unlabelled trials that beat the anchor are tried in the objective's order; the first
-    clear one is chosen, else the anchor. With `margin == 0`, trials without scores or without a labelled trial, the
-    leader is chosen.
+    `ranked`: the completed trials' ids, best objective first. When the leader is not
+    labelled, it is compared with the best labelled trial (the anchor: a reference or a
+    probe, the values a user would try anyway) image by image on validation: an unlabelled
+    trial is handed over only when its lead over the anchor is at least `margin` paired
+    standard errors and `MIN_LEAD` per image — trials that win by less than the validation
+    split can resolve are as likely to lose on new data. Unlabelled trials ahead of the anchor
+    are tried in the objective's order; the first clear one is chosen, else the anchor. With
+    `margin == 0`, or without a labelled trial or its scores, the leader is chosen.
 
     Args:
-        ranked: list of `TrialRecord`, best first (at least one).
+        ranked: trial ids, best objective first (at least one).
+        labels: `{trial_id: label or None}`.
         scores: `{trial_id: per-image scores}` (`image_scores`); trials may be missing.
         margin: standard errors an unlabelled trial must lead the anchor by.
 
     Returns:
-        `(record, selection)`: the chosen trial, and a dict with `rule`, `margin`,
-        `leader`, `chosen`, `anchor` (trial numbers; `anchor_label`) and `leads`: per
-        unlabelled trial that beat the anchor on the objective, its `paired_lead` figures.
+        `(trial_id, selection)`: the chosen trial, and a dict with `rule`, `margin`,
+        `leader`, `chosen`, `anchor` (trial numbers, 1-based), `anchor_label` and `leads`:
+        per unlabelled trial ahead of the anchor, its `paired_lead` figures.
+
+    Example:
+
+    >>> choose(["1", "0"], {"0": "start", "1": None},
+    ...        {"0": np.ones(50), "1": np.full(50, 0.99)}, margin=1.0)[0]
+    '0'
     """
     margin = check_margin(margin)
+    number = lambda trial_id: int(trial_id) + 1  # noqa: E731
     leader = ranked[0]
-    selection = {"rule": "best objective", "margin": margin, "leader": leader.number,
-                 "chosen": leader.number, "anchor": None, "anchor_label": None, "leads": []}
-    anchor = next((t for t in ranked if t.label is not None), None)
-    if leader.label is not None or anchor is None or margin == 0:
-        return leader, selection
-    if anchor.trial_id not in scores:
-        selection["rule"] = "best objective (the labelled trial has no validation scores)"
-        return leader, selection
-    selection.update(rule=f"an unlabelled trial must lead the best labelled one by "
-                          f">= {margin:g} paired standard errors (and {MIN_LEAD:g} per image) "
-                          "on validation",
-                     anchor=anchor.number, anchor_label=anchor.label)
+    how = {"rule": "best objective", "margin": margin, "leader": number(leader),
+           "chosen": number(leader), "anchor": None, "anchor_label": None, "leads": []}
+    anchor = next((t for t in ranked if labels.get(t) is not None), None)
+    if labels.get(leader) is not None or anchor is None or margin == 0:
+        return leader, how
+    if anchor not in scores:
+        how["rule"] = "best objective (the labelled trial has no validation scores)"
+        return leader, how
+    how.update(rule=f"an unlabelled trial must lead the best labelled one by >= {margin:g} "
+                    f"paired standard errors (and {MIN_LEAD:g} per image) on validation",
+               anchor=number(anchor), anchor_label=labels[anchor])
     chosen = anchor
-    for record in ranked[:ranked.index(anchor)]:
-        if record.trial_id not in scores:
+    for trial_id in ranked[:ranked.index(anchor)]:
+        if trial_id not in scores:
             continue
-        lead = paired_lead(scores[anchor.trial_id], scores[record.trial_id])
-        selection["leads"].append({"trial": record.number, **lead})
+        lead = paired_lead(scores[anchor], scores[trial_id])
+        how["leads"].append({"trial": number(trial_id), **lead})
         if lead["z"] >= margin and lead["lead"] >= MIN_LEAD:
-            chosen = record
+            chosen = trial_id
             break
-    selection["chosen"] = chosen.number
-    return chosen, selection
+    how["chosen"] = number(chosen)
+    return chosen, how
 
 
 def selection_line(selection):

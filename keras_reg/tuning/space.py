@@ -3,10 +3,8 @@
 import math
 import numbers
 
-from keras_reg.tuning.regularization import (  # noqa: F401 -- re-exported names
-    CHOICES, FLOATS, NAMES, NORMS, Regularization, check_value, format_value)
-
-_fmt = format_value  # the name result.py imports
+from keras_reg.tuning.regularization import (CHOICES, FLOATS, IMAGE_ONLY, NAMES,
+                                             Regularization, check_value, format_value)
 
 _SAMPLINGS = {"log": True, "lin": False, "linear": False}
 
@@ -392,6 +390,13 @@ class RegularizationSpace:
         except (TypeError, ValueError) as e:  # a combination check, after every item parsed
             raise ValueError(f"Invalid --space items {' '.join(items)!r}: {e}") from None
 
+    def for_inputs(self, image):
+        """This space for inputs that are images or not: for other inputs the image-only
+        dimensions (augmentation, CutMix, flips) are off."""
+        if image:
+            return self
+        return RegularizationSpace(**{**self.get_config(), **{n: None for n in IMAGE_ONLY}})
+
     def get_config(self):
         """Every dimension's spec, JSON-safe: ranges as `{"low", "high"[, "sampling"]}`
         dicts (a tuple would come back from JSON as a list, a list of choices)."""
@@ -522,3 +527,40 @@ def probes(space=None, flip=None):
                                  label_smoothing=0.1, norm="batch", flip=flip),
         "augmented": Regularization(augment=1.0, norm="batch", flip=flip),
     }
+
+
+REFERENCES = ("start", "none", "recipe")
+
+
+def initial_points(space, labels=REFERENCES, with_probes=True, image=True):
+    """The labelled starting points a search evaluates first: `[(label, Regularization)]`.
+
+    The references (`references()`) in the order given, then the probes (`probes()`), each
+    as it applies to the inputs (`Regularization.for_inputs`); points outside `space` or equal
+    to an earlier one are left out.
+
+    Args:
+        space: a `RegularizationSpace`.
+        labels: the references, among `"start"`, `"none"`, `"recipe"`.
+        with_probes: also the probes.
+        image: whether the inputs are images.
+
+    Returns:
+        A list of `(label, Regularization)`.
+
+    Example:
+
+    >>> [label for label, _ in initial_points(RegularizationSpace())]
+    ['start', 'recipe', 'strong', 'smooth', 'augmented']
+    """
+    given = references(space)
+    candidates = [(label, given[label]) for label in labels]
+    if with_probes:
+        candidates += list(probes(space).items())
+    points = []
+    for label, reg in candidates:
+        reg = reg.for_inputs(image)
+        if space.contains(reg) and all(reg != other for _, other in points):
+            points.append((label, reg))
+    return points
+

@@ -1,0 +1,119 @@
+"""The data side of a search: arrays to datasets, what the data are, the training pipeline."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_reg._roles import walk_layers
+from keras_reg.data import one_hot
+
+KINDS = {1: "features", 2: "sequences", 3: "images"}
+
+
+def as_dataset(data, batch_size, shuffle, seed, name):
+    """A batched `(inputs, labels)` dataset from a `tf.data.Dataset` or an `(x, y)` pair.
+
+    Arrays are cached and, with `shuffle`, reshuffled every epoch from `seed`.
+    """
+    if isinstance(data, tf.data.Dataset):
+        return data
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        x, y = np.asarray(data[0]), np.asarray(data[1])
+        if len(x) != len(y) or len(x) == 0:
+            raise ValueError(
+                f"Invalid value for argument `{name}`: expected (x, y) with as many labels as "
+                f"inputs (at least one). Received: {len(x)} inputs and {len(y)} labels")
+        ds = tf.data.Dataset.from_tensor_slices((x, y)).cache()
+        if shuffle:
+            ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        return ds.batch(batch_size)
+    raise TypeError(
+        f"Invalid value for argument `{name}`: expected a tf.data.Dataset of (inputs, labels) "
+        f"batches or a pair (x, y) of arrays. Received: {name}={type(data).__name__}")
+
+
+def data_spec(train, num_classes=None):
+    """`(input_shape, num_classes)` of a batched `(inputs, labels)` dataset."""
+    spec = train.element_spec
+    if not isinstance(spec, tuple) or len(spec) < 2:
+        raise ValueError("Invalid value for argument `train`: expected batches of (inputs, "
+                         f"labels). Received element_spec={spec}")
+    input_shape = tuple(spec[0].shape[1:])
+    if not input_shape or any(d is None for d in input_shape) or len(input_shape) > 3:
+        raise ValueError(
+            "Invalid value for argument `train`: expected inputs of a fixed shape: feature "
+            "vectors (features,), sequences (steps, channels) or images (height, width, "
+            f"channels). Received input shape {spec[0].shape}")
+    if num_classes is None:
+        labels = spec[1].shape
+        if labels.rank == 2 and labels[-1] not in (None, 1):
+            num_classes = int(labels[-1])
+        else:  # sparse labels: one pass over them
+            top = train.map(lambda *b: tf.reduce_max(tf.cast(b[1], tf.int64)))
+            num_classes = int(top.reduce(tf.constant(0, tf.int64), tf.maximum)) + 1
+    return input_shape, max(int(num_classes), 2)
+
+
+def input_kind(input_shape):
+    """`"features"`, `"sequences"` or `"images"` for one example's shape."""
+    return KINDS[len(tuple(input_shape))]
+
+
+def count_batches(dataset):
+    """The batches of a finite dataset (counted in one pass when its cardinality is unknown)."""
+    n = int(dataset.cardinality())
+    if n >= 0:
+        return max(n, 1)
+    return max(1, int(dataset.reduce(0, lambda count, _: count + 1)))
+
+
+def count_examples(dataset):
+    """The examples of a finite batched `(inputs, labels)` dataset (one pass)."""
+    sizes = dataset.map(lambda *b: tf.shape(b[0], out_type=tf.int64)[0])
+    return int(sizes.reduce(tf.constant(0, tf.int64), lambda a, b: a + b))
+
+
+def read_arrays(data):
+    """`(inputs, targets)` arrays of `(inputs, targets)` batches, read in one pass (a dataset
+    reshuffled on each pass still pairs every input with its own target)."""
+    inputs, targets = [], []
+    for batch in data.as_numpy_iterator():
+        inputs.append(np.asarray(batch[0]))
+        targets.append(np.asarray(batch[1]))
+    if not inputs:
+        raise ValueError("Invalid value for argument `data`: the dataset yielded no batch.")
+    return np.concatenate(inputs), np.concatenate(targets)
+
+
+def one_hot_batches(data, num_classes):
+    """`data` with one-hot (float32) targets; one-hot or soft targets pass unchanged."""
+    def convert(x, y, *rest):
+        if y.shape.rank == 2 and y.shape[-1] == num_classes:
+            return (x, tf.cast(y, "float32"), *rest)
+        return (x, one_hot(y, num_classes), *rest)
+
+    return data.map(convert)
+
+
+def pipeline(reg, train, validation, num_classes, seed=None):
+    """`(train, validation)` of one run: `train` through the trial's augmentation (image
+    transforms on images only; input noise on any input) and Mixup/CutMix or one-hot targets;
+    `validation` with one-hot targets."""
+    image = len(train.element_spec[0].shape) == 4
+    augmentation = reg.augmentation(seed=seed, image=image)
+    transform = reg.transform(num_classes, seed=seed)
+    if augmentation is not None:
+        train = augmentation.apply(train, num_parallel_calls=tf.data.AUTOTUNE)
+    if transform is None:
+        train = one_hot_batches(train, num_classes)
+    else:
+        train = transform.apply(train, num_parallel_calls=tf.data.AUTOTUNE)
+    train = train.prefetch(tf.data.AUTOTUNE)
+    if validation is not None:
+        validation = one_hot_batches(validation, num_classes)
+    return train, validation
+
+
+def has_batch_norm(model):
+    return any(isinstance(layer, keras.layers.BatchNormalization)
+               for layer in walk_layers(model))
