@@ -150,7 +150,7 @@ def build_parser():
                    "reference or probe by at least Z paired standard errors on validation; "
                    "0: the best objective")
     s.add_argument("--tuner", default=DEFAULTS["tuner"],
-                   choices=("hyperband", "bayesian", "random"), help="KerasTuner's tuner")
+                   choices=("bayesian", "random"), help="KerasTuner's oracle")
     s.add_argument("--max-trials", type=_positive("--max-trials"),
                    default=DEFAULTS["max_trials"], help="number of trials")
     s.add_argument("--epochs", type=_positive("--epochs"), default=DEFAULTS["epochs"],
@@ -158,11 +158,6 @@ def build_parser():
                         "an epoch is at least 32 steps (small data: several passes)")
     s.add_argument("--train-size", type=_positive("--train-size"), default=None,
                    help="train on N examples only (where overfitting shows)")
-    s.add_argument("--folds", type=_at_least("--folds", 2), default=None, metavar="K",
-                   help="k-fold cross-validation of every trial over the training and "
-                        "validation data pooled; K times the trial cost. The trial models "
-                        "and the report use fold 0's split. Off by default: on 200 digits it "
-                        "chose no better than one validation split (BENCHMARKS.md)")
     s.add_argument("--batch-size", type=_positive("--batch-size"),
                    default=DEFAULTS["batch_size"], help="batch size")
     s.add_argument("--seed", type=_seed, default=DEFAULTS["seed"],

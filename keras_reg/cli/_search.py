@@ -126,6 +126,11 @@ def load_builder(spec, reg, info):
 
     try:
         model = call_builder(builder, reg, info.image_shape, info.num_classes)
+    except TypeError as e:
+        if "returning a keras.Model" not in str(e):
+            raise UserError(f"--model {spec!r}: {name}(reg) failed: {type(e).__name__}: "
+                            f"{_first_line(e)}") from None
+        raise UserError(f"--model {spec!r}: {name}(reg) does not return a keras.Model") from None
     except Exception as e:
         raise UserError(f"--model {spec!r}: {name}(reg) failed: {type(e).__name__}: "
                         f"{_first_line(e)}") from None
@@ -169,7 +174,7 @@ def settings(args):
         "data": os.path.abspath(args.data) if args.data else None,
         "dataset": None if args.data else args.dataset, "image_size": args.image_size,
         "model_spec": args.model, "train_size": args.train_size,
-        "batch_size": args.batch_size, "folds": args.folds,
+        "batch_size": args.batch_size,
         # The tuner learns the epochs only when its search starts; given here too, a rerun
         # with other --epochs and another --tuner names both in one line.
         "epochs": args.epochs,
@@ -181,7 +186,8 @@ FLAGS = {"data": "--data", "dataset": "--dataset", "image_size": "--image-size",
          "input_shape": "--image-size (image shape)", "num_classes": "--data (classes)",
          "space": "--space", "objective": "--objective", "tuner": "--tuner",
          "max_trials": "--max-trials", "epochs": "--epochs", "train_size": "--train-size",
-         "batch_size": "--batch-size", "seed": "--seed", "folds": "--folds"}
+         "batch_size": "--batch-size", "seed": "--seed", "protocol": "--batch-size",
+         "data_spec": "--data (shape, classes, size)"}
 
 
 def _mismatch_line(error, out):
@@ -205,11 +211,10 @@ def _show(value):
     return str(value)
 
 
-def _progress_line(record, n, total):
-    from keras_reg.tuning.report import describe, fmt
+def _progress_line(record, total):
+    from keras_reg.cli.report import describe, fmt
 
-    n = getattr(record, "number", None) or n
-    label = getattr(record, "label", None)
+    n, label = record.number, record.label
     if record.status == "COMPLETED" and record.objective is not None:
         result = fmt(record.objective)
     else:
@@ -219,16 +224,12 @@ def _progress_line(record, n, total):
             f"{fmt(record.seconds)} s")
 
 
-def _is_worker():
-    tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "")
-    return "KERASTUNER_ORACLE_IP" in os.environ and "chief" not in tuner_id
-
-
 def run_search(args):
     created = not os.path.exists(args.out)
     _quiet_tensorflow()
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
-    from keras_reg.tuning import SearchError, SettingsMismatchError, search
+    from keras_reg.tuning import (RegularizationTuner, SearchError, SettingsMismatchError,
+                                  TrainingProtocol)
 
     space = make_space(args.space)
     _check_recorded_settings(args, space)
@@ -244,18 +245,24 @@ def run_search(args):
         f"{args.out}")
     start = time.perf_counter()
     train, val, _ = data.make(args.seed)
-    options = dict(settings=settings(args), tensorboard_dir=args.tensorboard,
-                   on_resume=lambda done, total: say(f"resuming: {done} of {total} trials done"))
+    protocol = TrainingProtocol(batch_size=args.batch_size)
     try:
-        result = search(
-            builder, train=train, validation=val, space=space, tuner=args.tuner,
-            objective=args.objective, max_trials=args.max_trials, epochs=args.epochs,
+        tuner = RegularizationTuner(
+            builder, space=space, tuner=args.tuner, objective=args.objective,
+            max_trials=args.max_trials, protocol=protocol, seed=args.seed,
+            selection_margin=args.selection_margin, settings=settings(args),
+            progress=None if args.quiet else (lambda r, total: say(_progress_line(r, total))),
             directory=os.path.join(args.out, "tuner"), project_name="search",
-            overwrite=args.overwrite, seed=args.seed, num_classes=info.num_classes,
-            verbose=verbose, batch_size=args.batch_size, selection_margin=args.selection_margin,
-            folds=args.folds,
-            progress=None if args.quiet else (lambda r, n, t: say(_progress_line(r, n, t))),
-            **options)
+            overwrite=args.overwrite)
+        if tuner.resumed_trials:
+            say(f"resuming: {tuner.resumed_trials} of {args.max_trials} trials done")
+        import keras
+
+        callbacks = ([] if args.tensorboard is None
+                     else [keras.callbacks.TensorBoard(args.tensorboard)])
+        tuner.search(train, validation_data=val, epochs=args.epochs, callbacks=callbacks,
+                     verbose=verbose)
+        result = tuner.result()
     except SearchError as e:
         _discard(args.out, created)
         print(f"keras-reg: error: {_first_line(e)}", file=sys.stderr)
@@ -266,11 +273,11 @@ def run_search(args):
         _discard(args.out, created)
         raise UserError(_first_line(e)) from None
     search_seconds = time.perf_counter() - start
-    if _is_worker():
+    if tuner.is_worker:
         say(f"worker {os.environ['KERASTUNER_TUNER_ID']}: ran {len(result.trials)} trial(s)")
         return 0
     return _finish(args, data, space, builder, result, command, search_seconds, start, say,
-                   verbose)
+                   verbose, protocol)
 
 
 def _check_recorded_settings(args, space):
@@ -281,9 +288,11 @@ def _check_recorded_settings(args, space):
     from keras_reg.tuning import SettingsMismatchError, _settings
 
     project = os.path.join(args.out, "tuner", "search")
-    differences, _, _ = _settings.differences(
-        project, {**settings(args), "tuner": args.tuner, "seed": args.seed,
-                  "space": space.get_config()}, free=("max_trials",))
+    recorded = _settings.read_json(os.path.join(project, _settings.SETTINGS)) or {}
+    given = _settings.canonical({**settings(args), "tuner": args.tuner, "seed": args.seed,
+                                 "space": space.get_config()})
+    differences = {k: (recorded[k], v) for k, v in given.items()
+                   if k in recorded and recorded[k] != v}
     if differences:
         raise UserError(_mismatch_line(SettingsMismatchError(differences, project), args.out))
 
@@ -291,17 +300,18 @@ def _check_recorded_settings(args, space):
 def _discard(out, created):
     """Removes an --out this run created when nothing useful was written into it."""
     if created and os.path.isdir(out):
-        from keras_reg.tuning.result import read_record
+        from keras_reg.tuning.oracle import TRIAL_FILE
 
         project = os.path.join(out, "tuner", "search")
-        trials = [os.path.join(project, d) for d in (os.listdir(project)
-                                                     if os.path.isdir(project) else [])]
-        if not any(read_record(t) for t in trials):
+        trials = [os.path.join(project, d, TRIAL_FILE) for d in (
+            os.listdir(project) if os.path.isdir(project) else [])]
+        if not any(os.path.exists(t) for t in trials):
             shutil.rmtree(out, ignore_errors=True)
 
 
-def _finish(args, data, space, builder, result, command, search_seconds, start, say, verbose):
-    from keras_reg.tuning import report
+def _finish(args, data, space, builder, result, command, search_seconds, start, say, verbose,
+            protocol):
+    from keras_reg.cli import report
 
     best = result.best_regularization
     say(f"search done in {report.fmt(search_seconds)} s: {len(result.completed)} of "
@@ -309,23 +319,11 @@ def _finish(args, data, space, builder, result, command, search_seconds, start, 
         f"({result.objective} {report.fmt(result.best_trial.objective)}): "
         f"{report.describe(best)}")
     regs = dict(references(space), best=best)
-    if args.folds:
-        # The trial models were trained on fold 0's split: so are the references and repeats
-        # of the report (the test split stays the data's own).
-        fold_train, fold_validation = result.tuner.fold_data(0)
-        make = data.make
-        data = Data(lambda seed: (fold_train, fold_validation, make(seed)[2]), data.info,
-                    f"{data.description}; {args.folds}-fold cross-validation over training "
-                    f"and validation pooled, the models trained on fold 0's split",
-                    data.name)
     shown = lambda run: say(f"  {run.name} (seed {run.seed}): test accuracy "  # noqa: E731
                             f"{report.fmt(run.metrics['test_accuracy'])}, loss "
                             f"{report.fmt(run.metrics['test_loss'])}")
-    protocol = dict(num_classes=data.info.num_classes, epochs=args.epochs,
-                    objective=result.objective, direction=result.direction,
-                    patience=max(5, args.epochs // 4), build_model=builder,
-                    input_shape=tuple(data.info.image_shape), verbose=verbose,
-                    calibrate=True)
+    protocol = dict(num_classes=data.info.num_classes, epochs=args.epochs, protocol=protocol,
+                    objective=args.objective, build_model=builder, verbose=verbose)
     # With one seed the trials already trained the references and the best values.
     chosen = args.repeats == 1 and report.reference_trials(result, list(references(space)))
     if chosen:
@@ -344,7 +342,7 @@ def _finish(args, data, space, builder, result, command, search_seconds, start, 
     first = {name: runs[0] for name, runs in comparison.runs.items()}
     out = args.out
     files = []
-    for metric in ("loss", "accuracy"):
+    for metric in (result.objective.removeprefix("val_"), "accuracy"):
         report.plot_curves(first, os.path.join(out, f"curves_{metric}.png"), metric)
         files.append(f"curves_{metric}.png")
     first["best"].model.save(os.path.join(out, "best_model.keras"))

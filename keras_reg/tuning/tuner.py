@@ -214,7 +214,7 @@ class RegularizationTuner(keras_tuner.Tuner):
         hypermodel = RegularizationHyperModel(
             space, build_model, protocol, self.objective_, seed=seed,
             protected=lambda hp: oracle.label_of(hp.values) is not None)
-        data = self.settings.get("data")
+        data = self.settings.get("data_spec")
         if data:  # a search directory reopened: the data it was made with
             hypermodel.adapt(**data)
             self._use_inputs(hypermodel.image, oracle, hypermodel)
@@ -290,7 +290,8 @@ class RegularizationTuner(keras_tuner.Tuner):
             validation_data = _data.as_dataset(validation_data, batch_size, False, self.seed,
                                                "validation_data")
         data = self.hypermodel.data_of(train, epochs)
-        self.settings = _settings.check(self.project_dir, {"data": data}, free=("max_trials",))
+        self.settings = _settings.check(self.project_dir, {"data_spec": data},
+                                       free=("max_trials",))
         self.hypermodel.adapt(**data)
         self._use_inputs(self.hypermodel.image)
         searched = self.oracle.max_trials - len(self.oracle.points)

@@ -11,9 +11,11 @@ import keras
 import numpy as np
 
 from keras_reg.data import one_hot
+from keras_reg.layers import TemperatureScaling
+from keras_reg.metrics import calibrated_nll, one_hot_targets
 from keras_reg.regularizers import penalty
-from keras_reg.tuning.calibration import calibrate as calibrate_model, one_hot_targets, read_batches
-from keras_reg.tuning.hypermodel import train as train_model
+from keras_reg.tuning import train as train_model
+from keras_reg.tuning._data import read_arrays
 from keras_reg.tuning.regularization import format_value
 from keras_reg.tuning.selection import MIN_LEAD, selection_line
 
@@ -41,8 +43,28 @@ def describe(reg):
                     if name == "norm" or value)
 
 
+def fit_temperature(model, validation):
+    """The temperature `T` that calibrates `model`'s probabilities on `validation` (the
+    cross-entropy after scaling, fitted against Platt's smoothed targets: `calibrated_nll`)."""
+    x, t = read_arrays(validation)
+    p = model.predict(x, batch_size=256, verbose=0)
+    return 1.0 / calibrated_nll(p, one_hot_targets(t, p.shape[-1]))[1]
+
+
+def scaled(model, temperature):
+    """`model` followed by `TemperatureScaling(temperature)`, compiled for evaluation (the
+    model as a user who applies the report's temperature would use it)."""
+    inputs = keras.Input(tuple(model.input_shape[1:]))
+    outputs = TemperatureScaling(temperature)(model(inputs))
+    wrapped = keras.Model(inputs, outputs)
+    wrapped.compile(loss=keras.losses.CategoricalCrossentropy(),
+                    metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+    return wrapped
+
+
 class Run:
-    """One retrained model and its figures (test and clean-train metrics, history, time)."""
+    """One trained model (the user's model as built: calibration is its `temperature`) and
+    its figures (test and clean-train metrics, history, time)."""
 
     def __init__(self, name, reg, model, history, metrics, seconds, seed=None):
         self.name = name
@@ -76,23 +98,18 @@ def evaluate(model, data, num_classes):
     return {"loss": loss, "accuracy": float(values["accuracy"])}
 
 
-def retrain(regs, train, validation, test, *, num_classes, epochs, patience, seed=None,
-            build_model=None, input_shape=None, objective="val_data_loss", direction="min",
-            learning_rate=4e-3, steps_per_execution=8, verbose=0, progress=None,
-            calibrate=False):
-    """Trains each `name -> Regularization` of `regs` from scratch under the same protocol.
+def retrain(regs, train, validation, test, *, num_classes, epochs, protocol, seed=None,
+            build_model=None, objective="val_calibrated_loss", verbose=0, progress=None,
+            calibrate=True):
+    """Trains each `name -> Regularization` of `regs` from scratch under `protocol`.
 
-    Same data, epochs, early stopping on `objective` (best weights restored), seed and
-    optimizer for every entry, so the references and the best searched values are compared on
-    equal terms. The gap is test minus training (accuracy and loss), on the clean (unmixed)
-    training data. With `calibrate`, each model is followed by the temperature scaling that
-    fits the validation split best (`keras_reg.tuning.calibration.calibrate`) before it is
-    measured; `metrics["temperature"]` holds it.
+    Same data, protocol, seed and epochs for every entry (`keras_reg.tuning.train`, the path
+    of the search's trials), so references and best values are compared on equal terms. The
+    gap is test minus training on the clean training data. With `calibrate`, each model is
+    measured after the temperature scaling fitted on validation (`metrics["temperature"]`).
 
-    `train`, `validation` and `test` are datasets or functions returning one. Pass functions
-    that build the datasets anew (e.g. `lambda: load(...)`) for an identical data order in
-    every run: a dataset shuffled with a seed gives each new iteration the next order of its
-    sequence, so a dataset object shared by the runs gives each run other epochs.
+    `train`, `validation` and `test` are datasets or functions returning one (new datasets per
+    run give every run the same data order).
 
     Returns:
         A dict `name -> Run`.
@@ -103,26 +120,16 @@ def retrain(regs, train, validation, test, *, num_classes, epochs, patience, see
         if seed is not None:  # tf.data's seeded shuffle also depends on the global seed
             keras.utils.set_random_seed(seed)
         model, history = train_model(
-            reg, _fresh(train), _fresh(validation), build_model=build_model,
-            input_shape=input_shape, num_classes=num_classes, epochs=epochs, patience=patience,
-            objective=objective, direction=direction, seed=seed, learning_rate=learning_rate,
-            steps_per_execution=steps_per_execution, verbose=verbose,
-        )
+            reg, _fresh(train), _fresh(validation), protocol=protocol, build_model=build_model,
+            epochs=epochs, objective=objective, seed=seed, num_classes=num_classes,
+            verbose=verbose)
         seconds = time.perf_counter() - start
-        model, scaling = _calibrated(model, _fresh(validation), calibrate)
-        metrics = dict(measure(model, train, test, num_classes), **scaling)
-        runs[name] = Run(name, reg, model, history, metrics, seconds, seed=seed)
+        runs[name] = Run(name, reg, model, history,
+                         measure(model, train, test, num_classes, validation, calibrate),
+                         seconds, seed=seed)
         if progress is not None:
             progress(runs[name])
     return runs
-
-
-def _calibrated(model, validation, calibrate):
-    """`(model, {"temperature": T})` calibrated on `validation` when asked, else `(model, {})`."""
-    if not calibrate:
-        return model, {}
-    model, temperature = calibrate_model(model, validation)
-    return model, {"temperature": temperature}
 
 
 def _fresh(data):
@@ -316,11 +323,16 @@ class TrialHistory:
         self.epoch = list(range(max((len(v) for v in self.history.values()), default=0)))
 
 
-def measure(model, train, test, num_classes):
-    """The figures of a `Run`: test and clean-train accuracy and data loss, and their gaps."""
+def measure(model, train, test, num_classes, validation=None, calibrate=True):
+    """The figures of a `Run`: test and clean-train accuracy and data loss, and their gaps;
+    with `calibrate`, after the temperature scaling fitted on `validation`."""
+    extra = {}
+    if calibrate and validation is not None:
+        extra["temperature"] = fit_temperature(model, _fresh(validation))
+        model = scaled(model, extra["temperature"])
     test_m = evaluate(model, _fresh(test), num_classes)
     train_m = evaluate(model, _fresh(train), num_classes)
-    return {
+    return {**extra,
         "test_accuracy": test_m["accuracy"], "test_loss": test_m["loss"],
         "test_error": 1.0 - test_m["accuracy"],
         "train_accuracy": train_m["accuracy"], "train_loss": train_m["loss"],
@@ -336,15 +348,12 @@ def reference_trials(result, names):
     rounds): the comparison then needs retraining (`compare`). A reference without a completed
     trial (outside the searched space) is left out: `from_trials` trains it.
     """
-    tuner = result.tuner
-    if tuner is None or getattr(tuner, "kind", None) == "hyperband":
-        return None
     refs = result.references
     return {**{name: refs[name] for name in names if name in refs}, "best": result.best_trial}
 
 
 def from_trials(result, chosen, data, *, num_classes, seed, regs=None, progress=None,
-                calibrate=False, **protocol):
+                calibrate=True, **protocol):
     """The comparison of a single seed read from the search's own trials.
 
     Under the Bayesian and random tuners every trial trains a configuration from scratch under
@@ -380,11 +389,9 @@ def from_trials(result, chosen, data, *, num_classes, seed, regs=None, progress=
         if name == "best" and same:
             continue
         model = tuner.load_model(tuner.oracle.get_trial(record.trial_id))
-        model, scaling = _calibrated(model, validation, calibrate)
-        metrics = dict(measure(model, train, test, num_classes), **scaling)
-        run = Run(name, record.regularization, model,
-                  TrialHistory(tuner.trial_curves(record.trial_id)), metrics, record.seconds,
-                  seed=seed)
+        metrics = measure(model, train, test, num_classes, validation, calibrate)
+        run = Run(name, record.regularization, model, TrialHistory(record.history), metrics,
+                  record.seconds, seed=seed)
         runs[name] = [run]
         if progress is not None:
             progress(run)
@@ -425,12 +432,15 @@ def validation_advantage(comparison, validation, num_classes):
     """
     if comparison.same_as or not comparison.references:
         return None
-    x, t = read_batches(validation)  # one pass: every model predicts the same order
+    x, t = read_arrays(validation)  # one pass: every model predicts the same order
     t = one_hot_targets(t, num_classes)
 
     def losses(name):
-        p = np.asarray(comparison.runs[name][0].model.predict(x, batch_size=256, verbose=0),
-                       np.float64)
+        run = comparison.runs[name][0]
+        model = run.model
+        if "temperature" in run.metrics:
+            model = scaled(model, run.metrics["temperature"])
+        p = np.asarray(model.predict(x, batch_size=256, verbose=0), np.float64)
         return -(t * np.log(np.clip(p, 1e-12, 1.0))).sum(axis=1)
 
     best = losses("best")
@@ -567,7 +577,8 @@ class Report:
             "not counted); the gap is test minus training, on the clean training data. "
             + ("Each model is followed by the temperature scaling fitted on the validation "
                "split (column `temperature`; the accuracy does not change, the losses are "
-               "those of the scaled predictions, as delivered in `best_model.keras`). "
+               "those of the scaled predictions; `best_model.keras` is the model as built, its "
+               "temperature is in `summary.json`). "
                if c.calibrated else "") +
             "References: " + "; ".join(f"`{n}` = {REFERENCE_MEANING.get(n, n)}"
                                        for n in c.runs) + ".", "",
@@ -594,9 +605,10 @@ class Report:
                      + (f" in {fmt(self.timings['search'])} s" if "search" in self.timings
                         else "") + ".", "",
                      markdown_table(*trials_rows(r)), ""]
-            skipped = getattr(r, "skipped_references", None) or {}
-            text += [f"Reference `{name}` was not run as a trial: {why}."
-                     for name, why in skipped.items()] + ([""] if skipped else [])
+            outside = [n for n in c.references if n not in r.references]
+            text += [f"`{n}` lies outside the searched space, so it was trained beside the "
+                     "search, under the same protocol." for n in outside]
+            text += [f"Note: {line}." for line in r.notes] + [""]
         text += ["## Files", ""] + [f"- `{p}`" for p in files]
         return "\n".join(text) + "\n"
 
@@ -636,7 +648,7 @@ def plot_curves(runs, path, metric="loss"):
             ax.plot(epochs, h[f"val_{metric}"], color=color, label=f"{run.name}: validation")
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
-    if metric == "loss":
+    if "loss" in metric:
         ax.set_yscale("log")
     ax.set_title(f"{metric}: train vs validation, references and best")
     ax.grid(alpha=0.3)
