@@ -15,11 +15,13 @@ The *data-side* values (`reg.augment`, `reg.input_noise`, `reg.flip`, `reg.mixup
 `reg.cutmix_alpha`, `reg.label_smoothing`) are applied by the search's training pipeline: a
 builder does not read them.
 
-The search calls `build_model(reg)` with `reg` only, so the image shape and the number of
-classes are the defaults below (the embedded 8x8 digits); change `INPUT_SHAPE` and
-`NUM_CLASSES` for your data:
+`build_model` also declares parameters named `input_shape` and `num_classes`, so the search
+passes the data's image shape and number of classes there: the same file serves the digits and
+your `--data` (any image size, any number of classes) unchanged. `INPUT_SHAPE` and
+`NUM_CLASSES` (the embedded 8x8 digits) are only the defaults of a call with `reg` alone:
 
     keras-reg search --model examples/custom_model.py:build_model --max-trials 4 --epochs 10
+    keras-reg search --data my_images/ --model examples/custom_model.py:build_model
 
 It also runs on its own, training one model with the values given on the command line, on the
 digits or on your data (`--data` a folder of class sub-folders or a `.npz`):

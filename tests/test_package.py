@@ -4,6 +4,7 @@ a fresh interpreter), and setup.py declares what keras_reg imports and the versi
 import ast
 import importlib
 import importlib.metadata
+import importlib.util
 import json
 import os
 import pathlib
@@ -202,8 +203,48 @@ def test_versions_are_pinned_to_the_tested_minor_releases():
     assert "jax" in {_normal(r.name) for r in extras["jax"]}
 
 
+_LAZY = textwrap.dedent("""
+    import json, sys
+    import keras_reg
+    found = {"version": keras_reg.__version__,
+             "keras before": "keras" in sys.modules or "tensorflow" in sys.modules}
+    if sys.argv[1] == "attribute":
+        from keras_reg import layers
+        found["layers"] = layers.DropPath.__module__
+    else:
+        import keras  # after keras_reg: keras_reg registers its classes as Keras is imported
+    import keras
+    registered = keras.saving.get_custom_objects()
+    found["registered"] = sorted(name for name in ("keras_reg>DropPath", "keras_reg>GroupNorm",
+                                                  "keras_reg>CalibratedCrossEntropy")
+                                 if name in registered)
+    print(json.dumps(found))
+""")
+
+
+@pytest.mark.slow  # fresh interpreters importing TensorFlow: ~20 s
+@pytest.mark.parametrize("first_use", ["attribute", "import keras"])
+def test_import_keras_reg_is_lazy_and_registers_when_keras_comes(first_use):
+    """`import keras_reg` imports no Keras; its first sub-package attribute, or Keras imported
+    afterwards, registers every class, with TensorFlow's start-up lines off standard error."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TF_CPP_MIN_LOG_LEVEL", "KERAS_REG_TF_STARTUP_LOGS")}
+    done = subprocess.run([sys.executable, "-c", _LAZY, first_use], capture_output=True,
+                          text=True, cwd=ROOT, env=dict(env, PYTHONPATH=str(ROOT)), timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["version"] == keras_reg.__version__ and not found["keras before"]
+    assert found["registered"] == ["keras_reg>CalibratedCrossEntropy", "keras_reg>DropPath",
+                                   "keras_reg>GroupNorm"]
+    if first_use == "attribute":
+        assert found["layers"].startswith("keras_reg.layers.")
+    assert done.stderr == ""
+
+
 def test_sub_packages_are_attributes_after_import():
     names = ["layers", "data", "regularizers", "callbacks", "blocks", "tuning", "distribute"]
+    if importlib.util.find_spec("keras_reg.metrics") is not None:
+        names.append("metrics")
     for module in names:
         assert getattr(keras_reg, module) is sys.modules[f"keras_reg.{module}"]
     assert set(names) <= set(dir(keras_reg))

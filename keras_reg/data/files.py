@@ -166,8 +166,9 @@ def _labels(source, split, labels, count):
 
 
 def _assemble(source, name, given, image_size, train_size, validation_fraction,
-              test_fraction, seed, class_names=None, origin="the file's"):
-    """Validates the given splits, makes the missing hold-outs, returns an `ImageData`."""
+              test_fraction, seed, class_names=None, origin="the file's", notes=()):
+    """Validates the given splits, makes the missing hold-outs, returns an `ImageData`
+    (`notes`: sentences added to its description)."""
     arrays = {}
     for split, (x, y) in given.items():
         x, y = np.asarray(x), np.asarray(y)
@@ -226,7 +227,7 @@ def _assemble(source, name, given, image_size, train_size, validation_fraction,
     info = DatasetInfo(
         name=name, num_classes=num_classes, image_shape=tuple(int(d) for d in shapes["train"]),
         num_examples={split: len(arrays[split][1]) for split in _SPLITS},
-        class_names=tuple(class_names), description="; ".join(descriptions),
+        class_names=tuple(class_names), description="; ".join([*descriptions, *notes]),
     )
     return ImageData({split: arrays[split] for split in _SPLITS}, info, seed)
 
@@ -316,8 +317,15 @@ def _read_npz(path, image_size, train_size, validation_fraction, test_fraction, 
                      test_fraction, seed)
 
 
+def _skipped_note(skipped, shown=3):
+    """One line naming the non-image files skipped: "skipped 2 non-image files (a.txt, b.csv)"."""
+    names = ", ".join(str(p) for p in skipped[:shown]) + (", ..." if len(skipped) > shown else "")
+    return f"skipped {len(skipped)} non-image file{'s' if len(skipped) > 1 else ''} ({names})"
+
+
 def _scan_folder(path, image_size):
-    """Checks a folder of class sub-folders; returns (class names, color mode, image size)."""
+    """Checks a folder of class sub-folders; returns (class names, color mode, image size,
+    the non-image files skipped as paths relative to `path`)."""
     from PIL import Image, UnidentifiedImageError
 
     source = str(path)
@@ -332,7 +340,7 @@ def _scan_folder(path, image_size):
     if len(classes) < 2:
         raise _bad(source, f"a single class folder ({classes[0]}); a classifier needs at least "
                            "two")
-    sizes, modes = {}, set()
+    sizes, modes, skipped = {}, set(), []
     for name in classes:
         count = 0
         for root, dirs, files in os.walk(path / name):
@@ -342,8 +350,8 @@ def _scan_folder(path, image_size):
                     continue
                 file_path = pathlib.Path(root) / file
                 if file_path.suffix.lower() not in IMAGE_SUFFIXES:
-                    raise _bad(source, f"{file_path} is not an image file; a class folder may "
-                                       f"hold only {', '.join(IMAGE_SUFFIXES)} files")
+                    skipped.append(file_path.relative_to(path))  # as Keras skips them
+                    continue
                 try:
                     with Image.open(file_path) as image:
                         size, mode = (image.height, image.width), image.mode
@@ -354,18 +362,19 @@ def _scan_folder(path, image_size):
                 modes.add(mode)
                 count += 1
         if count == 0:
-            raise _bad(source, f"the class folder {name!r} holds no image")
+            raise _bad(source, f"the class folder {name!r} holds no image (images are "
+                               f"{', '.join(IMAGE_SUFFIXES)} files)")
     if len(sizes) > 1 and image_size is None:
         (a, path_a), (b, path_b) = list(sizes.items())[:2]
         raise _bad(source, f"images of different sizes ({path_a.name}: {a[0]}x{a[1]}, "
                            f"{path_b.name}: {b[0]}x{b[1]}); pass image_size=(height, width) "
                            "(--image-size H W) to resize them")
     color_mode = "grayscale" if modes <= set(_GRAYSCALE_MODES) else "rgb"
-    return classes, color_mode, image_size or next(iter(sizes))
+    return classes, color_mode, image_size or next(iter(sizes)), skipped
 
 
 def _read_folder(path, image_size, train_size, validation_fraction, test_fraction, seed):
-    classes, color_mode, size = _scan_folder(path, image_size)
+    classes, color_mode, size, skipped = _scan_folder(path, image_size)
     import keras
 
     # Keras decodes and resizes; shuffle=False keeps its file order (class by class, sorted).
@@ -384,7 +393,7 @@ def _read_folder(path, image_size, train_size, validation_fraction, test_fractio
     # Already scaled to [0, 1]: `_assemble` keeps float pixels as they are.
     return _assemble(str(path), path.name, {"train": (images, labels)}, None, train_size,
                      validation_fraction, test_fraction, seed, class_names=classes,
-                     origin="the folder's")
+                     origin="the folder's", notes=[_skipped_note(skipped)] if skipped else [])
 
 
 def load_files(path, image_size=None, train_size=None, validation_fraction=0.2,
@@ -394,7 +403,8 @@ def load_files(path, image_size=None, train_size=None, validation_fraction=0.2,
     A folder follows `keras.utils.image_dataset_from_directory`'s convention (which decodes
     it): one sub-folder per class, named after it (classes are numbered in sorted order),
     holding `.png`, `.jpg`, `.jpeg`, `.bmp` or `.gif` images (sub-folders inside a class folder
-    are read too; hidden files are skipped). Grayscale or RGB is detected from the files (RGB
+    are read too; hidden files and files of other types are skipped, as Keras skips them, and
+    `info.description` names them). Grayscale or RGB is detected from the files (RGB
     if any image has colour). Without `image_size` every image must have the same size.
 
     A `.npz` holds `x_train`, `y_train` and optionally `x_val`, `y_val` and `x_test`, `y_test`

@@ -1,5 +1,7 @@
 """load_files / from_arrays: class folders and .npz files, hold-outs, reloads, clear errors."""
 
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -223,9 +225,9 @@ def _folder_case(root, case):
             _png(root / "a" / f"{i}.png")
     elif case == "loose images":
         _png(root / "x.png")
-    elif case == "text file":
-        for c in "ab":
-            _png(root / c / "0.png")
+    elif case == "only a text file":
+        _png(root / "a" / "0.png")
+        (root / "b").mkdir()
         (root / "b" / "notes.txt").write_text("hello")
     elif case == "corrupt image":
         for c in "ab":
@@ -242,7 +244,7 @@ def _folder_case(root, case):
     ("empty", "the folder is empty"),
     ("one class", "single class folder"),
     ("loose images", "directly in the folder"),
-    ("text file", "notes.txt is not an image file"),
+    ("only a text file", "'b' holds no image"),
     ("corrupt image", "broken.png is not a readable image"),
     ("empty class", "'b' holds no image"),
 ])
@@ -262,6 +264,23 @@ def test_hidden_files_are_skipped(tmp_path):
     (root / ".cache").mkdir()
     data = load_files(root)
     assert data.info.class_names == ("a", "b") and sum(data.info.num_examples.values()) == 10
+
+
+def test_non_image_files_are_skipped_and_named_in_one_line(tmp_path):
+    """As `keras.utils.image_dataset_from_directory` does: a stray file is not an error."""
+    root = tmp_path / "data"
+    for c in "ab":
+        for i in range(5):
+            _png(root / c / f"{i}.png")
+    (root / "b" / "notes.txt").write_text("hello")
+    (root / "a" / "labels.csv").write_text("0,1")
+    data = load_files(root)
+    assert sum(data.info.num_examples.values()) == 10
+    description = data.info.description
+    assert "\n" not in description
+    assert "skipped 2 non-image files" in description
+    assert os.path.join("a", "labels.csv") in description
+    assert os.path.join("b", "notes.txt") in description
 
 
 def test_other_file_types_are_rejected(tmp_path):
