@@ -128,12 +128,18 @@ def build_parser():
     data.add_argument("--dataset", default=DEFAULTS["dataset"],
                       help="'digits' (embedded, no download) or a TensorFlow Datasets name")
     data.add_argument("--data", metavar="PATH", default=None, type=_existing("--data"),
-                      help="your own images: a folder of class sub-folders or an .npz with "
-                           "x_train, y_train (optionally x_val, y_val, x_test, y_test)")
+                      help="your own data: a folder of class sub-folders of images, or an "
+                           ".npz with x_train, y_train (optionally x_val, y_val, x_test, "
+                           "y_test): images, feature vectors (N, features) or, with "
+                           "--sequences, sequences")
     s.add_argument("--data-dir", metavar="DIR", default=None,
                    help="TensorFlow Datasets data directory for --dataset (default: TFDS's, "
                         "~/tensorflow_datasets or $TFDS_DATA_DIR): where it is downloaded, or "
                         "a folder where TFDS already prepared it, for machines offline")
+    s.add_argument("--sequences", action="store_true",
+                   help="read the rank-3 arrays of an --data .npz as sequences (N, steps, "
+                        "channels) for a 1-D model, not as grayscale images (N, height, width); "
+                        "rank-2 arrays are always feature vectors (N, features)")
     s.add_argument("--image-size", nargs=2, type=_positive("--image-size"), metavar=("H", "W"),
                    default=None, help="resize --data images to H x W")
     s.add_argument("--model", metavar="MODULE:FUNCTION", default=None,

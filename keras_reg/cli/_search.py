@@ -51,7 +51,8 @@ def load_data(args):
 
         try:
             files = load_files(args.data, image_size=args.image_size,
-                               train_size=args.train_size, seed=args.seed)
+                               train_size=args.train_size, seed=args.seed,
+                               sequences=args.sequences)
         except (ValueError, TypeError, OSError) as e:
             raise UserError(f"--data: {_first_line(e)}") from None
         info = files.info
@@ -140,7 +141,7 @@ def load_builder(spec, reg, info):
     try:
         output = tuple(model.compute_output_shape((None, *info.image_shape)))
     except Exception as e:
-        raise UserError(f"--model {spec!r}: the model does not take images of shape "
+        raise UserError(f"--model {spec!r}: the model does not take inputs of shape "
                         f"{tuple(info.image_shape)}: {_first_line(e)}") from None
     if output[-1:] != (info.num_classes,):
         raise UserError(f"--model {spec!r}: the model's output has shape {output}, expected "
@@ -173,7 +174,7 @@ def settings(args):
     return {
         "data": os.path.abspath(args.data) if args.data else None,
         "dataset": None if args.data else args.dataset, "image_size": args.image_size,
-        "model_spec": args.model, "train_size": args.train_size,
+        "model_spec": args.model, "train_size": args.train_size, "sequences": args.sequences,
         "batch_size": args.batch_size,
         # The tuner learns the epochs only when its search starts; given here too, a rerun
         # with other --epochs and another --tuner names both in one line.

@@ -123,6 +123,22 @@ def _stratified_take(labels, count, rng):
     return np.setdiff1d(np.arange(len(labels)), taken), taken
 
 
+def _inputs(source, split, x, image_size, sequences):
+    """Checks one split's inputs: feature vectors `(N, features)` and, with `sequences`,
+    sequences `(N, steps, channels)` as float32; else images (`_images`)."""
+    if x.ndim == 2 or (sequences and x.ndim == 3):
+        if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+            raise _bad(source, f"x_{split} has dtype {x.dtype}; expected numbers")
+        x = x.astype(np.float32)
+        if not np.all(np.isfinite(x)):
+            raise _bad(source, f"x_{split} contains NaN or infinite values")
+        return x
+    if sequences:
+        raise _bad(source, f"x_{split} has shape {x.shape}; expected sequences as "
+                           "(N, steps, channels) or feature vectors as (N, features)")
+    return _images(source, split, x, image_size)
+
+
 def _images(source, split, images, image_size):
     """Checks one split's images and returns them as float32 NHWC (uint8 / 255)."""
     if images.ndim == 3:
@@ -166,13 +182,14 @@ def _labels(source, split, labels, count):
 
 
 def _assemble(source, name, given, image_size, train_size, validation_fraction,
-              test_fraction, seed, class_names=None, origin="the file's", notes=()):
+              test_fraction, seed, class_names=None, origin="the file's", notes=(),
+              sequences=False):
     """Validates the given splits, makes the missing hold-outs, returns an `ImageData`
     (`notes`: sentences added to its description)."""
     arrays = {}
     for split, (x, y) in given.items():
         x, y = np.asarray(x), np.asarray(y)
-        images = _images(source, split, x, image_size)
+        images = _inputs(source, split, x, image_size, sequences)
         if len(images) == 0:
             raise _bad(source, f"x_{split} is empty")
         arrays[split] = (images, _labels(source, split, y, len(images)))
@@ -293,7 +310,8 @@ def from_arrays(x_train, y_train, x_val=None, y_val=None, x_test=None, y_test=No
                      validation_fraction, test_fraction, seed, origin="the arrays'")
 
 
-def _read_npz(path, image_size, train_size, validation_fraction, test_fraction, seed):
+def _read_npz(path, image_size, train_size, validation_fraction, test_fraction, seed,
+              sequences=False):
     source = str(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -314,7 +332,7 @@ def _read_npz(path, image_size, train_size, validation_fraction, test_fraction, 
         if pair:
             given[split] = (contents[f"x_{key}"], contents[f"y_{key}"])
     return _assemble(source, path.stem, given, image_size, train_size, validation_fraction,
-                     test_fraction, seed)
+                     test_fraction, seed, sequences=sequences)
 
 
 def _skipped_note(skipped, shown=3):
@@ -397,8 +415,8 @@ def _read_folder(path, image_size, train_size, validation_fraction, test_fractio
 
 
 def load_files(path, image_size=None, train_size=None, validation_fraction=0.2,
-               test_fraction=0.2, seed=0):
-    """Reads your own images: a folder of class sub-folders or a `.npz` file.
+               test_fraction=0.2, seed=0, sequences=False):
+    """Reads your own data: a folder of class sub-folders of images, or a `.npz` file.
 
     A folder follows `keras.utils.image_dataset_from_directory`'s convention (which decodes
     it): one sub-folder per class, named after it (classes are numbered in sorted order),
@@ -408,7 +426,10 @@ def load_files(path, image_size=None, train_size=None, validation_fraction=0.2,
     if any image has colour). Without `image_size` every image must have the same size.
 
     A `.npz` holds `x_train`, `y_train` and optionally `x_val`, `y_val` and `x_test`, `y_test`
-    (as written by `np.savez(path, x_train=..., ...)`): see `from_arrays` for the arrays.
+    (as written by `np.savez(path, x_train=..., ...)`): see `from_arrays` for image arrays.
+    Arrays of rank 2 are feature vectors `(N, features)`; arrays of rank 3 are grayscale images
+    `(N, height, width)` unless `sequences` is True: then they are sequences `(N, steps,
+    channels)`. Feature vectors and sequences are used as given (float32).
 
     Validation and test splits the data does not give are stratified, seeded hold-outs of the
     training data (`test_fraction` first, then `validation_fraction`, both of the training
@@ -421,6 +442,7 @@ def load_files(path, image_size=None, train_size=None, validation_fraction=0.2,
         train_size: None or int >= 2: train on a stratified subset of that many examples.
         validation_fraction, test_fraction: floats in (0, 1) with a sum below 1.
         seed: int >= 0, the seed of the hold-outs, the subset and the training shuffle.
+        sequences: read rank-3 arrays of a `.npz` as sequences, not grayscale images.
 
     Returns:
         An `ImageData`: `.info` and `.datasets(batch_size)` -> `(train, validation, test)`.
@@ -448,4 +470,5 @@ def load_files(path, image_size=None, train_size=None, validation_fraction=0.2,
                             seed)
     if path.suffix.lower() != ".npz":
         raise _bad(str(path), "expected a folder of class sub-folders or a .npz file")
-    return _read_npz(path, image_size, train_size, validation_fraction, test_fraction, seed)
+    return _read_npz(path, image_size, train_size, validation_fraction, test_fraction, seed,
+                     sequences=bool(sequences))
