@@ -1,5 +1,5 @@
 """Regularization layers: dropout, drop path, DropBlock, stochastic depth, group norm, weight
-noise.
+noise; and temperature scaling, the calibration of a classifier's output.
 
 Every layer is serializable under the `keras_reg` package name, works in Sequential and
 Functional models, under `jit_compile=True`, `tf.distribute` and mixed precision, and is the
@@ -12,6 +12,7 @@ from keras_reg.layers.drop_block import DropBlock, drop_block
 from keras_reg.layers.stochastic_depth import StochasticDepth
 from keras_reg.layers.group_norm import GroupNorm, group_norm
 from keras_reg.layers.weight_noise import WeightNoise
+from keras_reg.layers.temperature_scaling import TemperatureScaling, temperature_scaling
 
 __all__ = [
     "InvertedDropout",
@@ -25,4 +26,6 @@ __all__ = [
     "GroupNorm",
     "group_norm",
     "WeightNoise",
+    "TemperatureScaling",
+    "temperature_scaling",
 ]
