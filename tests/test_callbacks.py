@@ -564,13 +564,29 @@ def test_all_callbacks_deepcopy_after_use_without_copying_the_model():
     copies = copy.deepcopy(cbs)
     for original, clone in zip(cbs, copies):
         assert type(clone) is type(original)
-        assert clone._model is None
+        assert clone.model is None  # the public property: detached, nothing of it copied
+        assert original.model is model  # the original stays attached
+        assert all(value is not model for value in vars(clone).values())
     assert copies[3].transform is mix
     # A copy works on a fresh model.
     fresh = _decay_model()
     fresh.compile(keras.optimizers.SGD(0.1), "mse")
     h = fresh.fit(np.zeros((4, 3)), np.ones((4, 4)), verbose=0, callbacks=[copies[5], copies[0]])
     assert h.history["weight_decay"] == [0.1] and "reg_loss" in h.history
+
+
+def test_deepcopy_shares_an_explicit_target_even_when_it_is_the_fitted_model():
+    model = _decay_model()
+    scheduler = callbacks.StrengthScheduler(lambda e, s: s, model=model)
+    scheduler.set_model(model)
+    clone = copy.deepcopy(scheduler)
+    assert clone.target is model and clone.model is None
+    assert scheduler.model is model
+
+
+def test_deepcopy_of_a_callback_never_attached():
+    clone = copy.deepcopy(callbacks.GeneralizationGap(patience=1))
+    assert clone.model is None and clone.patience == 1
 
 
 @pytest.mark.slow

@@ -11,9 +11,12 @@ import keras
 class CopyableCallback(keras.callbacks.Callback):
     """Deep-copyable callback base (KerasTuner deep-copies the callbacks of every trial).
 
-    The copy never copies the model it was attached to (`_model`) nor the run-time state
-    listed in `_RUNTIME`; objects listed in `_SHARED` (a tf.data transform, explicit layers, a
-    dataset) are shared, because the copy must act on the very objects the user's pipeline holds.
+    The copy never copies the model it was attached to (`self.model`, found by identity, so
+    no private attribute of `keras.callbacks.Callback` is read) nor the run-time state listed
+    in `_RUNTIME`; objects listed in `_SHARED` (a tf.data transform, explicit layers, a
+    dataset, an explicit target model) are shared, because the copy must act on the very
+    objects the user's pipeline holds. The copy is then detached with the public
+    `Callback.set_model(None)`.
     """
 
     _SHARED = ()
@@ -22,12 +25,17 @@ class CopyableCallback(keras.callbacks.Callback):
     def __deepcopy__(self, memo):
         new = self.__class__.__new__(self.__class__)
         memo[id(self)] = new
+        model = self.model
         for key, value in self.__dict__.items():
-            if key == "_model" or key in self._RUNTIME:
+            if key in self._SHARED:
+                pass
+            elif key in self._RUNTIME or (model is not None and value is model):
                 value = None
-            elif key not in self._SHARED:
+            else:
                 value = copy.deepcopy(value, memo)
             new.__dict__[key] = value
+        # the base class's own hook: subclasses' `set_model` overrides find layers on a model
+        keras.callbacks.Callback.set_model(new, None)
         return new
 
 
