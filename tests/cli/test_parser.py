@@ -80,8 +80,7 @@ def test_help_documents_defaults_space_syntax_and_model_contract():
                                         ("--tuner", "grid"), ("--selection-margin", "-1"),
                                         ("--selection-margin", "inf"),
                                         ("--selection-margin", "nan"),
-                                        ("--selection-margin", "z"), ("--folds", "1"),
-                                        ("--folds", "three"), ("--space", "dropout"),
+                                        ("--selection-margin", "z"), ("--space", "dropout"),
                                         ("--space", "=0:1"), ("--space", "dropout="),
                                         ("--data", "no_such_folder_xyz")])
 def test_bad_flag_values_exit_2_with_one_line(flag, value, tmp_path):

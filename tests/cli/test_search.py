@@ -4,6 +4,7 @@ import json
 import os
 import pathlib
 import re
+import shlex
 import textwrap
 
 import numpy as np
@@ -51,7 +52,7 @@ def tiny_args(model_file, out, *extra):
 @pytest.fixture(scope="module")
 def tiny_run(model_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "out"
-    code, stdout, stderr = run_main(*tiny_args(model_file, out))
+    code, stdout, stderr = run_main(*tiny_args(model_file, out, "--overwrite"))
     assert code == 0, stderr[-3000:]
     return out, stdout
 
@@ -99,13 +100,24 @@ def test_report_lists_every_file_and_they_exist(tiny_run):
     out, stdout = tiny_run
     report = (out / "report.md").read_text()
     files = re.findall(r"^- `([^`]+)`$", report, flags=re.M)
-    assert {"report.md", "summary.json", "best_model.keras", "curves_loss.png"} <= set(files)
+    assert {"report.md", "summary.json", "best_model.keras", "curves_accuracy.png"} <= set(files)
+    assert any(re.fullmatch(r"curves_\w*loss\.png", name) for name in files), files
     for name in files:
         assert (out / name).exists(), name
     assert "| 1/2 |" in report and "| 2/2 |" in report
     assert "validation" in report and "held out" in report  # what validation / test are
     assert (out / "best_model_savedmodel" / "saved_model.pb").exists()
-    assert (out / "curves_loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "curves_accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_reports_command_reruns_without_overwrite(tiny_run, model_file):
+    """The command shown to rerun (resume) the search: --overwrite would start it over."""
+    out, _ = tiny_run
+    command = re.search(r"^Command: `(.*)`$", (out / "report.md").read_text(), re.M).group(1)
+    summary = json.loads((out / "summary.json").read_text())
+    assert "--overwrite" not in command and summary["command"] == command
+    assert command == "keras-reg " + " ".join(shlex.quote(str(a))
+                                              for a in tiny_args(model_file, out))
 
 
 def test_best_model_loads_after_import_keras_reg(tiny_run):
@@ -122,8 +134,8 @@ def test_rerun_with_the_same_settings_resumes_and_says_so(tiny_run, model_file, 
     def stop(*args, **kwargs):  # the search is what resumes; skip the retraining after it
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("keras_reg.tuning.report.compare", stop)
-    monkeypatch.setattr("keras_reg.tuning.report.from_trials", stop)
+    monkeypatch.setattr("keras_reg.cli.report.compare", stop)
+    monkeypatch.setattr("keras_reg.cli.report.from_trials", stop)
     code, stdout, stderr = run_main(*tiny_args(model_file, out))
     assert code == 130, stderr[-3000:]
     assert "resuming: 2 of 2 trials done" in stdout
@@ -153,36 +165,10 @@ def test_rerun_with_another_tuner_and_epochs_names_both_at_once(tiny_run, model_
     assert_user_error(code, err, "--epochs", "1 → 2", f"--tuner {old_tuner} → {new_tuner}")
 
 
-def test_rerun_with_other_folds_names_the_flag(tiny_run, model_file):
-    out, _ = tiny_run
-    code, _, err = run_main(*tiny_args(model_file, out, "--folds", 3))
-    assert_user_error(code, err, "--folds none → 3")
-
-
-def test_a_crossvalidated_run_reports_on_fold_zeros_split(model_file, tmp_path):
-    out = tmp_path / "out"
-    code, stdout, err = run_main(*tiny_args(model_file, out, "--folds", 2, "--overwrite"))
-    assert code == 0, err[-3000:]
-    summary = json.loads((out / "summary.json").read_text())
-    # The command shown to rerun (resume) it: without --overwrite, which would start over.
-    command = re.search(r"^Command: `(.*)`$", (out / "report.md").read_text(), re.M).group(1)
-    assert command.startswith("keras-reg search --model") and "--folds 2" in command
-    assert "--overwrite" not in command and "--overwrite" not in summary["command"]
-    assert summary["settings"]["folds"] == 2
-    assert "2-fold cross-validation" in summary["data"]
-    trial_dirs = sorted((out / "tuner" / "search").glob("trial_*"))
-    assert trial_dirs and all((d / "checkpoint.fold1.weights.h5").exists() for d in trial_dirs
-                              if (d / "keras_reg_validation_scores.npy").exists())
-    # 40 training + 287 validation digits pooled; split 0 trains on half of them.
-    scores = np.load(trial_dirs[0] / "keras_reg_validation_scores.npy")
-    assert scores.shape == (327,)
-    assert "best" in summary["runs"] and "start" in summary["runs"]
-
-
 @pytest.mark.parametrize("function,words", [
     ("nothing_here", ["has no function", "nothing_here"]),
     ("not_a_function", ["not a function"]),
-    ("returns_a_string", ["returned a str", "keras.Model"]),
+    ("returns_a_string", ["returns_a_string(reg)", "keras.Model"]),
     ("three_classes", ["(None, 10)", "one output per class"]),
     ("raises", ["RuntimeError", "boom"]),
 ])
