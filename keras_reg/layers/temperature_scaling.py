@@ -49,7 +49,7 @@ class TemperatureScaling(keras.layers.Layer):
     Example:
 
     >>> layer = TemperatureScaling(2.0)
-    >>> p = np.array([[0.8, 0.2]], "float32")
+    >>> p = keras.ops.convert_to_tensor([[0.8, 0.2]])
     >>> [round(float(v), 4) for v in keras.ops.convert_to_numpy(layer(p))[0]]
     [0.6667, 0.3333]
 
