@@ -92,3 +92,8 @@ def test_python_blocks_run_in_order(tmp_path, monkeypatch):
                 pytrace=False,
             )
     assert (tmp_path / "preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_readme_test_command_is_what_ci_runs():
+    ci = (README.parent / ".ci" / "run").read_text("utf-8").splitlines()
+    assert TEST_COMMAND.split(" && ")[1] in [line.strip() for line in ci]
