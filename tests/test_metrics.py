@@ -284,6 +284,7 @@ def test_metric_in_a_compiled_model_round_trips(tmp_path):
     before = model.evaluate(x, y, verbose=0, return_dict=True)["calibrated_loss"]  # traced
     exact = calibrated_nll(model.predict(x, verbose=0), y, high=20.0)[0]
     assert before == pytest.approx(exact, abs=1e-4)  # 31 points over [0.05, 20]
+    model.optimizer.build(model.trainable_variables)  # saved built: no loading warning
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     after = loaded.evaluate(x, y, verbose=0, return_dict=True)["calibrated_loss"]
