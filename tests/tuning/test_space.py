@@ -9,7 +9,7 @@ import pytest
 from keras_reg import regularizers
 from keras_reg.data import Augment, MixupCutMix
 from keras_reg.tuning import Regularization, RegularizationSpace
-from keras_reg.tuning.space import NAMES, references
+from keras_reg.tuning.space import NAMES, initial_points, references
 
 
 def test_none_is_the_unregularized_baseline():
@@ -17,7 +17,7 @@ def test_none_is_the_unregularized_baseline():
     assert reg.to_dict() == {"l2": 0.0, "dropout": 0.0, "drop_path": 0.0, "mixup_alpha": 0.0,
                              "cutmix_alpha": 0.0, "label_smoothing": 0.0, "augment": 0.0,
                              "input_noise": 0.0, "norm": None, "flip": None}
-    assert reg.is_none and reg.kernel_regularizer() is None
+    assert reg == Regularization() and reg.kernel_regularizer() is None
     assert reg.transform(10) is None and reg.augmentation() is None
     assert reg.describe() == "none"
 
@@ -103,7 +103,8 @@ def test_default_space_is_valid_and_searches_every_technique():
     assert space.contains(Regularization(l2=1e-2, norm="batch"))
     # every dimension can be off: the normalized, unregularized start lies in the default
     # space, and with the norm searched the unnormalized baseline too
-    assert space.contains(Regularization(norm="batch")) and space.start().is_none is False
+    assert space.contains(Regularization(norm="batch"))
+    assert space.start() != Regularization.none()
     assert not space.contains(Regularization.none())
     assert RegularizationSpace(norm=["batch", "group", None]).contains(Regularization.none())
     assert space.contains(Regularization.recipe())
@@ -310,3 +311,38 @@ def test_edge_warnings_flag_values_at_a_searched_edge():
     assert "--space dropout=0:0.9" in warnings[1]  # below the open bound 1
     assert "--space drop_path=0:0.3" in warnings[2]
     assert "--space mixup_alpha=0:0.8" in warnings[3]
+
+
+def test_inputs_that_are_not_images_turn_the_image_only_values_off():
+    reg = Regularization(l2=1e-4, augment=0.5, cutmix_alpha=0.2, flip="horizontal",
+                         mixup_alpha=0.2, input_noise=0.05, norm="batch")
+    assert reg.for_inputs(True) == reg
+    assert reg.for_inputs(False) == Regularization(l2=1e-4, mixup_alpha=0.2, input_noise=0.05,
+                                                   norm="batch")
+    # the augmentation of a feature vector is its input noise alone
+    aug = reg.augmentation(seed=0, image=False)
+    assert aug.noise_stddev == pytest.approx(0.05)
+    assert (aug.translation, aug.rotation, aug.zoom, aug.flip) == (0.0, 0.0, 0.0, False)
+    assert Regularization(augment=1.0).augmentation(image=False) is None
+    space = RegularizationSpace(flip=["horizontal", None])
+    assert space.for_inputs(True) is space
+    narrowed = space.for_inputs(False).get_config()
+    assert (narrowed["augment"], narrowed["cutmix_alpha"], narrowed["flip"]) == (None,) * 3
+    assert {k: v for k, v in narrowed.items() if k not in ("augment", "cutmix_alpha", "flip")
+            } == {k: v for k, v in space.get_config().items()
+                  if k not in ("augment", "cutmix_alpha", "flip")}
+
+
+def test_starting_points_for_images_and_for_other_inputs():
+    space = RegularizationSpace()
+    points = initial_points(space)
+    assert [label for label, _ in points] == ["start", "recipe", "strong", "smooth",
+                                              "augmented"]
+    # without images: every point loses its augmentation; `augmented` becomes `start` and is
+    # left out, the others keep their other values
+    narrowed = space.for_inputs(False)
+    others = dict(initial_points(narrowed, image=False))
+    assert list(others) == ["start", "recipe", "strong", "smooth"]
+    assert others["recipe"] == Regularization.recipe().for_inputs(False)
+    assert all(narrowed.contains(reg) for reg in others.values())
+    assert initial_points(space, labels=(), with_probes=False) == []
