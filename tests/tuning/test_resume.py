@@ -1,10 +1,11 @@
 """Resume after a real process kill (SIGKILL mid-trial), and bounded retries of crashing trials.
 
 Each search runs in a process of its own (forked by tests/_workers/processes.py), killed or
-crashing for real; the next process resumes from what the last one left in the directory.
+crashing for real; the next process resumes from what the last one left in the directory:
+KerasTuner's trial.json files and oracle state, and the trial's Keras `BackupAndRestore` files
+under `trial_<id>/backup/`.
 """
 
-import glob
 import json
 import os
 import signal
@@ -15,15 +16,16 @@ import pytest
 
 from tests._workers import processes
 
-# Epochs of a "long" trial: a backup is written after each (about 0.2 s of CPU each), and the
-# test kills the process right after the first one, so a trial has 14 epochs of margin.
+# Epochs of a "long" trial: a backup is written after each (well under a second of CPU each),
+# and the test kills the process right after the first one, so a trial has 14 epochs of margin.
 LONG_EPOCHS = 15
 SCRIPT = textwrap.dedent("""
     import os, sys
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     import keras
     from keras_reg.data import load
-    from keras_reg.tuning import RegularizationSpace, SearchError, search
+    from keras_reg.tuning import (RegularizationSpace, SearchError, TrainingProtocol,
+                                  search)
 
     directory, mode = sys.argv[1], sys.argv[2]
     train, val = load("digits", ("train[:96]", "train[80%:]"), batch_size=32)
@@ -41,14 +43,17 @@ SCRIPT = textwrap.dedent("""
         def build(reg):  # the process dies inside every trial, as on an out-of-memory kill
             os._exit(17)
     try:
-        result = search(build, train, val, space=space, tuner="random", max_trials=3,
-                        epochs=LONG_EPOCHS if mode == "long" else 1, patience=None, seed=0,
-                        directory=directory, backup_interval=0, max_attempts=2,
-                        progress=lambda rec, n, total: print("ended", rec.trial_id, flush=True))
+        result = search(build, train, val, space=space, tuner="random",
+                        max_trials=3 if mode == "long" else 2,
+                        epochs=LONG_EPOCHS if mode == "long" else 1, seed=0,
+                        protocol=TrainingProtocol(min_steps_per_epoch=1, patience=None),
+                        directory=directory, references=("start",), probes=False,
+                        progress=lambda record, total: print("ended", record.trial_id,
+                                                             flush=True))
     except SearchError as e:
         print("SearchError:", e, flush=True)
         sys.exit(3)
-    print("done", [(t.trial_id, t.status) for t in result.trials], flush=True)
+    print("done", [(t.trial_id, t.status, t.epochs) for t in result.trials], flush=True)
 """).replace("LONG_EPOCHS", str(LONG_EPOCHS))
 
 
@@ -57,19 +62,35 @@ def _start(script, directory, mode, output):
     return processes.start(script, [directory, mode], env=env, output=output)
 
 
-def _records(directory):
-    out = {}
-    for path in glob.glob(os.path.join(directory, "search", "trial_*", "keras_reg_trial.json")):
-        with open(path) as f:
-            record = json.load(f)
-        out[record["trial_id"]] = record
-    return out
+def _trial_dir(directory, trial_id):
+    return os.path.join(directory, "search", f"trial_{trial_id}")
 
 
-def _attempts(directory, trial_id):
-    path = os.path.join(directory, "search", f"trial_{trial_id}", "keras_reg_attempts.json")
-    with open(path) as f:
-        return json.load(f)["attempts"]
+def _status(directory, trial_id):
+    """The trial's status in KerasTuner's trial.json (None before it exists)."""
+    try:
+        with open(os.path.join(_trial_dir(directory, trial_id), "trial.json")) as f:
+            return json.load(f)["status"]
+    except (OSError, ValueError):
+        return None
+
+
+def _trial(directory, trial_id):
+    """KerasTuner's trial.json and the epochs of the trial's last run (keras_reg.json)."""
+    with open(os.path.join(_trial_dir(directory, trial_id), "trial.json")) as f:
+        trial = json.load(f)
+    with open(os.path.join(_trial_dir(directory, trial_id), "keras_reg.json")) as f:
+        epochs = len(json.load(f)["history"]["loss"])
+    return {"status": trial["status"], "score": trial["score"],
+            "values": trial["hyperparameters"]["values"], "epochs": epochs}
+
+
+def _backed_up(directory, trial_id):
+    """Whether Keras's BackupAndRestore holds an epoch of the trial (it writes the weights,
+    then the metadata naming the epoch)."""
+    backup = os.path.join(_trial_dir(directory, trial_id), "backup")
+    return all(os.path.exists(os.path.join(backup, name))
+               for name in ("latest.weights.h5", "training_metadata.json"))
 
 
 def _kill_when(proc, condition, timeout=240):
@@ -89,28 +110,24 @@ def _kill_when(proc, condition, timeout=240):
         proc.stop()
 
 
-def _backup_exists(directory, trial_id):
-    return os.path.exists(os.path.join(directory, "search", f"trial_{trial_id}", "backup",
-                                       "backup.npz"))
-
-
 @pytest.mark.slow
 def test_killed_search_resumes_without_rerunning_finished_trials(tmp_path):
     script = tmp_path / "search_script.py"
     script.write_text(SCRIPT)
-    directory = tmp_path / "tuner"
+    directory = str(tmp_path / "tuner")
 
     # 1. Kill inside the very first trial, after some epochs were backed up.
     _kill_when(_start(script, directory, "long", tmp_path / "run1.log"),
-               lambda: _backup_exists(directory, "0"))
-    assert _records(directory) == {}
+               lambda: _backed_up(directory, "0"))
+    assert _status(directory, "0") == "RUNNING"
 
     # 2. Resume: trial 0 continues from its backup; kill inside trial 1.
     _kill_when(_start(script, directory, "long", tmp_path / "run2.log"),
-               lambda: "0" in _records(directory) and _backup_exists(directory, "1"))
-    first = _records(directory)["0"]
-    assert first["status"] == "COMPLETED"
-    assert first["epochs"] < LONG_EPOCHS  # resumed from its last backup, not from epoch 0
+               lambda: _status(directory, "0") == "COMPLETED" and _backed_up(directory, "1"))
+    first = _trial(directory, "0")
+    assert 0 < first["epochs"] < LONG_EPOCHS  # resumed from its last backup, not from epoch 0
+    assert not os.path.exists(os.path.join(_trial_dir(directory, "0"), "backup",
+                                           "training_metadata.json"))  # removed at its end
 
     # 3. Resume to the end.
     proc = _start(script, directory, "long", tmp_path / "run3.log")
@@ -122,22 +139,26 @@ def test_killed_search_resumes_without_rerunning_finished_trials(tmp_path):
     assert proc.returncode == 0, out[-3000:]
     ended = [line.split()[1] for line in out.splitlines() if line.startswith("ended")]
     assert ended == ["1", "2"]  # trial 0 was not run again
-    records = _records(directory)
-    assert records["0"] == first  # kept as it was, values and objective
-    assert records["1"]["epochs"] < LONG_EPOCHS and records["1"]["status"] == "COMPLETED"
-    assert records["2"]["epochs"] == LONG_EPOCHS
-    assert [_attempts(directory, t) for t in "012"] == [2, 2, 1]
-    assert "done [('0', 'COMPLETED'), ('1', 'COMPLETED'), ('2', 'COMPLETED')]" in out
+    assert _trial(directory, "0") == first  # kept as it was, values and objective
+    second, third = _trial(directory, "1"), _trial(directory, "2")
+    assert 0 < second["epochs"] < LONG_EPOCHS and second["status"] == "COMPLETED"
+    assert third["epochs"] == LONG_EPOCHS and third["status"] == "COMPLETED"
+    assert (f"done [('0', 'COMPLETED', {first['epochs']}), "
+            f"('1', 'COMPLETED', {second['epochs']}), "
+            f"('2', 'COMPLETED', {LONG_EPOCHS})]") in out
 
 
 @pytest.mark.slow
 def test_a_trial_that_always_kills_the_process_is_given_up(tmp_path):
+    # 2 trials, each killing its process: each is started 3 times, then failed when the next
+    # process opens the search, which moves on to the next trial; 6 killed runs, then one
+    # that fails the last trial and ends with SearchError
     script = tmp_path / "search_script.py"
     script.write_text(SCRIPT)
-    directory = tmp_path / "tuner"
+    directory = str(tmp_path / "tuner")
     codes = []
     out = ""
-    for run in range(8):  # bounded: the search must give the trials up well before this
+    for run in range(10):  # bounded: the search must give the trials up well before this
         proc = _start(script, directory, "crash", tmp_path / f"run{run}.log")
         try:
             proc.wait(timeout=240)
@@ -147,9 +168,7 @@ def test_a_trial_that_always_kills_the_process_is_given_up(tmp_path):
         codes.append(proc.returncode)
         if proc.returncode != 17:
             break
-    # each trial may be started max_attempts=2 times; then it is FAILED, never retried again
-    assert codes[-1] == 3, (codes, out[-2000:])
-    assert "No trial completed" in out and "started 2 times" in out
-    assert len(codes) <= 7
-    records = _records(directory)
-    assert records and all(r["status"] == "FAILED" for r in records.values())
+    assert codes == [17] * 6 + [3], (codes, out[-2000:])
+    assert "No trial completed" in out
+    assert "trial 1 was started 3 times and never ended" in out
+    assert [_status(directory, t) for t in "01"] == ["FAILED", "FAILED"]
