@@ -92,7 +92,7 @@ def _public_names():
     import keras_reg
 
     names = {}
-    for package in keras_reg._SUBPACKAGES:
+    for package in sorted(set(keras_reg.__all__) - {"__version__"}):
         module = getattr(keras_reg, package)
         for name in getattr(module, "__all__", ()):
             value = getattr(module, name)
