@@ -2,7 +2,8 @@
 
 `RegularizationLogger` splits the loss into the data loss and the penalty, `GeneralizationGap`
 logs validation minus training loss and accuracy and can stop on a growing gap,
-`PreciseBatchNorm` gives BatchNormalization exact population statistics before evaluation, and
+`PreciseBatchNorm` gives BatchNormalization exact population statistics before evaluation,
+`HopelessTrialStopping` stops a run worse than the median of earlier runs (searches), and
 the schedulers change rates, strengths, mixing and weight decay during training:
 `RateScheduler`, `MixupScheduler`, `StrengthScheduler`, `WeightDecayScheduler`.
 
@@ -17,6 +18,7 @@ the run state.
 """
 
 from keras_reg.callbacks.generalization_gap import GeneralizationGap
+from keras_reg.callbacks.median_stopping import HopelessTrialStopping
 from keras_reg.callbacks.mixup_scheduler import MixupScheduler
 from keras_reg.callbacks.precise_batch_norm import PreciseBatchNorm
 from keras_reg.callbacks.rate_scheduler import RateScheduler
@@ -27,6 +29,7 @@ from keras_reg.callbacks.weight_decay_scheduler import WeightDecayScheduler
 __all__ = [
     "RegularizationLogger",
     "GeneralizationGap",
+    "HopelessTrialStopping",
     "PreciseBatchNorm",
     "RateScheduler",
     "MixupScheduler",

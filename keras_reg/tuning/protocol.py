@@ -1,13 +1,11 @@
 """`TrainingProtocol`: how every trial and every retraining of a search is trained."""
 
-import math
-
 import keras
 import numpy as np
 
 from keras_reg._validation import check_choice, check_float, check_int
+from keras_reg.callbacks import HopelessTrialStopping, PreciseBatchNorm, RegularizationLogger
 from keras_reg.metrics import CalibratedCrossEntropy
-from keras_reg.regularizers import penalty
 from keras_reg.tuning import _data
 
 # The fewest optimizer steps of an epoch: 1,000 images at batch 32, the data size the protocol
@@ -133,7 +131,10 @@ class TrainingProtocol:
         model.compile(optimizer=optimizer, loss=loss,
                       metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
                                CalibratedCrossEntropy()],
-                      steps_per_execution=self.steps_per_execution)
+                      steps_per_execution=self.steps_per_execution,
+                      # XLA compiles each trial's new model: on a CPU that costs more than a
+                      # small model's epochs gain (BENCHMARKS.md, search profile)
+                      jit_compile=False)
         if model.built and not model.optimizer.built:
             # built now, so that a checkpoint's optimizer state loads into it
             model.optimizer.build(model.trainable_variables)
@@ -166,10 +167,8 @@ class TrainingProtocol:
         passes = self.passes_per_epoch(batches)
         epoch = train.repeat(passes) if passes > 1 else train
         train_ds, val_ds = _data.pipeline(reg, epoch, validation, num_classes, seed)
-        run = [ValidationDataLoss(), ValidationTemperature()]
+        run = [RegularizationLogger(), ValidationTemperature()]
         if self.precise_batch_norm and _data.has_batch_norm(model):
-            from keras_reg.callbacks import PreciseBatchNorm
-
             run.append(PreciseBatchNorm(_data.one_hot_batches(train, num_classes),
                                         num_batches=self.precise_bn_batches))
         patience = self.patience_for(epochs)
@@ -194,18 +193,6 @@ def _check_bool(name, value):
     return bool(value)
 
 
-class ValidationDataLoss(keras.callbacks.Callback):
-    """Logs `val_data_loss = val_loss − penalty(model)`, the validation loss of the predictions.
-
-    Keras's `val_loss` adds the weight penalty `λ·Σw²`, which grows with the very strength a
-    search compares: ranking by it would favour no L2 at all.
-    """
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None and "val_loss" in logs:
-            logs["val_data_loss"] = float(logs["val_loss"]) - float(penalty(self.model))
-
-
 class ValidationTemperature(keras.callbacks.Callback):
     """Logs `val_temperature`, the temperature of the model's `CalibratedCrossEntropy` after
     the validation pass (the one its `val_calibrated_loss` was computed at)."""
@@ -219,62 +206,3 @@ class ValidationTemperature(keras.callbacks.Callback):
             if found:
                 logs["val_temperature"] = found[0].temperature()
                 return
-
-
-class HopelessTrialStopping(keras.callbacks.Callback):
-    """Stops a run whose objective is worse than the median of the earlier runs.
-
-    The median stopping rule: from epoch `min_epochs` on, a run stops when its best objective
-    so far is worse than the median, over the earlier runs that reached that epoch, of their
-    best objective up to the same epoch. Needs `min_trials` earlier runs.
-
-    Args:
-        curves: a list of earlier runs' objective curves; this run's is appended at its end.
-        monitor: the objective's log key.
-        direction: `"min"` or `"max"`.
-        min_epochs: int >= 1, the first epoch (1-based) at which a run may stop.
-        min_trials: int >= 1.
-        stop: False records the curve but never stops the run.
-
-    Reference:
-        - [Golovin et al., 2017. Google Vizier: A Service for Black-Box Optimization](
-          https://research.google/pubs/google-vizier-a-service-for-black-box-optimization/)
-    """
-
-    def __init__(self, curves, monitor="val_data_loss", direction="min", min_epochs=3,
-                 min_trials=3, stop=True):
-        super().__init__()
-        self.curves = curves
-        self.monitor = monitor
-        self.direction = check_choice("direction", direction, ("min", "max"))
-        self.min_epochs = check_int("min_epochs", min_epochs, low=1)
-        self.min_trials = check_int("min_trials", min_trials, low=1)
-        self.stop = bool(stop)
-        self.curve = []
-        self.stopped_epoch = None
-
-    def _best(self, values):
-        return min(values) if self.direction == "min" else max(values)
-
-    def on_train_begin(self, logs=None):
-        self.curve, self.stopped_epoch = [], None
-
-    def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        if value is None or not math.isfinite(float(value)):
-            return
-        self.curve.append(float(value))
-        n = len(self.curve)
-        if not self.stop or n < self.min_epochs:
-            return
-        earlier = [self._best(c[:n]) for c in self.curves if len(c) >= n]
-        if len(earlier) < self.min_trials:
-            return
-        median, mine = float(np.median(earlier)), self._best(self.curve)
-        if (mine > median) if self.direction == "min" else (mine < median):
-            self.stopped_epoch = epoch
-            self.model.stop_training = True
-
-    def on_train_end(self, logs=None):
-        if self.curve:
-            self.curves.append(list(self.curve))

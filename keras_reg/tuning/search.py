@@ -50,11 +50,11 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="bay
     ...         keras.layers.Dense(10, activation="softmax",
     ...                            kernel_regularizer=reg.kernel_regularizer())])
     >>> train, val = load("digits", ("train[:64]", "train[80%:]"), batch_size=32)
-    >>> result = search(build_model, train, val, tuner="random", max_trials=1, epochs=1,
+    >>> result = search(build_model, train, val, tuner="random", max_trials=2, epochs=1,
     ...                 space=RegularizationSpace.parse("l2=0:1e-3 norm=off"),
     ...                 directory=tempfile.mkdtemp(), seed=0)
     >>> len(result.trials), result.trials[0].status, result.trials[0].label
-    (1, 'COMPLETED', 'start')
+    (2, 'COMPLETED', 'start')
     """
     if train is None:
         raise ValueError("Invalid value for argument `train`: expected training data. "

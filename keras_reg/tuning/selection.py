@@ -111,8 +111,10 @@ def choose(ranked, labels, scores, margin):
 
     Example:
 
-    >>> choose(["1", "0"], {"0": "start", "1": None},
-    ...        {"0": np.ones(50), "1": np.full(50, 0.99)}, margin=1.0)[0]
+    >>> rng = np.random.default_rng(0)
+    >>> start = rng.uniform(0, 2, 50)
+    >>> noisy = start - 0.01 + rng.normal(0, 0.5, 50)  # ahead on the mean, within the noise
+    >>> choose(["1", "0"], {"0": "start", "1": None}, {"0": start, "1": noisy}, margin=1.0)[0]
     '0'
     """
     margin = check_margin(margin)

@@ -296,8 +296,9 @@ class RegularizationTuner(keras_tuner.Tuner):
         self._use_inputs(self.hypermodel.image)
         searched = self.oracle.max_trials - len(self.oracle.points)
         if searched <= 0:
-            self.notes.append(f"{self.oracle.max_trials} trials: references and probes only "
-                              f"— raise max_trials above {len(self.oracle.points)} to search")
+            n = self.oracle.max_trials
+            self.notes.append(f"{n} trial{'s' * (n != 1)}: references and probes only — raise "
+                              f"max_trials above {len(self.oracle.points)} to search")
         for line in self.notes:
             print(f"keras_reg: {line}")
         if validation_data is not None:
