@@ -113,7 +113,8 @@ class SearchResult:
     `str(result)` and `result.to_markdown()` give the table of the trials, best first.
     """
 
-    def __init__(self, trials, best_trial_id, selection, objective, tuner=None, notes=()):
+    def __init__(self, trials, best_trial_id, selection, objective, tuner=None, notes=(),
+                 partial=False):
         self.trials = list(trials)
         self.objective = objective.name
         self.direction = objective.direction
@@ -121,6 +122,9 @@ class SearchResult:
         self.tuner = tuner
         self.notes = list(notes)
         self._best_model = None
+        self.best_trial = None
+        if best_trial_id is None and partial:  # a distributed worker's own trials
+            return
         if best_trial_id is None:
             failed = [t for t in self.trials if t.message]
             first = (f" First failure (trial {failed[0].number}): {failed[0].message}"
@@ -182,6 +186,8 @@ class SearchResult:
 
     def __str__(self):
         best = self.best_trial
+        if best is None:
+            return f"Search: {len(self.trials)} trial(s) run here\n\n{self.to_markdown()}"
         notes = "".join(f"\nNote: {line}" for line in self.notes)
         return (f"Search: {len(self.completed)}/{len(self.trials)} trials completed; handed "
                 f"over trial {best.number} ({self.objective} = {best.objective:.4g}: "

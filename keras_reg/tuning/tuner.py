@@ -181,6 +181,7 @@ class RegularizationTuner(keras_tuner.Tuner):
         self.notes = []  # lines a user should read (inputs that are not images, budgets)
         self._validation = None
         self._runs = {}  # trial id -> this process's epoch logs, times, best predictions
+        self._ended = []  # the records of the trials this process ran
 
         directory = str(kwargs.pop("directory", "keras_reg_search"))
         project_name = kwargs.pop("project_name", "search")
@@ -208,7 +209,9 @@ class RegularizationTuner(keras_tuner.Tuner):
             oracle_args["num_initial_points"] = max(2, min(3 * len(space.searched),
                                                            max_trials // 2))
         oracle = ORACLES[kind](**oracle_args)
-        self._points = None
+        # On a distributed worker `self.oracle` becomes KerasTuner's client of the chief's
+        # oracle; this process's own copy, configured the same way, knows the starting points.
+        self._own_oracle = oracle
         oracle.configure(self._starting_points(space, image=True), project_dir,
                          self.selection_margin)
         hypermodel = RegularizationHyperModel(
@@ -237,7 +240,7 @@ class RegularizationTuner(keras_tuner.Tuner):
 
     def _use_inputs(self, image, oracle=None, hypermodel=None):
         """Turns the image-only dimensions off for inputs that are not images."""
-        oracle, hypermodel = oracle or self.oracle, hypermodel or self.hypermodel
+        oracle, hypermodel = oracle or self._own_oracle, hypermodel or self.hypermodel
         narrowed = self.space.for_inputs(image)
         if narrowed.get_config() == self.space.get_config():
             return
@@ -256,7 +259,7 @@ class RegularizationTuner(keras_tuner.Tuner):
     def starting_points(self):
         """The labelled starting points: `[(label, Regularization)]`."""
         return [(label, self.space.declare(_fixed(values))) for label, values in
-                self.oracle.points]
+                self._own_oracle.points]
 
     def search(self, train, validation_data=None, epochs=30, callbacks=None, verbose=0):
         """Runs the trials (on a distributed chief: serves the oracle until they are done).
@@ -294,11 +297,12 @@ class RegularizationTuner(keras_tuner.Tuner):
                                        free=("max_trials",))
         self.hypermodel.adapt(**data)
         self._use_inputs(self.hypermodel.image)
-        searched = self.oracle.max_trials - len(self.oracle.points)
+        points = len(self._own_oracle.points)
+        searched = self.oracle.max_trials - points
         if searched <= 0:
             n = self.oracle.max_trials
             self.notes.append(f"{n} trial{'s' * (n != 1)}: references and probes only — raise "
-                              f"max_trials above {len(self.oracle.points)} to search")
+                              f"max_trials above {points} to search")
         for line in self.notes:
             print(f"keras_reg: {line}")
         if validation_data is not None:
@@ -364,9 +368,10 @@ class RegularizationTuner(keras_tuner.Tuner):
                 "scores": None if scores is None or not np.all(np.isfinite(scores))
                 else [float(v) for v in scores]})
         super().on_trial_end(trial)
+        record = self.record(self.oracle.get_trial(trial.trial_id))
+        self._ended.append(record)
         if self.progress is not None:
-            self.progress(self.record(self.oracle.get_trial(trial.trial_id)),
-                          self.oracle.max_trials)
+            self.progress(record, self.oracle.max_trials)
 
     def record(self, trial):
         """The `TrialRecord` of a KerasTuner `Trial`."""
@@ -379,7 +384,7 @@ class RegularizationTuner(keras_tuner.Tuner):
             objective=trial.score if trial.status == "COMPLETED" else None,
             epochs=len(history.get("loss", [])), status=trial.status,
             seconds=own.get("seconds", 0.0), fit_seconds=own.get("fit_seconds", 0.0),
-            message=trial.message, label=self.oracle.label_of(trial.hyperparameters.values),
+            message=trial.message, label=self._own_oracle.label_of(trial.hyperparameters.values),
             history=history)
 
     def results_summary(self, num_trials=10):
@@ -394,6 +399,10 @@ class RegularizationTuner(keras_tuner.Tuner):
         Raises:
             SearchError: no trial completed (the first failure's message is included).
         """
+        if self.is_worker:  # the trials this worker ran; the chief hands over
+            records = sorted(self._ended, key=lambda r: r.number)
+            return SearchResult(records, None, None, self.oracle.objective, tuner=self,
+                                notes=self.notes, partial=True)
         trials = sorted(self.oracle.trials.values(), key=lambda t: int(t.trial_id))
         chosen, how = self.oracle.hand_over()
         return SearchResult([self.record(t) for t in trials],
