@@ -12,7 +12,7 @@ import tensorflow as tf
 from keras_reg import regularizers
 from keras_reg.metrics import calibrated_nll
 from keras_reg.tuning import Regularization, TrainingProtocol
-from keras_reg.tuning.protocol import HopelessTrialStopping, ValidationDataLoss
+from keras_reg.tuning.protocol import HopelessTrialStopping
 from keras_reg.tuning.tuner import parse_objective
 
 
@@ -215,16 +215,3 @@ def test_median_rule_stops_a_trial_worse_than_the_median_of_earlier_ones():
 def test_median_rule_bad_arguments(kwargs, name):
     with pytest.raises(ValueError, match=name):
         HopelessTrialStopping([], **kwargs)
-
-
-def test_validation_data_loss_is_the_loss_of_the_predictions():
-    rng = np.random.default_rng(0)
-    x, y = rng.normal(size=(32, 4)).astype("float32"), rng.normal(size=(32, 1)).astype("float32")
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(
-        1, kernel_regularizer=regularizers.l2(1.0), kernel_initializer="ones")])
-    model.compile("sgd", "mse")
-    history = model.fit(x, y, validation_data=(x, y), epochs=1, batch_size=32, verbose=0,
-                        callbacks=[ValidationDataLoss()])
-    mse = float(np.mean((model.predict(x, verbose=0) - y) ** 2))
-    assert history.history["val_data_loss"][0] == pytest.approx(mse, rel=1e-5)
-    assert history.history["val_loss"][0] > mse + 1.0  # the penalty (~4 at the start)
