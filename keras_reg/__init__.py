@@ -24,6 +24,7 @@ environment variable `KERAS_REG_TF_STARTUP_LOGS=1` to keep them.
 
 import importlib as _importlib
 import importlib.abc as _importlib_abc
+import importlib.util as _importlib_util
 import sys as _sys
 
 __version__ = "0.1.0"
@@ -45,7 +46,9 @@ def _import(name):
 def _any_importing():
     """Whether a keras_reg module is being imported right now (further up this call stack)."""
     # `__spec__._initializing` is how importlib itself marks a module whose code is running
-    # (CPython 3.10-3.13, checked on 3.10 and 3.12); a module without it reads as imported.
+    # (CPython 3.4 and later; checked on 3.11); a module without it reads as imported. Without
+    # this check, `import keras_reg.layers` as the first import would import the other
+    # sub-packages while keras_reg.layers is half made (tests/test_package.py, "dotted").
     return any(getattr(getattr(module, "__spec__", None), "_initializing", False)
                for name, module in list(_sys.modules.items())
                if name.startswith(f"{__name__}.") and module is not None)
@@ -57,11 +60,7 @@ def _register():
     if _any_importing():
         return
     for name in _SUBPACKAGES:
-        try:
-            _import(name)
-        except ModuleNotFoundError as error:
-            if error.name != f"{__name__}.{name}":  # a missing dependency is a real error
-                raise
+        _import(name)
 
 
 def __getattr__(name):
@@ -88,7 +87,7 @@ class _RegisterAfterKeras(_importlib_abc.MetaPathFinder, _importlib_abc.Loader):
         if fullname != "keras":
             return None
         _sys.meta_path.remove(self)
-        spec = _importlib.util.find_spec(fullname)
+        spec = _importlib_util.find_spec(fullname)
         if spec is None or spec.loader is None:
             return spec
         self.loader = spec.loader
@@ -110,6 +109,4 @@ class _RegisterAfterKeras(_importlib_abc.MetaPathFinder, _importlib_abc.Loader):
 if "keras" in _sys.modules:
     _register()
 else:
-    import importlib.util  # noqa: F401,E402 -- `_importlib.util` in find_spec
-
     _sys.meta_path.insert(0, _RegisterAfterKeras())
