@@ -81,8 +81,8 @@ def _objective(text):
 
 
 def _space_item(text):
-    """`NAME=SPEC`, checked for its form only: the names and values are checked by
-    `RegularizationSpace.parse` when the run starts (keras_reg.tuning imports Keras)."""
+    """`NAME=SPEC`, checked for its form; the names and values together by `check_search`
+    (`RegularizationSpace.parse`, which imports no TensorFlow)."""
     name, sep, spec = text.partition("=")
     if not sep or not name.strip().isidentifier() or not spec.strip():
         raise argparse.ArgumentTypeError(
@@ -220,6 +220,13 @@ def check_search(args):
         target, _ = split_model_spec(args.model)
         if is_file_target(target) and not os.path.isfile(target):
             raise UserError(f"--model {args.model!r}: no file {target!r}")
+    if args.space:
+        from keras_reg.tuning.space import RegularizationSpace  # no TensorFlow
+
+        try:
+            RegularizationSpace.parse(args.space)
+        except (ValueError, TypeError) as e:
+            raise UserError(f"--space: {str(e).splitlines()[0]}") from None
 
 
 def parse(argv):

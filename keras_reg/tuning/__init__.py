@@ -7,33 +7,32 @@ with builder helpers; `TrainingProtocol` is how every trial is trained;
 the search as a KerasTuner tuner and `search(...)` runs it in one call.
 """
 
-from keras_reg.tuning.regularization import Regularization
-from keras_reg.tuning.space import RegularizationSpace, initial_points, probes, references
-from keras_reg.tuning.protocol import TrainingProtocol
-from keras_reg.tuning.result import SearchError, SearchResult, SettingsMismatchError, TrialRecord
-from keras_reg.tuning.hypermodel import RegularizationHyperModel, train
-from keras_reg.tuning.tuner import TUNERS, RegularizationTuner, parse_objective
-from keras_reg.tuning.search import search
-from keras_reg.tuning.models import build_cnn, build_conv1d, build_mlp
+import importlib as _importlib
 
-__all__ = [
-    "Regularization",
-    "RegularizationHyperModel",
-    "RegularizationSpace",
-    "RegularizationTuner",
-    "SearchError",
-    "SearchResult",
-    "SettingsMismatchError",
-    "TUNERS",
-    "TrainingProtocol",
-    "TrialRecord",
-    "build_cnn",
-    "build_conv1d",
-    "build_mlp",
-    "initial_points",
-    "parse_objective",
-    "probes",
-    "references",
-    "search",
-    "train",
-]
+# name -> module: imported when first used, so that `keras_reg.tuning.space` (no TensorFlow)
+# can check a search space before Keras is imported (the command line's argument errors).
+_NAMES = {
+    "Regularization": "regularization",
+    "RegularizationSpace": "space", "initial_points": "space", "probes": "space",
+    "references": "space",
+    "TrainingProtocol": "protocol",
+    "SearchError": "result", "SearchResult": "result", "SettingsMismatchError": "result",
+    "TrialRecord": "result",
+    "RegularizationHyperModel": "hypermodel", "train": "hypermodel",
+    "TUNERS": "tuner", "RegularizationTuner": "tuner", "parse_objective": "tuner",
+    "search": "search",
+    "build_cnn": "models", "build_conv1d": "models", "build_mlp": "models",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name):
+    module = _NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(_importlib.import_module(f"{__name__}.{module}"), name)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_NAMES))
