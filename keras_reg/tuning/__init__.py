@@ -31,7 +31,10 @@ def __getattr__(name):
     module = _NAMES.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(_importlib.import_module(f"{__name__}.{module}"), name)
+    # kept, so that `search` (the function) replaces the submodule of that name, which the
+    # import binds here
+    value = globals()[name] = getattr(_importlib.import_module(f"{__name__}.{module}"), name)
+    return value
 
 
 def __dir__():
