@@ -203,16 +203,22 @@ def test_epochs_plain_map_repeats_unshuffled_data_apply_and_shuffle_redraw(name)
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "int32", "float16", "float32", "float64", "bool"])
-def test_content_hash_is_xla_compilable_and_sensitive(dtype):
+@pytest.mark.parametrize("shape", [(4, 6, 5, 2), (4, 40, 40, 3), (4, 7), (4, 9, 300)])
+def test_batch_hash_is_xla_compilable_and_sensitive(dtype, shape):
     from keras_reg.data import _random
 
-    values = np.random.default_rng(3).integers(0, 2 if dtype == "bool" else 200, (4, 6, 5, 2))
+    values = np.random.default_rng(3).integers(0, 2 if dtype == "bool" else 200, shape)
     batch = tf.constant(values.astype(dtype))
-    eager = int(_random.content_hash(batch))
-    xla = int(tf.function(_random.content_hash, jit_compile=True)(batch))
+    eager = int(_random.batch_hash(batch))
+    xla = int(tf.function(_random.batch_hash, jit_compile=True)(batch))
     assert eager == xla
     changed = values.copy()
-    changed[2, 3, 4, 1] = 1 - changed[2, 3, 4, 1] if dtype == "bool" else changed[2, 3, 4, 1] + 1
-    assert int(_random.content_hash(tf.constant(changed.astype(dtype)))) != eager
-    moved = np.roll(values, 1, axis=0)  # same values, other positions
-    assert int(_random.content_hash(tf.constant(moved.astype(dtype)))) != eager
+    where = (2,) + (0,) * (len(shape) - 1)  # a sampled value of example 2
+    changed[where] = 1 - changed[where] if dtype == "bool" else changed[where] + 1
+    assert int(_random.batch_hash(tf.constant(changed.astype(dtype)))) != eager
+    moved = np.roll(values, 1, axis=0)  # same examples, other positions in the batch
+    assert int(_random.batch_hash(tf.constant(moved.astype(dtype)))) != eager
+    targets = tf.one_hot([0, 1, 2, 3], 4)
+    with_targets = int(_random.batch_hash(batch, targets))
+    assert with_targets != eager
+    assert with_targets != int(_random.batch_hash(batch, tf.reverse(targets, [1])))

@@ -73,3 +73,11 @@ def erase(images, y0, y1, x0, x1, fill, channels_first):
     flat, rows, cols, shape = _as_rows_and_columns(images, channels_first)
     mask = box_mask(rows, cols, y0, y1, x0, x1)
     return tf.reshape(tf.where(mask, tf.cast(fill, images.dtype), flat), shape)
+
+
+def blend(inputs, lam):
+    """Each example blended with its partner of the reversed batch, `lam * x_i + (1 - lam) *
+    x_j`, for inputs of any rank >= 2 (features, sequences, images); dtype kept."""
+    shape = tf.shape(inputs)
+    flat = tf.reshape(inputs, [shape[0], 1, -1])
+    return tf.reshape(_blend(flat, tf.reverse(flat, axis=[0]), lam), shape)

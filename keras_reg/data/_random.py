@@ -8,10 +8,14 @@ run. The transforms of `keras_reg.data` therefore draw every random number with 
 things that do not change with the execution order:
 
 - the transform's base `seed` (`keras_reg._seeds.base_seed`);
-- a hash of the batch's content (about 16 pixel rows per image, and the labels): a cheap
-  function of the data, not of when it arrives. It is built of integer multiply, xor, shift and
-  sum (wrapping modulo 2**32), which XLA compiles, so a transform also runs inside a
-  `tf.function(jit_compile=True)`;
+- a hash of the batch's content (an evenly spaced grid of about 16x16 pixels per image, or
+  about 1,024 values per example of another rank, and the labels): a cheap function of the
+  data, not of when it arrives. Each example's sampled values are scrambled, multiplied by
+  odd per-position constants and summed (modulo 2**32); the per-example sums are then mixed
+  with their batch index into two 32-bit words. Integer multiply, xor, shift and sum only, so
+  XLA and TensorFlow give the same bits, and the transforms compute the hash inside their
+  XLA-compiled kernel (one fused pass, and a transform also runs inside a
+  `tf.function(jit_compile=True)`);
 - optionally an integer stream position (`apply(dataset)` zips the dataset with
   `tf.data.Dataset.random`, which is per position and re-randomised each epoch).
 
@@ -25,8 +29,10 @@ import tensorflow as tf
 
 from keras_reg._seeds import splitmix64
 
-# Sub-sample of at most this many rows per image enters the hash.
-_HASH_ROWS = 16
+# Sampled per example: a grid of about this many rows and columns of an image (all channels),
+# or about _SAMPLE evenly spaced values of an example of another rank.
+_GRID = 16
+_SAMPLE = 1024
 
 
 def _as_int32(value):
@@ -40,69 +46,119 @@ _M2 = _as_int32(0xC2B2AE35)
 _SALTS = (_as_int32(0x68E31DA4), _as_int32(0xB5297A4D))
 
 
+def _shift(h, bits):
+    """Logical right shift of int32 values (TensorFlow's right_shift is arithmetic)."""
+    return tf.bitwise.bitwise_and(tf.bitwise.right_shift(h, bits), (1 << (32 - bits)) - 1)
+
+
 def _fmix32(h):
     """MurmurHash3's 32-bit finaliser on int32 (wrapping multiplies, logical shifts)."""
-    h = tf.bitwise.bitwise_xor(h, tf.bitwise.bitwise_and(tf.bitwise.right_shift(h, 16), 0xFFFF))
-    h = h * _M1
-    h = tf.bitwise.bitwise_xor(h, tf.bitwise.bitwise_and(tf.bitwise.right_shift(h, 13), 0x7FFFF))
-    h = h * _M2
-    return tf.bitwise.bitwise_xor(h, tf.bitwise.bitwise_and(tf.bitwise.right_shift(h, 16), 0xFFFF))
+    h = tf.bitwise.bitwise_xor(h, _shift(h, 16)) * _M1
+    h = tf.bitwise.bitwise_xor(h, _shift(h, 13)) * _M2
+    return tf.bitwise.bitwise_xor(h, _shift(h, 16))
 
 
-def content_hash(tensor):
-    """A 64-bit int64 scalar hash of a tensor's values and their positions (XLA-compilable).
-
-    Floats are hashed by the bits of their float32 value, integers and bools by their int32
-    value. Each element is mixed with its flat index, the mixed values are summed modulo 2**32
-    (order-free, so XLA's and TensorFlow's reductions agree), twice with different salts.
-    """
-    x = tf.reshape(tensor, [-1])
+def _bits(x):
+    """int32 words of a tensor: floats by the bits of their float32 value, else the value."""
     if x.dtype.is_floating:
-        x = tf.bitcast(tf.cast(x, tf.float32), tf.int32)
-    else:
-        x = tf.cast(x, tf.int32)
-    index = tf.range(tf.size(x, out_type=tf.int32), dtype=tf.int32) * _GOLDEN
-    words = []
-    for salt in _SALTS:
-        mixed = _fmix32(tf.bitwise.bitwise_xor(x, _fmix32(index + salt)))
-        words.append(_fmix32(tf.reduce_sum(mixed) + salt))
+        return tf.bitcast(tf.cast(x, tf.float32), tf.int32)
+    return tf.cast(x, tf.int32)
+
+
+def _size(x, axis):
+    size = x.shape[axis]
+    return tf.shape(x)[axis] if size is None else size
+
+
+def _spaced(size, count):
+    """About `count` evenly spaced indices in [0, size) (a list when `size` is static)."""
+    if isinstance(size, int):
+        return list(range(0, size, max(size // count, 1)))
+    return tf.range(0, size, tf.maximum(size // count, 1))
+
+
+def _sample(x, channels_first):
+    """(batch, n) int32 words of a fixed-size sample of every example of a batch.
+
+    A rank-4 image batch gives its grid of about 16x16 pixels (two `gather`s, which are faster
+    than strided slices in TensorFlow), in channels-last order, so a channels-first batch samples
+    the same values as its channels-last transpose. Any other rank gives about 1,024 evenly
+    spaced values of each flattened example. The cost per batch does not grow with the image or
+    example size.
+    """
+    if x.shape.rank == 4:
+        for axis in (2, 3) if channels_first else (1, 2):
+            x = tf.gather(x, _spaced(_size(x, axis), _GRID), axis=axis)
+        if channels_first:
+            x = tf.transpose(x, [0, 2, 3, 1])
+    x = tf.reshape(_bits(x), [tf.shape(x)[0], -1])
+    if x.shape.rank is not None and x.shape[1] is not None and x.shape[1] <= _SAMPLE:
+        return x
+    return tf.gather(x, _spaced(_size(x, 1), _SAMPLE), axis=1)
+
+
+def _example_sums(words, salt):
+    """(batch,) int32: per example, the sum of its scrambled words times odd per-position
+    constants. A change of one word always changes the sum (an odd constant is invertible
+    modulo 2**32)."""
+    count = _size(words, 1)
+    position = tf.range(count, dtype=tf.int32) * _GOLDEN + salt
+    constants = tf.bitwise.bitwise_or(_fmix32(position), 1)
+    words = tf.bitwise.bitwise_xor(words, _shift(words, 15))
+    return tf.reduce_sum(words * constants, axis=1)
+
+
+def batch_hash(inputs, targets=None, channels_first=False):
+    """A 64-bit int64 scalar hash of a batch (XLA-compilable, the same bits with and without XLA).
+
+    Every example contributes a fixed-size sample of its values (`_sample`) and, if given, its
+    target row; the per-example sums are mixed with the example's index in the batch and summed
+    (order-free, so XLA's and TensorFlow's reductions agree), with two salts for two words.
+    """
+    sums = _example_sums(_sample(inputs, channels_first), _SALTS[0])
+    if targets is not None:
+        targets = tf.reshape(_bits(targets), [tf.shape(targets)[0], -1])
+        sums += _example_sums(targets, _SALTS[1])
+    index = tf.range(tf.shape(sums)[0], dtype=tf.int32) * _GOLDEN
+    words = [_fmix32(tf.reduce_sum(_fmix32(tf.bitwise.bitwise_xor(sums, _fmix32(index + salt))))
+                     + salt) for salt in _SALTS]
     high = tf.bitwise.left_shift(tf.cast(words[0], tf.int64), 32)
     low = tf.bitwise.bitwise_and(tf.cast(words[1], tf.int64), 0xFFFFFFFF)
     return tf.bitwise.bitwise_or(high, low)
 
 
-def image_hash(images, channels_first=False):
-    """`content_hash` of an evenly spaced grid of about 16×16 pixels of every image of a batch.
-
-    The grid is taken with two `gather`s and put in channels-last order, so a channels-first
-    batch gets the same hash (hence the same draws) as its channels-last transpose. Hashing a
-    fixed-size grid rather than whole images keeps the cost per batch independent of the image
-    size: the hash runs once per batch inside the `tf.data` map.
-    """
-    h_axis, w_axis = (2, 3) if channels_first else (1, 2)
-    sample = images
-    for axis in (h_axis, w_axis):
-        size = images.shape[axis]
-        if size is None:
-            size = tf.shape(images)[axis]
-            index = tf.range(0, size, tf.maximum(size // _HASH_ROWS, 1))
-        else:
-            index = list(range(0, size, max(size // _HASH_ROWS, 1)))
-        sample = tf.gather(sample, index, axis=axis)
-    if channels_first:
-        sample = tf.transpose(sample, [0, 2, 3, 1])
-    return content_hash(sample)
+def seed_words(seed):
+    """The [2] int64 words of an integer base seed that enter every batch key."""
+    return tf.constant([splitmix64(seed), splitmix64(seed + 1)], tf.int64)
 
 
-def batch_key(seed, hashes, position=None):
-    """The per-batch [2] int64 Philox key: one or two content hashes XOR the mixed seed, plus
-    the stream position on the second word. Philox itself mixes the key."""
-    hashes = list(hashes) + [tf.constant(0, tf.int64)] * (2 - len(hashes))
-    key = tf.bitwise.bitwise_xor(
-        tf.stack(hashes), tf.constant([splitmix64(seed), splitmix64(seed + 1)], tf.int64))
-    if position is not None:
-        key = key + tf.stack([tf.constant(0, tf.int64), tf.cast(position, tf.int64)])
-    return key
+def batch_key(words, batch_hash_value, position=None):
+    """The per-batch [2] int64 Philox key: the hash XOR the first seed word, and the second seed
+    word plus the stream position (0 without one). Philox itself mixes the key."""
+    position = tf.constant(0, tf.int64) if position is None else tf.cast(position, tf.int64)
+    return tf.stack([tf.bitwise.bitwise_xor(batch_hash_value, words[0]), words[1] + position])
+
+
+def _batch_keys(inputs, targets, words, position, channels_first, count, rank):
+    del rank  # only a cache key of the traced functions (see `batch_keys`)
+    key = batch_key(words, batch_hash(inputs, targets, channels_first), position)
+    return key if count is None else split_key(key, count)
+
+
+_batch_keys_xla = tf.function(_batch_keys, jit_compile=True, reduce_retracing=True)
+_batch_keys_plain = tf.function(_batch_keys, reduce_retracing=True)
+
+
+def batch_keys(inputs, targets, seed, position, channels_first, count=None, jit_compile=True):
+    """The key of a batch (`count` keys split from it if given) from its hash, the base `seed`
+    and the stream `position` (None: 0), as one XLA-compiled function (one fused pass) or the
+    same ops in a plain graph. The rank is passed as a Python value so that each rank keeps its
+    own trace: `reduce_retracing` could otherwise relax a rank-2 and a rank-4 call into one
+    trace of unknown rank, which samples images as flat examples."""
+    fn = _batch_keys_xla if jit_compile else _batch_keys_plain
+    position = tf.constant(0, tf.int64) if position is None else tf.cast(position, tf.int64)
+    return fn(inputs, targets, seed_words(seed), position, channels_first, count,
+              inputs.shape.rank)
 
 
 def mix_key(key, value):

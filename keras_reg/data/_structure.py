@@ -38,19 +38,52 @@ def unpack(args, name, need_labels=True):
     return args[0], args[1], lambda images, labels: (images, labels) + rest
 
 
+def _check_dtype(values, what):
+    if not (values.dtype.is_floating or values.dtype.is_integer):
+        raise TypeError(
+            f"Invalid value for argument `{what}`: expected a float or integer tensor. "
+            f"Received: {what}.dtype={values.dtype.name}"
+        )
+
+
+def _layout(data_format):
+    return ("(batch, channels, height, width)" if data_format == "channels_first"
+            else "(batch, height, width, channels)")
+
+
 def check_images(images, name, data_format):
     """Converts to a tensor and checks for a rank-4 batch; returns (images, channels_first)."""
     images = tf.convert_to_tensor(images)
     if images.shape.rank != 4:
-        layout = ("(batch, channels, height, width)" if data_format == "channels_first"
-                  else "(batch, height, width, channels)")
         raise ValueError(
             f"Invalid value for argument `images`: {name} expects a batch of images of rank 4 "
-            f"{layout}; map it after `dataset.batch(...)`. Received: images.shape={images.shape}"
+            f"{_layout(data_format)}; map it after `dataset.batch(...)`. Received: "
+            f"images.shape={images.shape}"
         )
-    if not (images.dtype.is_floating or images.dtype.is_integer):
-        raise TypeError(
-            f"Invalid value for argument `images`: expected a float or integer tensor. "
-            f"Received: images.dtype={images.dtype.name}"
-        )
+    _check_dtype(images, "images")
     return images, data_format == "channels_first"
+
+
+def check_batch(inputs, name, low_rank=2):
+    """Converts to a tensor and checks for a batch of any rank >= `low_rank` (features
+    `(batch, features)`, sequences `(batch, steps, channels)`, images...)."""
+    inputs = tf.convert_to_tensor(inputs)
+    if inputs.shape.rank is None or inputs.shape.rank < low_rank:
+        raise ValueError(
+            f"Invalid value for argument `images`: {name} expects a batch of rank >= {low_rank} "
+            f"(examples on the first axis); map it after `dataset.batch(...)`. Received: "
+            f"images.shape={inputs.shape}"
+        )
+    _check_dtype(inputs, "images")
+    return inputs
+
+
+def image_rank_error(name, argument, why, inputs, data_format, fix):
+    """The ValueError for an image operation (`why`, switched on by `argument`) asked of inputs
+    that are not a batch of images; `fix` says which setting mixes or augments any rank."""
+    return ValueError(
+        f"Invalid value for argument `{argument}`: {why} needs a batch of images of rank 4 "
+        f"{_layout(data_format)}, but {name} received inputs of rank {inputs.shape.rank} "
+        f"(shape {tuple(inputs.shape)}); map it after `dataset.batch(...)` if these are single "
+        f"images, or set {fix} for features and sequences."
+    )

@@ -44,6 +44,10 @@ class Augment:
     shuffle before batching or use `apply(dataset)` for new draws each epoch. Images are float
     in `value_range` (integer images are converted to float32).
 
+    With every image operation off, Gaussian noise alone works on inputs of any rank (feature
+    vectors `(batch, features)`, sequences `(batch, steps, channels)`); an image operation on
+    inputs that are neither an image batch nor one image is a ValueError.
+
     See `augment` for the arguments.
     """
 
@@ -105,19 +109,29 @@ class Augment:
                 tf.shape(images), stream.next(), dtype=images.dtype)
         return images
 
+    def _image_ops(self):
+        names = ("flip", "rotation", "zoom", "translation", "brightness", "contrast")
+        return [n for n in names if getattr(self, n)]
+
     def _transform(self, args, position=None):
         images, labels, repack = _structure.unpack(args, "augment", need_labels=False)
         images = tf.convert_to_tensor(images)
-        single = images.shape.rank == 3
+        single = bool(self._layers) and images.shape.rank == 3
         if single:
             images = images[None]
-        images, channels_first = _structure.check_images(images, "augment", self.data_format)
+        if self._layers and images.shape.rank != 4:
+            ops = self._image_ops()
+            raise _structure.image_rank_error(
+                "augment", ops[0], f"the image operations ({', '.join(ops)})", images,
+                self.data_format, " and ".join(f"{n}={False if n == 'flip' else 0}" for n in ops) + " (noise_stddev "
+                "works on any rank)")
+        images = _structure.check_batch(images, "augment", low_rank=1)
+        channels_first = self.data_format == "channels_first"
         if not images.dtype.is_floating:
             images = tf.cast(images, tf.float32)
         # Keyed by the images only: the same images get the same draws with or without labels.
-        hashes = [_random.image_hash(images, channels_first)]
-        out = self._augment_images(images, _random.batch_key(self._base_seed, hashes,
-                                                             position))
+        key = _random.batch_keys(images, None, self._base_seed, position, channels_first)
+        out = self._augment_images(images, key)
         if single:
             out = out[0]
         return repack(out, labels)

@@ -10,8 +10,11 @@ from keras_reg._validation import check_choice, check_float, check_rate, check_s
 from keras_reg.data import _boxes, _random, _structure
 
 
-def _kernel(images, key, size, prob, fill, channels_first):
-    """Draws each image's square from `key` and erases it (one XLA-compiled function)."""
+def _kernel(images, seed_words, position, size, prob, fill, channels_first):
+    """Hashes the batch, draws each image's square from the batch key and erases it (one
+    XLA-compiled function: a single fused pass for the hash, one for the pixels)."""
+    key = _random.batch_key(seed_words, _random.batch_hash(images, None, channels_first),
+                            position)
     h_axis, w_axis = _boxes.spatial_axes(channels_first)
     shape = tf.shape(images)
     batch, height, width = shape[0], shape[h_axis], shape[w_axis]
@@ -45,7 +48,8 @@ class Cutout:
     uniform over the whole image, as in the Cutout paper, so squares near a border are clipped
     and erase less: the expected erased area is below `size**2`. Erased pixels are set to
     `fill` (cast to the images' dtype, so uint8 stays uint8). The box mask is built by
-    broadcasting a row and a column mask, in one XLA-compiled pass over the pixels.
+    broadcasting a row and a column mask; the batch hash, the draws and the pixels are one
+    XLA-compiled function.
 
     Randomness is stateless and order-independent as in `MixupCutMix` (Philox key from `seed`
     and a hash of the batch content), so parallel maps with `deterministic=True` reproduce
@@ -117,11 +121,11 @@ class Cutout:
             images = images[None]
         images, channels_first = _structure.check_images(images, "Cutout", self.data_format)
         # Keyed by the images only: the same images get the same draws with or without labels.
-        key = _random.batch_key(
-            self._base_seed, [_random.image_hash(images, channels_first)], position)
         kernel = _kernel_xla if self.jit_compile else _kernel_plain
-        out = kernel(images, key, self.size, tf.constant(self.prob, tf.float32),
-                     tf.constant(self.fill, tf.float32), channels_first)
+        out = kernel(images, _random.seed_words(self._base_seed),
+                     tf.constant(0, tf.int64) if position is None else position, self.size,
+                     tf.constant(self.prob, tf.float32), tf.constant(self.fill, tf.float32),
+                     channels_first)
         if single:
             out = out[0]
         return repack(out, labels)

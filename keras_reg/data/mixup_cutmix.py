@@ -71,15 +71,23 @@ def _params(key, gammas, height, width, prob, switch_prob, mixup_alpha, cutmix_a
 
 
 def _kernel(images, targets, key, gammas, prob, switch_prob, mixup_alpha, cutmix_alpha,
-            label_smoothing, num_classes, mode, correct_lam, cutmix_minmax, channels_first):
+            label_smoothing, num_classes, mode, correct_lam, cutmix_minmax, channels_first, rank):
     """Everything after the gamma draws: parameters, boxes, pixels and targets (one function,
-    XLA-compiled per input shape by `mixup_cutmix`; shapes are static inside it)."""
+    XLA-compiled per input shape by `mixup_cutmix`; shapes are static inside it). Inputs of a
+    rank other than 4 are mixed by Mixup only (the caller checks that CutMix is off). `rank`,
+    a Python int, keeps one trace per rank (see `_random.batch_keys`)."""
     targets = smoothing_formula(targets, label_smoothing, num_classes)
-    h_axis, w_axis = _boxes.spatial_axes(channels_first)
-    batch, height, width = images.shape[0], images.shape[h_axis], images.shape[w_axis]
-    if batch is None or height is None or width is None:  # plain (non-XLA) graph
-        shape = tf.shape(images)
-        batch, height, width = shape[0], shape[h_axis], shape[w_axis]
+    image = rank == 4
+    if image:
+        h_axis, w_axis = _boxes.spatial_axes(channels_first)
+        batch, height, width = images.shape[0], images.shape[h_axis], images.shape[w_axis]
+        if batch is None or height is None or width is None:  # plain (non-XLA) graph
+            shape = tf.shape(images)
+            batch, height, width = shape[0], shape[h_axis], shape[w_axis]
+    else:
+        batch = images.shape[0] if images.shape[0] is not None else tf.shape(images)[0]
+        height = width = 1
+        cutmix_alpha, cutmix_minmax = tf.zeros_like(cutmix_alpha), None
     lam, blend, box = _params(key, gammas, height, width, prob, switch_prob, mixup_alpha,
                               cutmix_alpha, cutmix_minmax, correct_lam)
     if mode == "batch":
@@ -88,7 +96,10 @@ def _kernel(images, targets, key, gammas, prob, switch_prob, mixup_alpha, cutmix
         # Sample i and its partner batch-1-i share one draw (timm's "pair" mode).
         index = tf.minimum(tf.range(batch), batch - 1 - tf.range(batch))
         lam, blend, *box = (tf.gather(v, index) for v in (lam, blend) + box)
-    mixed = _boxes.mix(images, *box, blend, channels_first)
+    if image:
+        mixed = _boxes.mix(images, *box, blend, channels_first)
+    else:
+        mixed = _boxes.blend(images, blend)
     lam = lam[:, None]
     return mixed, lam * targets + (1.0 - lam) * tf.reverse(targets, axis=[0])
 
@@ -97,20 +108,51 @@ _kernel_xla = tf.function(_kernel, jit_compile=True, reduce_retracing=True)
 _kernel_plain = tf.function(_kernel, reduce_retracing=True)
 
 
+def _check_cutmix_rank(images, cutmix_alpha, cutmix_minmax, name, data_format):
+    """CutMix pastes image boxes: with it on, inputs must be rank-4 image batches."""
+    if images.shape.rank == 4:
+        return
+    alpha = tf.get_static_value(cutmix_alpha) if tf.is_tensor(cutmix_alpha) else cutmix_alpha
+    if cutmix_minmax is not None or alpha is None or float(alpha) > 0.0:
+        argument = "cutmix_minmax" if cutmix_minmax is not None else "cutmix_alpha"
+        raise _structure.image_rank_error(
+            name, argument, "CutMix (cutmix_alpha > 0 or cutmix_minmax)", images, data_format,
+            "cutmix_alpha=0 and cutmix_minmax=None (Mixup and label smoothing work on any rank)")
+
+
+def _mix(images, targets, num_classes, keys, mixup_alpha, cutmix_alpha, cutmix_minmax, prob,
+         switch_prob, mode, correct_lam, label_smoothing, channels_first, jit_compile):
+    """The gamma draws (outside XLA) and the kernel, from the batch's two keys."""
+    n = 1 if mode == "batch" else tf.shape(images)[0]
+    alphas = tf.stack([tf.cast(mixup_alpha, tf.float32), tf.cast(cutmix_alpha, tf.float32)])
+    # Gamma has no XLA kernel: drawn here, for both alphas (a disabled one draws with alpha 1).
+    gammas = tf.random.stateless_gamma(
+        tf.stack([n, 2, 2]), seed=keys[0], alpha=tf.where(alphas > 0, alphas, 1.0))
+    kernel = _kernel_xla if jit_compile else _kernel_plain
+    return kernel(
+        images, targets, keys[1], gammas, tf.cast(prob, tf.float32),
+        tf.cast(switch_prob, tf.float32), alphas[0], alphas[1],
+        tf.cast(label_smoothing, tf.float32), int(num_classes), mode, correct_lam,
+        None if cutmix_minmax is None else tuple(cutmix_minmax), channels_first,
+        images.shape.rank,
+    )
+
+
 def mixup_cutmix(images, labels, num_classes, key, mixup_alpha=0.8, cutmix_alpha=1.0,
                  cutmix_minmax=None, prob=1.0, switch_prob=0.5, mode="batch", correct_lam=True,
                  label_smoothing=0.1, channels_first=False, jit_compile=True):
     """Mixes one batch; the pure function behind `MixupCutMix` (see its docstring).
 
     Args:
-        images: a rank-4 image batch (any float or integer dtype; the dtype is kept).
+        images: a rank-4 image batch, or with CutMix off (`cutmix_alpha=0`, no
+            `cutmix_minmax`) a batch of any rank >= 2 (any float or integer dtype; kept).
         labels: class indices `(batch,)` or one-hot `(batch, num_classes)`.
         num_classes: int >= 2.
         key: a `[2]` int64 tensor, the Philox key of this batch (e.g. `[seed, 0]`).
         mixup_alpha, cutmix_alpha, cutmix_minmax, prob, switch_prob, mode, correct_lam,
             label_smoothing: as in `MixupCutMix` (floats may be scalar tensors or variables).
         channels_first: whether images are `(batch, channels, height, width)`.
-        jit_compile: run everything but the gamma draws as one XLA-compiled function.
+        jit_compile: run everything but the gamma draws as an XLA-compiled function.
 
     Returns:
         `(mixed_images, targets)`: images of the input dtype and float32 soft targets.
@@ -125,21 +167,14 @@ def mixup_cutmix(images, labels, num_classes, key, mixup_alpha=0.8, cutmix_alpha
     >>> bool(np.allclose(mixed[0].numpy(), y[0, 1].numpy()))  # pixel = weight of image 1
     True
     """
-    images = tf.convert_to_tensor(images)
+    images = _structure.check_batch(images, "mixup_cutmix")
+    _check_cutmix_rank(images, cutmix_alpha, cutmix_minmax, "mixup_cutmix",
+                       "channels_first" if channels_first else "channels_last")
     targets = one_hot(labels, num_classes)
     keys = _random.split_key(tf.cast(tf.convert_to_tensor(key), tf.int64), 2)
-    n = 1 if mode == "batch" else tf.shape(images)[0]
-    alphas = tf.stack([tf.cast(mixup_alpha, tf.float32), tf.cast(cutmix_alpha, tf.float32)])
-    # Gamma has no XLA kernel: drawn here, for both alphas (a disabled one draws with alpha 1).
-    gammas = tf.random.stateless_gamma(
-        tf.stack([n, 2, 2]), seed=keys[0], alpha=tf.where(alphas > 0, alphas, 1.0))
-    kernel = _kernel_xla if jit_compile else _kernel_plain
-    return kernel(
-        images, targets, keys[1], gammas, tf.cast(prob, tf.float32),
-        tf.cast(switch_prob, tf.float32), alphas[0], alphas[1],
-        tf.cast(label_smoothing, tf.float32), int(num_classes), mode, correct_lam,
-        None if cutmix_minmax is None else tuple(cutmix_minmax), channels_first,
-    )
+    return _mix(images, targets, num_classes, keys, mixup_alpha, cutmix_alpha, cutmix_minmax,
+                prob, switch_prob, mode, correct_lam, label_smoothing, channels_first,
+                jit_compile)
 
 
 @keras.saving.register_keras_serializable(package="keras_reg")
@@ -177,9 +212,16 @@ class MixupCutMix:
     All work is vectorised (box masks built by broadcasting a row and a column mask; any batch
     size, odd or partial). The Gamma draws behind Beta(a, a) run outside XLA (TensorFlow has no
     XLA kernel for the gamma sampler), so the transform itself cannot be called inside a
-    `tf.function(jit_compile=True)`; everything else (the other draws, from Philox integers,
-    boxes, pixels and targets) is one XLA-compiled function, compiled once per batch shape.
-    `jit_compile=False` runs the same function as a plain graph with identical draws.
+    `tf.function(jit_compile=True)`; the rest is two XLA-compiled functions, compiled once per
+    batch shape: the batch hash and keys before the Gamma draws, and the other draws (from
+    Philox integers), boxes, pixels and targets after them. `jit_compile=False` runs the same
+    functions as plain graphs with identical draws.
+
+    Mixup and label smoothing work on batches of any rank >= 2: feature vectors
+    `(batch, features)`, sequences `(batch, steps, channels)`, images. CutMix pastes image boxes
+    and needs rank-4 image batches: with `cutmix_alpha > 0` or `cutmix_minmax`, a batch of
+    another rank is a ValueError (for such a batch CutMix stays off, also if `cutmix_alpha` is
+    changed later).
 
     A CutMix box has side `floor(H * sqrt(1 - lam))` x `floor(W * sqrt(1 - lam))` (timm's
     rand_bbox; timm rounds odd sides down to even), so its unclipped area never exceeds
@@ -204,6 +246,7 @@ class MixupCutMix:
     Call arguments:
         `(images, labels)` (extra tuple entries such as sample weights pass through) or a dict
         with `"images"` and `"labels"`; labels sparse `(batch,)` / `(batch, 1)` or one-hot.
+        `images` is an image batch, or with CutMix off any batch of rank >= 2.
 
     Returns:
         The same structure with mixed images (input dtype) and float32 soft targets
@@ -280,7 +323,14 @@ class MixupCutMix:
 
     def _transform(self, args, position=None):
         images, labels, repack = _structure.unpack(args, "MixupCutMix")
-        images, channels_first = _structure.check_images(images, "MixupCutMix", self.data_format)
+        images = _structure.check_batch(images, "MixupCutMix")
+        channels_first = self.data_format == "channels_first"
+        image = images.shape.rank == 4
+        if not image:
+            with tf.init_scope():  # the variable's value now, also while tf.data traces
+                cutmix_alpha = float(self.cutmix_alpha_variable.numpy())
+            _check_cutmix_rank(images, cutmix_alpha, self.cutmix_minmax, "MixupCutMix",
+                               self.data_format)
         labels = tf.convert_to_tensor(labels)
         if (labels.shape.rank or 0) >= 1 and images.shape[0] is not None and (
                 labels.shape[0] is not None and labels.shape[0] != images.shape[0]):
@@ -291,16 +341,13 @@ class MixupCutMix:
         # Hash the canonical float32 one-hot targets, so sparse and one-hot labels of
         # the same batch get the same draws.
         targets = one_hot(labels, self.num_classes)
-        key = _random.batch_key(
-            self._base_seed,
-            [_random.image_hash(images, channels_first), _random.content_hash(targets)],
-            position,
-        )
-        mixed, targets = mixup_cutmix(
-            images, targets, self.num_classes, key,
+        keys = _random.batch_keys(images, targets, self._base_seed, position, channels_first,
+                                  count=2, jit_compile=self.jit_compile)
+        mixed, targets = _mix(
+            images, targets, self.num_classes, keys,
             mixup_alpha=self.mixup_alpha_variable.value,
-            cutmix_alpha=self.cutmix_alpha_variable.value,
-            cutmix_minmax=self.cutmix_minmax, prob=self.prob_variable.value,
+            cutmix_alpha=self.cutmix_alpha_variable.value if image else 0.0,
+            cutmix_minmax=self.cutmix_minmax if image else None, prob=self.prob_variable.value,
             switch_prob=self.switch_prob, mode=self.mode, correct_lam=self.correct_lam,
             label_smoothing=self.label_smoothing_variable.value, channels_first=channels_first,
             jit_compile=self.jit_compile,

@@ -34,6 +34,33 @@ def test_noise_has_the_requested_standard_deviation():
     assert abs(out.std() - 0.1) < 0.002
 
 
+@pytest.mark.parametrize("shape", [(64, 300), (16, 50, 24), (2000,)])
+def test_noise_alone_works_on_any_rank(shape):
+    # Feature vectors, sequences, and even one unbatched feature vector.
+    x = np.random.default_rng(4).normal(size=shape).astype("float32")
+    aug = augment(noise_stddev=0.1, seed=4)
+    out, labels = aug(x, np.arange(shape[0]))
+    noise = out.numpy() - x
+    assert out.shape == shape
+    assert abs(noise.mean()) < 0.01 and abs(noise.std() - 0.1) < 0.005
+    np.testing.assert_array_equal(labels, np.arange(shape[0]))
+    np.testing.assert_array_equal(aug(x), out)  # labels or not: the same draws
+    if len(shape) > 1:
+        ds = tf.data.Dataset.from_tensor_slices(x).batch(shape[0] // 4)
+        sequential = np.concatenate(list(ds.map(aug).as_numpy_iterator()))
+        parallel = np.concatenate(list(ds.map(aug, num_parallel_calls=4,
+                                              deterministic=True).as_numpy_iterator()))
+        np.testing.assert_array_equal(sequential, parallel)
+        np.testing.assert_allclose(sequential.std(), np.sqrt(x.var() + 0.01), rtol=0.05)
+
+
+def test_image_operations_on_a_non_image_rank_are_a_clear_error():
+    with pytest.raises(ValueError, match="`rotation`.*rotation, zoom.*rank 2.*noise_stddev"):
+        augment(rotation=0.1, zoom=0.1, noise_stddev=0.1)(np.zeros((4, 8), "float32"))
+    with pytest.raises(ValueError, match="`flip`.*rank 5"):
+        augment(flip=True)(np.zeros((2, 4, 4, 4, 1), "float32"))
+
+
 def test_flip_gives_the_image_or_its_mirror_and_brightness_a_constant_shift():
     images = np.random.default_rng(3).uniform(0.3, 0.7, (32, 6, 6, 1)).astype("float32")
     out = augment(flip="horizontal", seed=3)(images).numpy()

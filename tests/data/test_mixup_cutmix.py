@@ -370,9 +370,73 @@ def test_setter_validates_like_the_constructor():
         m.cutmix_alpha = -1.0
 
 
+@pytest.mark.parametrize("shape", [(8, 5), (8, 6, 3), (7, 2, 3, 2, 2)])
+@pytest.mark.parametrize("mode", ["batch", "elem"])
+def test_mixup_works_on_any_rank_with_exact_label_weights(shape, mode):
+    # Features (batch, features), sequences (batch, steps, channels), a rank-5 batch.
+    x = np.random.default_rng(1).normal(size=shape).astype("float32")
+    labels = np.arange(shape[0])
+    for jit_compile in (False, True):
+        m = MixupCutMix(K, mixup_alpha=1.0, cutmix_alpha=0.0, label_smoothing=0.0, mode=mode,
+                        seed=4, jit_compile=jit_compile)
+        out, targets = _run(m, x, labels)
+        assert out.shape == shape and targets.shape == (shape[0], K)
+        for i in range(shape[0]):
+            j = shape[0] - 1 - i
+            lam = targets[i, i] if i != j else 1.0
+            if i != j:
+                np.testing.assert_allclose(targets[i, j], 1.0 - lam, atol=1e-6)
+            np.testing.assert_allclose(out[i], lam * x[i] + (1.0 - lam) * x[j], atol=1e-5)
+        lams = [targets[i, i] for i in range(shape[0] // 2)]
+        assert all(0.0 < w < 1.0 for w in lams)
+        assert (len(set(np.round(lams, 6))) > 1) == (mode == "elem")
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_batches_of_other_ranks_do_not_change_how_images_are_mixed(jit_compile):
+    # Traced functions keep one trace per rank: shapes of several ranks are never relaxed into
+    # one trace of unknown rank (which would hash and mix images as flat examples).
+    images, values = constant_batch(8, 6, 6)
+    labels = np.arange(8)
+    make = functools.partial(MixupCutMix, K, mixup_alpha=0.0, label_smoothing=0.0, seed=1,
+                             jit_compile=jit_compile)
+    before = _run(make(), images, labels)
+    for shape in ((8, 5), (8, 5, 2), (8, 2, 2, 2, 2)):
+        make(cutmix_alpha=0.0)(np.zeros(shape, "float32"), labels)
+    after = _run(make(), images, labels)
+    np.testing.assert_array_equal(before[0], after[0])
+    np.testing.assert_array_equal(before[1], after[1])
+    assert {r[0] for r in explain(*after, values, labels)} == {"cutmix"}
+
+
+def test_any_rank_label_smoothing_only_and_the_same_draws_in_a_parallel_map():
+    x = np.random.default_rng(2).normal(size=(24, 4)).astype("float32")
+    labels = np.arange(24) % 10
+    out, targets = MixupCutMix(10, mixup_alpha=0.0, cutmix_alpha=0.0, seed=0)(x, labels)
+    np.testing.assert_array_equal(out, x)
+    np.testing.assert_allclose(targets, np.eye(10)[labels] * 0.9 + 0.01, atol=1e-7)
+    m = MixupCutMix(10, cutmix_alpha=0.0, seed=0)
+    ds = tf.data.Dataset.from_tensor_slices((x, labels)).batch(6)
+    sequential = [b[0].numpy() for b in ds.map(m)]
+    parallel = [b[0].numpy() for b in ds.map(m, num_parallel_calls=4, deterministic=True)]
+    np.testing.assert_array_equal(np.concatenate(sequential), np.concatenate(parallel))
+    assert not np.array_equal(np.concatenate(sequential), x)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"cutmix_alpha": 0.0, "cutmix_minmax": (0.2, 0.5)}])
+def test_cutmix_on_a_non_image_rank_names_cutmix_alpha_and_the_rank(kwargs):
+    argument = "cutmix_minmax" if kwargs else "cutmix_alpha"
+    with pytest.raises(ValueError, match=f"`{argument}`.*rank 4.*rank 2"):
+        MixupCutMix(10, **kwargs)(np.zeros((4, 8), "float32"), np.arange(4))
+    with pytest.raises(ValueError, match="cutmix_alpha.*rank 3"):
+        mixup_cutmix(np.zeros((4, 8, 2), "float32"), np.arange(4), 10, key=[0, 0])
+
+
 def test_non_image_rank_is_a_clear_error_eagerly_and_at_trace_time():
     with pytest.raises(ValueError, match="rank 4"):
         MixupCutMix(10)(np.zeros((4, 8, 8), "float32"), np.arange(4))
+    with pytest.raises(ValueError, match="rank >= 2"):
+        MixupCutMix(10, cutmix_alpha=0.0)(np.zeros((4,), "float32"), np.arange(4))
     ds = tf.data.Dataset.from_tensor_slices((np.zeros((4, 8, 8, 1), "float32"), np.arange(4)))
     with pytest.raises(ValueError, match="dataset.batch"):
         ds.map(MixupCutMix(10))  # unbatched elements: traced once, fails at once
