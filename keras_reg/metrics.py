@@ -298,8 +298,22 @@ class CalibratedCrossEntropy(keras.metrics.Metric):
                                             name="other_sums", dtype="float64")
         self.count = self.add_variable(shape=(), initializer="zeros", name="count",
                                        dtype="float64")
+        # 1.0: accumulate; 0.0: ignore batches (`enabled(False)`). A variable, so a traced
+        # training step follows it without a retrace.
+        self._enabled = self.add_variable(shape=(), initializer="ones", name="enabled",
+                                          dtype="float64")
+
+    def enable(self, enabled=True):
+        """Turns accumulation on or off without a retrace. `TrainingProtocol` turns it off
+        for the training batches (it would cost about a third of a small model's step) and on
+        for the validation pass, where the search reads `val_calibrated_loss`."""
+        self._enabled.assign(1.0 if enabled else 0.0)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
+        keras.ops.cond(self._enabled > 0.0,
+                       lambda: self._accumulate(y_true, y_pred, sample_weight), lambda: None)
+
+    def _accumulate(self, y_true, y_pred, sample_weight):
         ops = keras.ops
         y_pred = ops.cast(y_pred, "float64")
         y_true = ops.cast(y_true, "float64")
@@ -371,7 +385,8 @@ class CalibratedCrossEntropy(keras.metrics.Metric):
         return ops.maximum(loss, 0.0), beta
 
     def result(self):
-        return self._refined()[0]
+        return keras.ops.cond(self._enabled > 0.0, lambda: self._refined()[0],
+                              lambda: keras.ops.zeros((), "float64"))
 
     def temperature(self):
         """`1 / β` at the minimum of the accumulated fitted loss (a float)."""

@@ -20,7 +20,7 @@ _NAMES = {
     "TrialRecord": "result",
     "RegularizationHyperModel": "hypermodel", "train": "hypermodel",
     "TUNERS": "tuner", "RegularizationTuner": "tuner", "parse_objective": "tuner",
-    "search": "search",
+    "search": "tuner",
     "build_cnn": "models", "build_conv1d": "models", "build_mlp": "models",
 }
 
@@ -31,8 +31,6 @@ def __getattr__(name):
     module = _NAMES.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    # kept, so that `search` (the function) replaces the submodule of that name, which the
-    # import binds here
     value = globals()[name] = getattr(_importlib.import_module(f"{__name__}.{module}"), name)
     return value
 

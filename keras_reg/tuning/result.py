@@ -89,9 +89,23 @@ class TrialRecord:
 
 
 def error_line(message):
-    """The exception line of an error message (a traceback's last non-empty line)."""
-    lines = [line for line in (message or "").strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else ""
+    r"""The first line of the error in `message` (a traceback's exception line, not the lines
+    of context some errors add after it); the message itself when it is one line.
+
+    Example:
+
+    >>> error_line("Traceback (most recent call last):\n  File 'x.py', line 1\n"
+    ...            "ValueError: dropout is not supported here\n\nArguments received: ...")
+    'ValueError: dropout is not supported here'
+    """
+    lines = (message or "").strip().splitlines()
+    frames = [i for i, line in enumerate(lines) if line.startswith("  File ")]
+    start = frames[-1] + 1 if frames else 0
+    for line in lines[start:]:
+        if line.strip() and not line[0].isspace():
+            return line.strip()
+    rest = [line.strip() for line in lines if line.strip()]
+    return rest[-1] if rest else ""
 
 
 class SearchResult:
