@@ -7,9 +7,9 @@ import keras
 import numpy as np
 import pytest
 
+from keras_reg.cli import report
 from keras_reg.data import load
-from keras_reg.tuning import Regularization
-from keras_reg.tuning import report
+from keras_reg.tuning import Regularization, TrainingProtocol
 
 SPLITS = ("train[:96]", "train[80%:]", "test[:64]")
 
@@ -29,8 +29,9 @@ def tiny_model(reg):
     ])
 
 
-PROTOCOL = dict(num_classes=10, epochs=1, patience=None, input_shape=(8, 8, 1),
-                build_model=tiny_model)
+TINY = TrainingProtocol(patience=None, min_steps_per_epoch=1)
+PROTOCOL = dict(num_classes=10, epochs=1, protocol=TINY, build_model=tiny_model,
+                calibrate=False)
 REGS = {"none": Regularization.none(), "best": Regularization(dropout=0.3)}
 
 
@@ -279,7 +280,7 @@ def tiny_search(tmp_path_factory):
     train, val, _ = _data()
     return search(tiny_model, train, val, space=space, tuner="random", max_trials=4,
                   epochs=3, directory=str(tmp_path_factory.mktemp("tiny_search")), seed=0,
-                  patience=None)
+                  protocol=TINY)
 
 
 def test_from_trials_measures_the_trials_own_checkpoints(tiny_search):
@@ -287,7 +288,7 @@ def test_from_trials_measures_the_trials_own_checkpoints(tiny_search):
     chosen = report.reference_trials(result, ["start"])
     assert chosen is not None and chosen["start"].label == "start"
     assert chosen["best"].trial_id == result.best_trial.trial_id
-    c = report.from_trials(result, chosen, _data, num_classes=10, seed=0)
+    c = report.from_trials(result, chosen, _data, num_classes=10, seed=0, calibrate=False)
     assert list(c.runs) == ["start", "best"] and c.seeds == [0]
     test = _data()[2]
     for name, record in chosen.items():
@@ -306,17 +307,19 @@ def test_from_trials_measures_the_trials_own_checkpoints(tiny_search):
         assert c.runs["best"][0].metrics == c.runs["start"][0].metrics
     else:
         assert c.same_as is None
-    # calibrated: the same accuracy, the loss of the temperature-scaled predictions
-    from keras_reg.tuning.calibration import TemperatureScaling
+    # calibrated: the same accuracy, the loss of the temperature-scaled predictions; the
+    # model stays the model as built (the temperature is a figure of the report)
+    from keras_reg.layers import TemperatureScaling
 
     scaled = report.from_trials(result, chosen, _data, num_classes=10, seed=0, calibrate=True)
     assert scaled.calibrated and not c.calibrated
     for name in chosen:
         run, plain = scaled.runs[name][0], c.runs[name][0]
-        assert isinstance(run.model.layers[-1], TemperatureScaling)
-        assert run.model.layers[-1].temperature == run.metrics["temperature"]
+        assert not any(isinstance(layer, TemperatureScaling) for layer in run.model.layers)
+        assert run.metrics["temperature"] > 0
         assert run.metrics["test_accuracy"] == plain.metrics["test_accuracy"]
-        accuracy, loss = _numpy_metrics(run.model, test)
+        accuracy, loss = _numpy_metrics(report.scaled(run.model, run.metrics["temperature"]),
+                                        test)
         assert run.metrics["test_loss"] == pytest.approx(loss, abs=1e-4)
     assert "temperature" in scaled.rows()[0] and "temperature" not in c.rows()[0]
 
@@ -329,21 +332,8 @@ def test_a_reference_outside_the_space_is_trained_beside_the_trials(tiny_search)
             "best": result.best_regularization}
     seen = []
     c = report.from_trials(result, chosen, _data, num_classes=10, seed=0, regs=regs,
-                           progress=lambda run: seen.append(run.name), epochs=2, patience=None,
-                           input_shape=(8, 8, 1), build_model=tiny_model)
+                           progress=lambda run: seen.append(run.name), epochs=2,
+                           protocol=TINY, build_model=tiny_model)
     assert list(c.runs) == ["none", "start", "best"]
     assert seen == ["start"] + ([] if c.same_as else ["best"]) + ["none"]
     assert c.runs["none"][0].epochs == 2  # trained here, under the protocol given
-
-
-def test_hyperband_trials_are_not_whole_runs(tmp_path):
-    from types import SimpleNamespace
-
-    from keras_reg.tuning import RegularizationTuner
-
-    tuner = RegularizationTuner(tiny_model, tuner="hyperband", max_epochs=3,
-                                directory=str(tmp_path), seed=0)
-    result = SimpleNamespace(tuner=tuner, references={}, best_trial=None)
-    assert report.reference_trials(result, ["start"]) is None  # rounds are not whole runs
-    tuner.kind = "random"
-    assert report.reference_trials(result, ["start"]) == {"best": None}
