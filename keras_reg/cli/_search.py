@@ -349,7 +349,7 @@ def _finish(args, data, space, builder, result, command, search_seconds, start, 
     first["best"].model.save(os.path.join(out, "best_model.keras"))
     first["best"].model.export(os.path.join(out, "best_model_savedmodel"), verbose=False)
     files += ["best_model.keras", "best_model_savedmodel/", "tuner/search/"]
-    warnings = list(space.edge_warnings(best))
+    warnings = list(space.edge_warnings(best)) + report.unused_values(first["best"].model, best)
     rep = report.Report(comparison, result, command=command, data=data.description,
                         settings=dict(settings(args), space=space.get_config(),
                                       tuner=args.tuner, objective=args.objective,

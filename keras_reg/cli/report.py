@@ -37,6 +37,26 @@ def fmt(value, signed=False):
     return f"{value:+.3g}" if signed else f"{value:.3g}"
 
 
+def unused_values(model, reg):
+    """Lines naming the model-side values of `reg` that `model` has no layer for (a searched
+    `drop_path` for a model without residual branches, ...): they had no effect."""
+    from keras_reg._roles import walk_layers
+    from keras_reg.layers import DropPath, GroupNorm, InvertedDropout, StochasticDepth
+
+    layers = list(walk_layers(model))
+    has = {
+        "drop_path": any(isinstance(x, (DropPath, StochasticDepth)) for x in layers),
+        "dropout": any(isinstance(x, (keras.layers.Dropout, InvertedDropout)) for x in layers),
+        "l2": any(getattr(x, "kernel_regularizer", None) is not None for x in layers),
+        "norm": any(isinstance(x, (keras.layers.BatchNormalization, GroupNorm,
+                                   keras.layers.GroupNormalization,
+                                   keras.layers.LayerNormalization)) for x in layers),
+    }
+    values = reg.to_dict()
+    return [f"{name}={format_value(values[name])} had no effect: the model has no layer that "
+            f"uses it" for name, used in has.items() if values[name] and not used]
+
+
 def describe(reg):
     """`l2=1.00e-04 dropout=0.25 norm=none`: the values of `reg` that are on, norm always."""
     return " ".join(f"{name}={format_value(value)}" for name, value in reg.to_dict().items()
@@ -215,7 +235,8 @@ class Comparison:
         ref = self.best_reference
         d = self.differences(ref)
         acc, loss, ratio = d["accuracy"], d["loss"], d["error_ratio"]
-        text = (f"best vs {ref} (the best reference): test error ratio {fmt(ratio['mean'])}, "
+        text = (f"best vs {ref} (the reference with the lowest test error): test error ratio "
+                f"{fmt(ratio['mean'])}, "
                 f"accuracy {fmt(acc['mean'], True)}, loss {fmt(loss['mean'], True)}")
         if self.same_as:
             text = f"the best values are the {self.same_as} reference's; " + text
@@ -456,8 +477,9 @@ def validation_advantage(comparison, validation, num_classes):
 
 def advantage_line(found):
     """The report's sentence on `validation_advantage`."""
-    text = (f"on validation the best values beat `{found['reference']}` (the strongest "
-            f"reference there) by {fmt(found['advantage'])} cross-entropy per image, paired "
+    text = (f"on validation the best values beat `{found['reference']}` (the reference "
+            f"closest to them on validation) by {fmt(found['advantage'])} cross-entropy per "
+            f"image, paired "
             f"standard error {fmt(found['standard_error'])} over {found['images']} images "
             f"(z {fmt(found['z'])})")
     if not found["z"] >= 2.0 or found["advantage"] < MIN_LEAD:
@@ -534,8 +556,14 @@ class Report:
                 + self.warnings)
 
     def console(self):
-        """The table and headline printed at the end of a run."""
-        lines = [text_table(*self.comparison.rows()), "", self.comparison.headline()]
+        """The table and headline printed at the end of a run: a narrow table (the gaps and
+        train figures are in report.md), then each run's values."""
+        header, rows = self.comparison.rows()
+        keep = [i for i, h in enumerate(header) if h in (
+            "run", "test acc.", "test loss", "temperature", "epochs", "seconds")]
+        narrow = text_table([header[i] for i in keep], [[r[i] for i in keep] for r in rows])
+        values = [f"  {r[0]}: {r[1]}" for r in rows]
+        lines = [narrow, "", "values:", *values, "", self.comparison.headline()]
         return "\n".join(lines + self._notes())
 
     def summary(self, files=()):
@@ -555,6 +583,8 @@ class Report:
                 else None,
                 best_objective=result.best_trial.objective,
                 best_values=result.best_regularization.to_dict(),
+                best_temperature=self.comparison.runs["best"][0].metrics.get("temperature"),
+                trial_records=[t.to_dict() for t in trials],
                 trial_overhead=(seconds - fit) / seconds if seconds else None,
                 selection=getattr(result, "selection", None),
             )
@@ -605,6 +635,8 @@ class Report:
                      + (f" in {fmt(self.timings['search'])} s" if "search" in self.timings
                         else "") + ".", "",
                      markdown_table(*trials_rows(r)), ""]
+            text += [f"Trial {t.number} {t.status.lower()}: {t.message}" for t in r.trials
+                     if t.message] + [""]
             outside = [n for n in c.references if n not in r.references]
             text += [f"`{n}` lies outside the searched space, so it was trained beside the "
                      "search, under the same protocol." for n in outside]

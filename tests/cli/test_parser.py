@@ -121,3 +121,14 @@ def test_the_rerun_command_has_no_overwrite():
         "keras-reg search --out 'my out' --epochs 3"
     assert rerun_command(["search", "--overw", "--seed", "1"]) == "keras-reg search --seed 1"
     assert rerun_command(["search", "--out", "o"]) == "keras-reg search --out o"
+
+
+def test_quick_is_a_small_budget_that_explicit_flags_override():
+    from keras_reg.cli._parser import DEFAULTS, QUICK, parse
+
+    _, args = parse(["search", "--quick", "--out", "/tmp/keras_reg_quick_test"])
+    assert (args.max_trials, args.epochs) == (QUICK["max_trials"], QUICK["epochs"])
+    _, args = parse(["search", "--quick", "--epochs", "5", "--out", "/tmp/keras_reg_quick_test"])
+    assert (args.max_trials, args.epochs) == (QUICK["max_trials"], 5)
+    _, args = parse(["search", "--out", "/tmp/keras_reg_quick_test"])
+    assert (args.max_trials, args.epochs) == (DEFAULTS["max_trials"], DEFAULTS["epochs"])
