@@ -5,6 +5,8 @@ transform mapped on it (`map` without parallelism, so the figure is the transfor
 candidates are timed interleaved in one process (benchmarks/_harness.py), the median over
 rounds is reported as images/s and as extra milliseconds per batch over the bare pipeline.
 Labels are one-hot float32 for every candidate (Keras's layers reject integer labels).
+Below the transforms, the options measured for keying a batch (the key alone): tf.fingerprint,
+the batch hash in a plain graph and XLA-compiled, the Gamma draws, and `.apply` (position key).
 
     python benchmarks/bench_data.py [--quick]
 """
@@ -23,7 +25,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from _harness import interleaved, markdown_table  # noqa: E402
-from keras_reg.data import Cutout, MixupCutMix  # noqa: E402
+from keras_reg.data import Cutout, MixupCutMix, _random  # noqa: E402
 
 NUM_CLASSES = 10
 
@@ -77,11 +79,43 @@ def _candidates(shape, dtype, batch, with_erasing):
     return cands
 
 
-def _iterator(images, labels, batch, fn):
+def _iterator(images, labels, batch, fn, apply=False):
     ds = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch).cache().repeat()
-    if fn is not None:
+    if apply:
+        ds = fn.apply(ds)
+    elif fn is not None:
         ds = ds.map(fn)
     return iter(ds.prefetch(2))
+
+
+def _touch(x, y, word):
+    """(x, y) made to depend on a scalar, so the scalar is computed in the pipeline."""
+    return x, y + tf.cast(tf.cast(word, tf.int32) * 0, y.dtype)
+
+
+def _option_candidates(shape):
+    """The ways to key a batch that were measured (key alone, MixupCutMix's own cost aside)."""
+    grid = [list(range(0, size, max(size // 16, 1))) for size in shape[:2]]
+
+    def fingerprint(x, y):  # farmhash of the same pixel grid: a TF op without an XLA kernel
+        sample = tf.gather(tf.gather(x, grid[0], axis=1), grid[1], axis=2)
+        return _touch(x, y, tf.fingerprint(tf.reshape(sample, [1, -1]))[0, 0])
+
+    def hash_with(jit_compile):
+        def fn(x, y):
+            return _touch(x, y, _random.batch_keys(x, y, 0, None, False,
+                                                   jit_compile=jit_compile)[0])
+        return fn
+
+    def gamma(x, y):  # the Gamma draws behind Beta(a, a): what an XLA Beta sampler could save
+        g = tf.random.stateless_gamma([1, 2, 2], seed=tf.constant([1, 2], tf.int64),
+                                      alpha=tf.constant([0.8, 1.0]))
+        return x, y + tf.reduce_sum(g) * 0
+
+    return {"key: tf.fingerprint of the grid (graph only)": fingerprint,
+            "key: batch hash, plain graph": hash_with(False),
+            "key: batch hash, XLA (used)": hash_with(True),
+            "Gamma draws alone (outside XLA)": gamma}
 
 
 def _label_weight_error(layer_fn, size=32, batch=64):
@@ -131,6 +165,10 @@ def main(argv=None):
                 return out[0]
             return pull
 
+        iters["keras_reg MixupCutMix .apply (content + position key)"] = _iterator(
+            images, labels, batch, MixupCutMix(NUM_CLASSES, seed=0), apply=True)
+        for name, fn in _option_candidates(shape).items():
+            iters[name] = _iterator(images, labels, batch, fn)
         times = interleaved({n: puller(it) for n, it in iters.items()}, rounds=rounds,
                             inner=1, warmup=2)
         per_batch = {n: statistics.median(t) / steps for n, t in times.items()}

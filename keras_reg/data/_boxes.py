@@ -57,15 +57,28 @@ def _blend(images, partner, lam):
     return tf.cast(mixed, dtype)
 
 
-def mix(images, y0, y1, x0, x1, lam, channels_first):
+def mix(images, y0, y1, x0, x1, lam, channels_first, use_cut=None):
     """Pastes the reversed batch inside each box and blends it elsewhere with weight `lam`.
 
-    A sample with an empty box and lam = 1 is returned unchanged (bit-exact).
+    A sample with an empty box and lam = 1 is returned unchanged (bit-exact). `use_cut`, a
+    scalar bool given when one draw decides for the whole batch, runs only the work of that
+    draw: the box paste (CutMix: lam is 1 outside the box) or the blend (Mixup or unmixed: the
+    boxes are empty), each one pass over the pixels instead of both.
     """
     flat, rows, cols, shape = _as_rows_and_columns(images, channels_first)
     partner = tf.reverse(flat, axis=[0])
-    mask = box_mask(rows, cols, y0, y1, x0, x1)
-    return tf.reshape(tf.where(mask, partner, _blend(flat, partner, lam)), shape)
+
+    def paste():
+        return tf.where(box_mask(rows, cols, y0, y1, x0, x1), partner, flat)
+
+    def blend_all():
+        return _blend(flat, partner, lam)
+
+    if use_cut is None:
+        mixed = tf.where(box_mask(rows, cols, y0, y1, x0, x1), partner, blend_all())
+    else:
+        mixed = tf.cond(use_cut, paste, blend_all)
+    return tf.reshape(mixed, shape)
 
 
 def erase(images, y0, y1, x0, x1, fill, channels_first):

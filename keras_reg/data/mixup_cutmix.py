@@ -90,14 +90,16 @@ def _kernel(images, targets, key, gammas, prob, switch_prob, mixup_alpha, cutmix
         cutmix_alpha, cutmix_minmax = tf.zeros_like(cutmix_alpha), None
     lam, blend, box = _params(key, gammas, height, width, prob, switch_prob, mixup_alpha,
                               cutmix_alpha, cutmix_minmax, correct_lam)
+    use_cut = None
     if mode == "batch":
+        use_cut = blend[0] == 1.0  # CutMix or unmixed (an empty box then): paste only
         lam, blend, *box = (tf.broadcast_to(v, [batch]) for v in (lam, blend) + box)
     elif mode == "pair":
         # Sample i and its partner batch-1-i share one draw (timm's "pair" mode).
         index = tf.minimum(tf.range(batch), batch - 1 - tf.range(batch))
         lam, blend, *box = (tf.gather(v, index) for v in (lam, blend) + box)
     if image:
-        mixed = _boxes.mix(images, *box, blend, channels_first)
+        mixed = _boxes.mix(images, *box, blend, channels_first, use_cut)
     else:
         mixed = _boxes.blend(images, blend)
     lam = lam[:, None]
