@@ -45,12 +45,11 @@ def _import(name):
 
 def _any_importing():
     """Whether a keras_reg module is being imported right now (further up this call stack)."""
-    # `__spec__._initializing` is how importlib itself marks a module whose code is running
-    # (CPython 3.4 and later; checked on 3.11); a module without it reads as imported. Without
-    # this check, `import keras_reg.layers` as the first import would import the other
+    # Without this check, `import keras_reg.layers` as the first import would import the other
     # sub-packages while keras_reg.layers is half made (tests/test_package.py, "dotted").
-    return any(getattr(getattr(module, "__spec__", None), "_initializing", False)
-               for name, module in list(_sys.modules.items())
+    from keras_reg._compat import module_initializing
+
+    return any(module_initializing(module) for name, module in list(_sys.modules.items())
                if name.startswith(f"{__name__}.") and module is not None)
 
 

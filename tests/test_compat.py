@@ -78,3 +78,22 @@ def test_seed_generators_lists_the_layers_own_generators():
     dropout = keras.layers.Dropout(0.5, seed=1)
     assert _compat.seed_generators(dropout) == [dropout.seed_generator]
     assert _compat.seed_generators(keras.layers.Dense(2)) == []
+
+
+def test_module_initializing_reads_importlibs_mark(tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    from keras_reg._compat import module_initializing
+
+    # a module that records, while its own code runs, what module_initializing says of it
+    (tmp_path / "keras_reg_probe_mod.py").write_text(
+        "import sys\nfrom keras_reg._compat import module_initializing\n"
+        "DURING = module_initializing(sys.modules[__name__])\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("keras_reg_probe_mod")
+    try:
+        assert module.DURING is True
+        assert module_initializing(module) is False
+    finally:
+        sys.modules.pop("keras_reg_probe_mod", None)
