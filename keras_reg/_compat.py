@@ -19,6 +19,18 @@ def module_initializing(module):
     return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
 
 
+# --- H3b: the file of a trial's best epoch -----------------------------------------------------
+# KerasTuner's `SaveBestEpoch` writes a trial's best-epoch weights to the path
+# `Tuner._get_checkpoint_fname(trial_id)` gives (what its own `load_model` reads); the search
+# reads them back into the trial's model once, at the trial's end, to score its best epoch
+# image by image. No public accessor exists. Checked on KerasTuner 1.4.8.
+
+
+def best_epoch_weights(tuner, trial_id):
+    """The path of the best-epoch weights KerasTuner saved for `trial_id`."""
+    return tuner._get_checkpoint_fname(trial_id)
+
+
 # --- H3a: KerasTuner's per-trial traceback printout ------------------------------------------
 # KerasTuner prints the full traceback of every failed trial to stderr when its module-level
 # `keras_tuner.src.config.DEBUG` is true (the default), inside `BaseTuner.search` between

@@ -97,3 +97,19 @@ def test_module_initializing_reads_importlibs_mark(tmp_path, monkeypatch):
         assert module_initializing(module) is False
     finally:
         sys.modules.pop("keras_reg_probe_mod", None)
+
+
+def test_best_epoch_weights_is_where_kerastuner_saves_and_loads(tmp_path):
+    import inspect
+
+    import keras_tuner
+
+    from keras_reg._compat import best_epoch_weights
+
+    tuner = keras_tuner.RandomSearch(lambda hp: None, objective="val_loss", max_trials=1,
+                                     directory=str(tmp_path), project_name="p")
+    path = best_epoch_weights(tuner, "0")
+    assert path.startswith(tuner.get_trial_dir("0")) and path.endswith(".weights.h5")
+    # the same method names the file SaveBestEpoch writes and load_model reads
+    assert "_get_checkpoint_fname" in inspect.getsource(keras_tuner.Tuner.run_trial)
+    assert "_get_checkpoint_fname" in inspect.getsource(keras_tuner.Tuner.load_model)

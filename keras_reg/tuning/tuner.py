@@ -12,7 +12,7 @@ import keras
 import keras_tuner
 import numpy as np
 
-from keras_reg._compat import kerastuner_tracebacks
+from keras_reg._compat import best_epoch_weights, kerastuner_tracebacks
 from keras_reg._validation import check_choice, check_seed
 from keras_reg.tuning import _data, _settings
 from keras_reg.tuning.hypermodel import RegularizationHyperModel
@@ -336,7 +336,7 @@ class RegularizationTuner(keras_tuner.Tuner):
     def on_trial_begin(self, trial):
         super().on_trial_begin(trial)
         self._runs[trial.trial_id] = {"start": time.perf_counter(), "history": {},
-                                      "fit_seconds": 0.0, "best": None, "probabilities": None}
+                                      "fit_seconds": 0.0, "model": None}
 
     def on_epoch_begin(self, trial, model, epoch, logs=None):
         self._runs[trial.trial_id]["epoch_start"] = time.perf_counter()
@@ -346,28 +346,27 @@ class RegularizationTuner(keras_tuner.Tuner):
         run["fit_seconds"] += time.perf_counter() - run.pop("epoch_start", time.perf_counter())
         for key, value in (logs or {}).items():
             run["history"].setdefault(key, []).append(float(value))
-        objective = self.oracle.objective
-        if self._validation is None or not objective.has_value(logs or {}):
-            return
-        value = objective.get_value(logs)
-        if np.isfinite(value) and (run["best"] is None or objective.better_than(value,
-                                                                                run["best"])):
-            run["best"] = value  # the epoch KerasTuner's SaveBestEpoch keeps
-            run["probabilities"] = model.predict(self._validation[0], batch_size=256,
-                                                 verbose=0)
+        run["model"] = model
+
+    def _best_epoch_scores(self, trial_id, model):
+        """Per validation image, the objective's score of the trial's best epoch (the weights
+        KerasTuner's `SaveBestEpoch` kept), or None."""
+        path = best_epoch_weights(self, trial_id)
+        if self._validation is None or model is None or not os.path.exists(path):
+            return None
+        model.load_weights(path)
+        probabilities = model.predict(self._validation[0], batch_size=256, verbose=0)
+        scores = image_scores(probabilities, self._validation[1], self.oracle.objective.name)
+        return None if scores is None or not np.all(np.isfinite(scores)) else scores
 
     def on_trial_end(self, trial):
         run = self._runs.pop(trial.trial_id, None)
         if run is not None:
-            scores = None
-            if run["probabilities"] is not None:
-                scores = image_scores(run["probabilities"], self._validation[1],
-                                      self.oracle.objective.name)
+            scores = self._best_epoch_scores(trial.trial_id, run.get("model"))
             _settings.write_json(self._trial_file(trial.trial_id), {
                 "history": run["history"], "fit_seconds": run["fit_seconds"],
                 "seconds": time.perf_counter() - run["start"],
-                "scores": None if scores is None or not np.all(np.isfinite(scores))
-                else [float(v) for v in scores]})
+                "scores": None if scores is None else [float(v) for v in scores]})
         super().on_trial_end(trial)
         record = self.record(self.oracle.get_trial(trial.trial_id))
         self._ended.append(record)
