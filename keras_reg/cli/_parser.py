@@ -159,11 +159,11 @@ def build_parser():
     s.add_argument("--tuner", default=DEFAULTS["tuner"],
                    choices=("bayesian", "random"), help="KerasTuner's oracle")
     s.add_argument("--max-trials", type=_positive("--max-trials"), default=None,
-                   help=f"number of trials, the first 5 the references and probes (default "
+                   help=f"number of trials, the first 5 the references and probes (default: "
                         f"{DEFAULTS['max_trials']})")
     s.add_argument("--epochs", type=_positive("--epochs"), default=None,
                    help=f"epochs per trial (early stopping inside), and for the retrained models "
-                        f"(default {DEFAULTS['epochs']}); an epoch is at least 32 steps (small "
+                        f"(default: {DEFAULTS['epochs']}); an epoch is at least 32 steps (small "
                         "data: several passes): with the built-in CNN on 2 CPU cores about 1 s "
                         "on 8x8 digits, 4-5 s on 28x28 images")
     s.add_argument("--quick", action="store_true",

@@ -1,5 +1,7 @@
 """`TrainingProtocol`: how every trial and every retraining of a search is trained."""
 
+import weakref
+
 import keras
 import numpy as np
 
@@ -128,9 +130,9 @@ class TrainingProtocol:
                     0.0 if warmup else self.learning_rate, decay_steps=max(1, total - warmup),
                     warmup_target=self.learning_rate if warmup else None, warmup_steps=warmup)
             optimizer, loss = keras.optimizers.Adam(rate), keras.losses.CategoricalCrossentropy()
+        calibrated = _CALIBRATED[model] = CalibratedCrossEntropy()
         model.compile(optimizer=optimizer, loss=loss,
-                      metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
-                               CalibratedCrossEntropy()],
+                      metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"), calibrated],
                       steps_per_execution=self.steps_per_execution,
                       # XLA compiles each trial's new model: on a CPU that costs more than a
                       # small model's epochs gain (BENCHMARKS.md, search profile)
@@ -167,7 +169,7 @@ class TrainingProtocol:
         passes = self.passes_per_epoch(batches)
         epoch = train.repeat(passes) if passes > 1 else train
         train_ds, val_ds = _data.pipeline(reg, epoch, validation, num_classes, seed)
-        run = [RegularizationLogger(), ValidationTemperature()]
+        run = [RegularizationLogger(), ValidationTemperature(_CALIBRATED.get(model))]
         if self.precise_batch_norm and _data.has_batch_norm(model):
             run.append(PreciseBatchNorm(_data.one_hot_batches(train, num_classes),
                                         num_batches=self.precise_bn_batches))
@@ -193,6 +195,11 @@ def _check_bool(name, value):
     return bool(value)
 
 
+# The CalibratedCrossEntropy of each model `TrainingProtocol.compile` compiled (Keras builds
+# `model.metrics` only at the first step, after the callbacks start).
+_CALIBRATED = weakref.WeakKeyDictionary()
+
+
 class ValidationTemperature(keras.callbacks.Callback):
     """Runs the model's `CalibratedCrossEntropy` on validation batches only, and logs
     `val_temperature` (the temperature its `val_calibrated_loss` was computed at).
@@ -200,17 +207,16 @@ class ValidationTemperature(keras.callbacks.Callback):
     The metric is turned off for the training batches (`CalibratedCrossEntropy.enable`): the
     training targets are mixed and smoothed, and it would cost about a third of a small
     model's step; `calibrated_loss` is dropped from the training logs.
+
+    Args:
+        metric: the model's compiled `CalibratedCrossEntropy`, or None (nothing to do).
     """
 
-    def _metric(self):
-        for metric in self.model.metrics:
-            for m in getattr(metric, "metrics", [metric]):
-                if isinstance(m, CalibratedCrossEntropy):
-                    return m
-        return None
+    def __init__(self, metric):
+        super().__init__()
+        self.metric = metric
 
     def on_train_begin(self, logs=None):
-        self.metric = self._metric()
         if self.metric is not None:
             self.metric.enable(False)
 
