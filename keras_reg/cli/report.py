@@ -28,6 +28,22 @@ REFERENCE_MEANING = {
 }
 
 
+FILES = {
+    "report.md": "this report",
+    "summary.json": "the same figures, machine-readable (with each trial and the best "
+                    "model's temperature)",
+    "curves_calibrated_loss.png": "the search's objective, the validation cross-entropy "
+                                  "after temperature scaling, per epoch of each run (lower is "
+                                  "better; the table's test loss is the same measure on test)",
+    "curves_accuracy.png": "accuracy per epoch of each run, validation (solid) and training "
+                           "(dashed; on mixed targets where the run mixes)",
+    "best_model.keras": "the model handed over, as `build_model` made it (load it after "
+                        "`import keras_reg`)",
+    "best_model_savedmodel/": "the same model as a TF SavedModel (serves without keras_reg)",
+    "tuner/search/": "KerasTuner's state: rerun the same command to resume",
+}
+
+
 def fmt(value, signed=False):
     """A number with 3 significant digits (`"0.966"`, `"+0.0123"`, `"1e-06"`); `-` for None."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -641,7 +657,8 @@ class Report:
             text += [f"`{n}` lies outside the searched space, so it was trained beside the "
                      "search, under the same protocol." for n in outside]
             text += [f"Note: {line}." for line in r.notes] + [""]
-        text += ["## Files", ""] + [f"- `{p}`" for p in files]
+        text += ["## Files", ""] + [f"- `{p}`" + (f": {FILES[p]}" if p in FILES else "")
+                                    for p in files]
         return "\n".join(text) + "\n"
 
     def write(self, out, files=()):
@@ -669,20 +686,24 @@ def plot_curves(runs, path, metric="loss"):
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
     colors = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]
+    trained = False
     for color, run in zip(colors, runs.values()):
         h = run.history.history
-        if metric not in h:
+        curve = h.get(f"val_{metric}")
+        if curve is None:
             continue
-        epochs = [e + 1 for e in range(len(h[metric]))]
-        ax.plot(epochs, h[metric], color=color, linestyle="--",
-                label=f"{run.name}: train" + (" (mixed targets)" if _mixes(run.reg) else ""))
-        if f"val_{metric}" in h:
-            ax.plot(epochs, h[f"val_{metric}"], color=color, label=f"{run.name}: validation")
+        epochs = [e + 1 for e in range(len(curve))]
+        ax.plot(epochs, curve, color=color, label=f"{run.name}: validation")
+        if metric in h:  # the training figure (on mixed targets where the run mixes)
+            trained = True
+            ax.plot(epochs, h[metric][:len(epochs)], color=color, linestyle="--",
+                    label=f"{run.name}: train" + (" (mixed targets)" if _mixes(run.reg) else ""))
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
     if "loss" in metric:
         ax.set_yscale("log")
-    ax.set_title(f"{metric}: train vs validation, references and best")
+    ax.set_title(f"{metric}: {'train vs validation' if trained else 'validation'} per epoch, "
+                 "references and best")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
