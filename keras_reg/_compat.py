@@ -31,6 +31,24 @@ def best_epoch_weights(tuner, trial_id):
     return tuner._get_checkpoint_fname(trial_id)
 
 
+# --- H3c: the folder of the trial a hypermodel's fit runs for --------------------------------
+# KerasTuner hands `HyperModel.fit` the trial's callbacks, among them its `SaveBestEpoch`, whose
+# `filepath` lies in the trial's folder; the hypermodel backs the trial up there
+# (`keras.callbacks.BackupAndRestore`), so that a trial interrupted under any KerasTuner tuner
+# resumes from its last epoch. The class lives in a private module and the trial has no public
+# accessor inside `fit`. Checked on KerasTuner 1.4.8.
+
+
+def trial_folder(callbacks):
+    """The folder of the KerasTuner trial these callbacks belong to, or None outside one."""
+    import os
+
+    from keras_tuner.src.engine.tuner_utils import SaveBestEpoch
+
+    saver = next((c for c in callbacks if isinstance(c, SaveBestEpoch)), None)
+    return None if saver is None else os.path.dirname(saver.filepath)
+
+
 # --- H3a: KerasTuner's per-trial traceback printout ------------------------------------------
 # KerasTuner prints the full traceback of every failed trial to stderr when its module-level
 # `keras_tuner.src.config.DEBUG` is true (the default), inside `BaseTuner.search` between

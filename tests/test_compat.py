@@ -113,3 +113,33 @@ def test_best_epoch_weights_is_where_kerastuner_saves_and_loads(tmp_path):
     # the same method names the file SaveBestEpoch writes and load_model reads
     assert "_get_checkpoint_fname" in inspect.getsource(keras_tuner.Tuner.run_trial)
     assert "_get_checkpoint_fname" in inspect.getsource(keras_tuner.Tuner.load_model)
+
+
+def test_trial_folder_is_read_from_kerastuners_best_epoch_saver(tmp_path):
+    import os
+
+    import keras
+    import keras_tuner
+
+    from keras_reg._compat import trial_folder
+
+    seen = []
+
+    class Probe(keras_tuner.HyperModel):
+        def build(self, hp):
+            model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+            model.compile("sgd", "mse")
+            return model
+
+        def fit(self, hp, model, *args, callbacks=None, **kwargs):
+            seen.append(trial_folder(callbacks))
+            return model.fit(*args, callbacks=callbacks, **kwargs)
+
+    import numpy as np
+
+    tuner = keras_tuner.RandomSearch(Probe(), objective="loss", max_trials=1,
+                                     directory=str(tmp_path), project_name="p")
+    tuner.search(np.ones((4, 2)), np.ones((4, 1)), epochs=1, verbose=0)
+    trial_id = next(iter(tuner.oracle.trials))
+    assert seen == [tuner.get_trial_dir(trial_id)] and os.path.isdir(seen[0])
+    assert trial_folder([keras.callbacks.History()]) is None

@@ -1,10 +1,12 @@
 """`RegularizationHyperModel`: KerasTuner's `build` / `fit` of one trial, and `train`."""
 
 import inspect
+import os
 
 import keras
 import keras_tuner
 
+from keras_reg._compat import trial_folder
 from keras_reg._validation import check_int, check_seed
 from keras_reg.tuning import _data, models
 from keras_reg.tuning.protocol import TrainingProtocol
@@ -122,8 +124,17 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
 
     def fit(self, hp, model, train, validation_data=None, epochs=None, callbacks=None,
             verbose=0, **kwargs):
-        """Trains `model` with the trial's regularization; returns the `History`."""
+        """Trains `model` with the trial's regularization; returns the `History`.
+
+        Inside a KerasTuner trial the run is backed up each epoch in the trial's folder
+        (`keras.callbacks.BackupAndRestore`): an interrupted trial resumes from its last
+        epoch when the search is run again.
+        """
         reg = self.regularization(hp)
+        callbacks = list(callbacks or [])
+        folder = trial_folder(callbacks)
+        if folder is not None:
+            callbacks.append(keras.callbacks.BackupAndRestore(os.path.join(folder, "backup")))
         protected = self.protected is not None and self.protected(hp)
         return self.protocol.fit(
             model, reg, train, validation_data, num_classes=self.num_classes,

@@ -91,8 +91,8 @@ class RegularizationTuner(keras_tuner.Tuner):
 
     The directory records the search's settings: a tuner made there again with the same
     settings resumes it (finished trials kept; an interrupted trial continues from its last
-    epoch through `keras.callbacks.BackupAndRestore`; a trial whose process died three times
-    is failed); other settings raise
+    epoch, backed up by `RegularizationHyperModel.fit` with `keras.callbacks.BackupAndRestore`;
+    a trial whose process died three times is failed); other settings raise
     `SettingsMismatchError`. KerasTuner's chief/worker environment distributes the trials.
 
     Args:
@@ -323,15 +323,6 @@ class RegularizationTuner(keras_tuner.Tuner):
 
     def _trial_file(self, trial_id):
         return os.path.join(self.get_trial_dir(trial_id), TRIAL_FILE)
-
-    def run_trial(self, trial, *args, **kwargs):
-        # Not an override of the training: KerasTuner's own run_trial (a fresh model,
-        # `hypermodel.fit`, the best epoch saved) with Keras's BackupAndRestore added, so an
-        # interrupted trial resumes from its last epoch.
-        backup = keras.callbacks.BackupAndRestore(
-            os.path.join(self.get_trial_dir(trial.trial_id), "backup"))
-        kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + [backup]
-        return super().run_trial(trial, *args, **kwargs)
 
     def on_trial_begin(self, trial):
         super().on_trial_begin(trial)
