@@ -99,7 +99,7 @@ def test_summary_has_four_runs_and_paired_differences(tiny_run):
 def test_report_lists_every_file_and_they_exist(tiny_run):
     out, stdout = tiny_run
     report = (out / "report.md").read_text()
-    files = re.findall(r"^- `([^`]+)`$", report, flags=re.M)
+    files = re.findall(r"^- `([^`]+)`(?:: .*)?$", report, flags=re.M)
     assert {"report.md", "summary.json", "best_model.keras", "curves_accuracy.png"} <= set(files)
     assert any(re.fullmatch(r"curves_\w*loss\.png", name) for name in files), files
     for name in files:
@@ -108,6 +108,7 @@ def test_report_lists_every_file_and_they_exist(tiny_run):
     assert "validation" in report and "held out" in report  # what validation / test are
     assert (out / "best_model_savedmodel" / "saved_model.pb").exists()
     assert (out / "curves_accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "- `curves_accuracy.png`: accuracy per epoch" in report  # says what it shows
 
 
 def test_the_reports_command_reruns_without_overwrite(tiny_run, model_file):
