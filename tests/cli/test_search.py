@@ -122,11 +122,25 @@ def test_the_reports_command_reruns_without_overwrite(tiny_run, model_file):
 
 
 def test_best_model_loads_after_import_keras_reg(tiny_run):
-    out, _ = tiny_run
-    import keras
+    import warnings
 
-    model = keras.models.load_model(out / "best_model.keras")
+    import keras
+    import numpy as np
+
+    from keras_reg.layers import TemperatureScaling
+
+    out, _ = tiny_run
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = keras.models.load_model(out / "best_model.keras")
+    assert [str(w.message) for w in caught] == []  # no optimizer-variable mismatch
     assert model.output_shape == (None, 10)
+    # the model as built: no calibration wrapper; its temperature is in summary.json
+    assert not any(isinstance(layer, TemperatureScaling) for layer in model.layers)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["best_temperature"] > 0
+    probabilities = model.predict(np.zeros((2, 8, 8, 1), "float32"), verbose=0)
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
 
 
 def test_rerun_with_the_same_settings_resumes_and_says_so(tiny_run, model_file, monkeypatch):
