@@ -354,7 +354,8 @@ def test_feature_vectors_and_sequences_from_an_npz_finish_with_the_report(kind, 
     out = tmp_path / "out"
     # 3 trials: start, recipe and strong (Mixup); image-only values are off for these inputs
     code, stdout, err = run_main("search", "--data", path, *flags, "--max-trials", "3",
-                                 "--epochs", "2", "--out", out, "--quiet")
+                                 "--epochs", "1", "--train-size", "200", "--out", out,
+                                 "--quiet")
     assert code == 0, err
     summary = json.loads((out / "summary.json").read_text())
     records = summary["trial_records"]
@@ -362,4 +363,4 @@ def test_feature_vectors_and_sequences_from_an_npz_finish_with_the_report(kind, 
     # image-only dimensions are off for these inputs; Mixup (a probe) ran
     assert all(not r["values"].get(n) for r in records for n in ("augment", "cutmix_alpha"))
     assert any(r["values"].get("mixup_alpha") for r in records)
-    assert summary["runs"]["best"]["mean"]["test_accuracy"] > 0.8
+    assert summary["runs"]["best"]["mean"]["test_accuracy"] > 0.75  # chance: 0.63
