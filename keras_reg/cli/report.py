@@ -74,9 +74,12 @@ def unused_values(model, reg):
 
 
 def describe(reg):
-    """`l2=1.00e-04 dropout=0.25 norm=none`: the values of `reg` that are on, norm always."""
-    return " ".join(f"{name}={format_value(value)}" for name, value in reg.to_dict().items()
-                    if name == "norm" or value)
+    """`l2=1.00e-04 dropout=0.25 norm=none`: `reg.describe()`, which names norm only when on,
+    with `norm=none` said too (a report row shows the normalization either way)."""
+    text = reg.describe()
+    if reg.norm is not None:
+        return text
+    return "norm=none" if text == "none" else f"{text} norm=none"
 
 
 def fit_temperature(model, validation):

@@ -5,7 +5,7 @@ import weakref
 import keras
 import numpy as np
 
-from keras_reg._validation import check_choice, check_float, check_int
+from keras_reg._validation import check_bool, check_choice, check_float, check_int
 from keras_reg.callbacks import HopelessTrialStopping, PreciseBatchNorm, RegularizationLogger
 from keras_reg.metrics import CalibratedCrossEntropy
 from keras_reg.tuning import _data
@@ -64,11 +64,11 @@ class TrainingProtocol:
             "batch_size": check_int("batch_size", batch_size, low=1),
             "min_steps_per_epoch": check_int("min_steps_per_epoch", min_steps_per_epoch, low=1),
             "steps_per_execution": check_int("steps_per_execution", steps_per_execution, low=1),
-            "precise_batch_norm": _check_bool("precise_batch_norm", precise_batch_norm),
+            "precise_batch_norm": check_bool("precise_batch_norm", precise_batch_norm),
             "precise_bn_batches": check_int("precise_bn_batches", precise_bn_batches, low=1),
             "patience": patience if patience in ("auto", None)
             else check_int("patience", patience, low=0),
-            "stop_hopeless": _check_bool("stop_hopeless", stop_hopeless),
+            "stop_hopeless": check_bool("stop_hopeless", stop_hopeless),
         }
         for name, value in values.items():
             object.__setattr__(self, name, value)
@@ -186,13 +186,6 @@ class TrainingProtocol:
         return model.fit(train_ds, validation_data=val_ds, epochs=epochs,
                          initial_epoch=initial_epoch, callbacks=run + list(callbacks or []),
                          verbose=verbose, shuffle=False)
-
-
-def _check_bool(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"Invalid value for argument `{name}`: expected True or False. "
-                        f"Received: {name}={value!r}")
-    return bool(value)
 
 
 # The CalibratedCrossEntropy of each model `TrainingProtocol.compile` compiled (Keras builds

@@ -118,6 +118,10 @@ class RegularizationTuner(keras_tuner.Tuner):
             (`"search"`), `overwrite`, `max_retries_per_trial` (0: an error fails the trial),
             `max_consecutive_failed_trials` (3), and the rest of `keras_tuner.Tuner`'s.
 
+    Attributes:
+        starting_points: the labelled starting points, `[(label, Regularization)]`, as they
+            apply to the inputs (set again when the search finds inputs that are not images).
+
     Example:
 
     >>> import tempfile
@@ -236,8 +240,9 @@ class RegularizationTuner(keras_tuner.Tuner):
         return hp
 
     def _starting_points(self, space, image):
-        return [(label, space.hp_values(reg)) for label, reg in initial_points(
-            space, self.references, self.probes, image=image)]
+        """Sets `starting_points` for `space`; returns them as KerasTuner values."""
+        self.starting_points = initial_points(space, self.references, self.probes, image=image)
+        return [(label, space.hp_values(reg)) for label, reg in self.starting_points]
 
     def _use_inputs(self, image, oracle=None, hypermodel=None):
         """Turns the image-only dimensions off for inputs that are not images."""
@@ -255,12 +260,6 @@ class RegularizationTuner(keras_tuner.Tuner):
     def is_worker(self):
         """True in a worker process of KerasTuner's chief/worker mode."""
         return distributed_role() == "worker"
-
-    @property
-    def starting_points(self):
-        """The labelled starting points: `[(label, Regularization)]`."""
-        return [(label, self.space.declare(_fixed(values))) for label, values in
-                self._own_oracle.points]
 
     def search(self, train, validation_data=None, epochs=30, callbacks=None, verbose=0):
         """Runs the trials (on a distributed chief: serves the oracle until they are done).
@@ -399,12 +398,6 @@ class RegularizationTuner(keras_tuner.Tuner):
         return SearchResult([self.record(t) for t in trials],
                             None if chosen is None else chosen.trial_id, how,
                             self.oracle.objective, tuner=self, notes=self.notes)
-
-
-def _fixed(values):
-    hp = keras_tuner.HyperParameters()
-    hp.values = dict(values)
-    return hp
 
 
 def search(build_model=None, train=None, validation=None, space=None, tuner="bayesian",
