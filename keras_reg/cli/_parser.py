@@ -178,6 +178,9 @@ def build_parser():
     s.add_argument("--repeats", type=_positive("--repeats"), default=DEFAULTS["repeats"],
                    help="retrain the best values and each reference under N seeds (seed, "
                         "seed+1, ...) and report the paired differences")
+    s.add_argument("--no-refit", dest="refit", action="store_false",
+                   help="keep the trials' models (trained on the training split only) instead "
+                        "of training each reported model again on training + validation data")
     s.add_argument("--out", default=DEFAULTS["out"], help="folder for everything it writes")
     s.add_argument("--overwrite", action="store_true",
                    help="start over in --out instead of resuming")

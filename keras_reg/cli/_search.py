@@ -340,27 +340,34 @@ def _finish(args, data, space, builder, result, command, search_seconds, start, 
             + (f", {args.repeats} seeds" if args.repeats > 1 else "") + "...")
         comparison = report.compare(regs, data.make, repeats=args.repeats, seed=args.seed,
                                     progress=shown, **protocol)
-    first = {name: runs[0] for name, runs in comparison.runs.items()}
+    validation = report.validation_advantage(comparison, data.make(args.seed)[1],
+                                             data.info.num_classes)
+    first = {name: runs[0] for name, runs in comparison.runs.items()}  # the trials' curves
+    if args.refit:
+        say("refit: training each row's values again on training + validation data for its "
+            "best epoch (--no-refit skips this)...")
+        comparison = report.refit_comparison(
+            comparison, data.make, direction=result.direction, progress=shown,
+            **dict(protocol, objective=result.objective))
+    final = comparison.runs["best"][0]
     out = args.out
     files = []
     for metric in (result.objective.removeprefix("val_"), "accuracy"):
         report.plot_curves(first, os.path.join(out, f"curves_{metric}.png"), metric)
         files.append(f"curves_{metric}.png")
-    first["best"].model.save(os.path.join(out, "best_model.keras"))
-    first["best"].model.export(os.path.join(out, "best_model_savedmodel"), verbose=False)
+    final.model.save(os.path.join(out, "best_model.keras"))
+    final.model.export(os.path.join(out, "best_model_savedmodel"), verbose=False)
     files += ["best_model.keras", "best_model_savedmodel/", "tuner/search/"]
-    warnings = list(space.edge_warnings(best)) + report.unused_values(first["best"].model, best)
+    warnings = list(space.edge_warnings(best)) + report.unused_values(final.model, best)
     rep = report.Report(comparison, result, command=command, data=data.description,
                         settings=dict(settings(args), space=space.get_config(),
                                       tuner=args.tuner, objective=args.objective,
                                       epochs=args.epochs, max_trials=args.max_trials,
-                                      seed=args.seed, repeats=args.repeats,
+                                      seed=args.seed, repeats=args.repeats, refit=args.refit,
                                       selection_margin=args.selection_margin),
                         timings={"search": search_seconds,
                                  "total": time.perf_counter() - start},
-                        warnings=warnings,
-                        validation=report.validation_advantage(
-                            comparison, data.make(args.seed)[1], data.info.num_classes))
+                        warnings=warnings, validation=validation)
     rep.write(out, files)
     print()
     print(rep.console(), flush=True)

@@ -14,6 +14,7 @@ from keras_reg.data import one_hot
 from keras_reg.layers import TemperatureScaling
 from keras_reg.metrics import calibrated_nll, one_hot_targets
 from keras_reg.regularizers import penalty
+from keras_reg.tuning import refit as refit_model
 from keras_reg.tuning import train as train_model
 from keras_reg.tuning._data import read_arrays
 from keras_reg.tuning.regularization import format_value
@@ -37,7 +38,8 @@ FILES = {
                                   "better; the table's test loss is the same measure on test)",
     "curves_accuracy.png": "accuracy per epoch of each run, validation (solid) and training "
                            "(dashed; on mixed targets where the run mixes)",
-    "best_model.keras": "the model handed over, as `build_model` made it (load it after "
+    "best_model.keras": "the model handed over, as `build_model` made it, trained on the "
+                        "training and validation data (unless --no-refit; load it after "
                         "`import keras_reg`)",
     "best_model_savedmodel/": "the same model as a TF SavedModel (serves without keras_reg)",
     "tuner/search/": "KerasTuner's state: rerun the same command to resume",
@@ -105,7 +107,7 @@ class Run:
     """One trained model (the user's model as built: calibration is its `temperature`) and
     its figures (test and clean-train metrics, history, time)."""
 
-    def __init__(self, name, reg, model, history, metrics, seconds, seed=None):
+    def __init__(self, name, reg, model, history, metrics, seconds, seed=None, trial=None):
         self.name = name
         self.reg = reg
         self.model = model
@@ -113,15 +115,24 @@ class Run:
         self.metrics = metrics
         self.seconds = seconds
         self.seed = seed
+        self.trial = trial  # a refit run: the `Run` whose values and epochs it trained again
 
     @property
     def epochs(self):
         return len(self.history.epoch)
 
+    def best_epoch(self, objective, direction):
+        """The epoch (1-based) of the best `objective` in the history: the model kept."""
+        curve = self.history.history.get(objective) or []
+        if not curve:
+            return self.epochs
+        pick = min if direction == "min" else max
+        return 1 + curve.index(pick(curve))
+
     def renamed(self, name):
         """The same run (model, figures) under another name: best values equal to a reference."""
         return Run(name, self.reg, self.model, self.history, self.metrics, self.seconds,
-                   seed=self.seed)
+                   seed=self.seed, trial=self.trial)
 
 
 def evaluate(model, data, num_classes):
@@ -169,6 +180,43 @@ def retrain(regs, train, validation, test, *, num_classes, epochs, protocol, see
         if progress is not None:
             progress(runs[name])
     return runs
+
+
+def refit_comparison(comparison, data, *, objective, direction, num_classes, epochs, protocol,
+                     build_model=None, verbose=0, progress=None, **unused):
+    """Every run of `comparison` trained again on training + validation data (`refit`).
+
+    Each run's values are trained from scratch on both splits together for the epochs its
+    own run chose (its best epoch on `objective`), under the same protocol and seed, so the
+    references and the best values get the same treatment. A refit model is measured after
+    its run's temperature (fitted on validation before validation became training data).
+
+    Returns:
+        A `Comparison` of refit runs, each with `.trial`: the run it trained again.
+    """
+    runs = {name: [] for name in comparison.runs}
+    for i, s in enumerate(comparison.seeds):
+        train, validation, test = data(s)
+        for name, seed_runs in comparison.runs.items():
+            run = seed_runs[i]
+            if name == "best" and comparison.same_as:
+                runs[name].append(runs[comparison.same_as][i].renamed("best"))
+                continue
+            start = time.perf_counter()
+            if s is not None:
+                keras.utils.set_random_seed(s)
+            model, history = refit_model(
+                run.reg, train, validation, epochs=epochs,
+                best_epoch=min(epochs, run.best_epoch(objective, direction)),
+                protocol=protocol, build_model=build_model, seed=s, num_classes=num_classes,
+                verbose=verbose)
+            metrics = measure(model, train, test, num_classes,
+                              temperature=run.metrics.get("temperature"))
+            runs[name].append(Run(name, run.reg, model, history, metrics,
+                                  time.perf_counter() - start, seed=s, trial=run))
+            if progress is not None:
+                progress(runs[name][-1])
+    return Comparison(runs, comparison.seeds, same_as=comparison.same_as)
 
 
 def _fresh(data):
@@ -298,11 +346,24 @@ class Comparison:
         """True when every model was followed by a temperature fitted on validation."""
         return all("temperature" in r.metrics for runs in self.runs.values() for r in runs)
 
+    @property
+    def refitted(self):
+        """True when every run is a refit (trained on training + validation data)."""
+        return all(r.trial is not None for runs in self.runs.values() for r in runs)
+
+    def before_refit(self):
+        """The `Comparison` of the runs the refit runs trained again (None if not refit)."""
+        if not self.refitted:
+            return None
+        return Comparison({n: [r.trial for r in runs] for n, runs in self.runs.items()},
+                          self.seeds, same_as=self.same_as)
+
     def to_dict(self):
         ref = self.best_reference
-        return {
+        out = {
             "seeds": self.seeds,
             "repeats": len(self.seeds),
+            "refit": self.refitted,
             "best_reference": ref,
             "best_is_reference": self.same_as,
             "runs": {name: {"regularization": runs[0].reg.to_dict(),
@@ -312,6 +373,15 @@ class Comparison:
                      for name, runs in self.runs.items()},
             "paired_differences": {name: self.differences(name) for name in self.references},
         }
+        before = self.before_refit()
+        if before is not None:  # the trials' own models: trained on the training split
+            for name, entry in out["runs"].items():
+                entry["before_refit"] = {k: before.mean(name, k)
+                                         for k in before.runs[name][0].metrics}
+            out["before_refit"] = {"best_reference": before.best_reference,
+                                   "paired_differences": {n: before.differences(n)
+                                                          for n in before.references}}
+        return out
 
 
 def compare(regs, data, *, repeats=1, seed=0, progress=None, **protocol):
@@ -363,12 +433,17 @@ class TrialHistory:
         self.epoch = list(range(max((len(v) for v in self.history.values()), default=0)))
 
 
-def measure(model, train, test, num_classes, validation=None, calibrate=True):
+def measure(model, train, test, num_classes, validation=None, calibrate=True,
+            temperature=None):
     """The figures of a `Run`: test and clean-train accuracy and data loss, and their gaps;
-    with `calibrate`, after the temperature scaling fitted on `validation`."""
+    with `calibrate`, after the temperature scaling fitted on `validation` (or `temperature`
+    when given: a refit model has no held-out data left to fit one)."""
     extra = {}
-    if calibrate and validation is not None:
+    if temperature is not None:
+        extra["temperature"] = float(temperature)
+    elif calibrate and validation is not None:
         extra["temperature"] = fit_temperature(model, _fresh(validation))
+    if "temperature" in extra:
         model = scaled(model, extra["temperature"])
     test_m = evaluate(model, _fresh(test), num_classes)
     train_m = evaluate(model, _fresh(train), num_classes)
@@ -583,6 +658,9 @@ class Report:
         narrow = text_table([header[i] for i in keep], [[r[i] for i in keep] for r in rows])
         values = [f"  {r[0]}: {r[1]}" for r in rows]
         lines = [narrow, "", "values:", *values, "", self.comparison.headline()]
+        if self.comparison.refitted:
+            lines.append("(each model trained again on training + validation data for its "
+                         "trial's best epoch: --no-refit keeps the trials' models)")
         return "\n".join(lines + self._notes())
 
     def summary(self, files=()):
@@ -615,13 +693,19 @@ class Report:
         seeds = (f"seed {c.seeds[0]} (a single run: no spread)" if len(c.seeds) == 1
                  else f"seeds {', '.join(map(str, c.seeds))} (paired: every run of one seed "
                  "sees the same data order and initial draws)")
+        refit = ("Every row's values were then trained again from scratch on the training "
+                 "and validation splits together (refit), for the epochs of its run's best "
+                 "epoch, and measured after that run's temperature: these are the rows below "
+                 "and `best_model.keras`; the runs before the refit (trained on the training "
+                 "split only) are in the second table. " if c.refitted else "")
         text = [
             "# keras-reg search report", "",
             f"Command: `{self.command}`", "",
             f"Data: {self.data}", "",
             "## Best against the references", "",
             "Every row is trained from scratch under the same protocol (epochs, early stopping "
-            "with the best weights restored, optimizer), " + seeds + "; test figures on the "
+            "with the best weights restored, optimizer), " + seeds + ". " + refit +
+            "Test figures on the "
             "test split; losses are the cross-entropy of the predictions (the weight penalty is "
             "not counted); the gap is test minus training, on the clean training data. "
             + ("Each model is followed by the temperature scaling fitted on the validation "
@@ -634,6 +718,11 @@ class Report:
             markdown_table(*c.rows()), "",
             "**" + c.headline() + "**", "",
         ]
+        before = c.before_refit()
+        if before is not None:
+            text += ["Before the refit (the trials' models, trained on the training split; "
+                     "early stopping on validation):", "", markdown_table(*before.rows()), "",
+                     before.headline(), ""]
         if len(c.seeds) > 1:
             text += ["Paired differences (best − reference) per seed:", ""]
             header = ["pair", "seed", "test acc. diff.", "test loss diff.", "test error ratio"]

@@ -18,7 +18,7 @@ _NAMES = {
     "TrainingProtocol": "protocol",
     "SearchError": "result", "SearchResult": "result", "SettingsMismatchError": "result",
     "TrialRecord": "result",
-    "RegularizationHyperModel": "hypermodel", "train": "hypermodel",
+    "RegularizationHyperModel": "hypermodel", "refit": "hypermodel", "train": "hypermodel",
     "TUNERS": "tuner", "RegularizationTuner": "tuner", "parse_objective": "tuner",
     "search": "tuner",
     "build_cnn": "models", "build_conv1d": "models", "build_mlp": "models",

@@ -32,6 +32,19 @@ def as_dataset(data, batch_size, shuffle, seed, name):
         f"batches or a pair (x, y) of arrays. Received: {name}={type(data).__name__}")
 
 
+def combined(train, validation, batch_size, seed, num_classes=None):
+    """`train` and `validation` as one batched dataset, shuffled from `seed` every epoch (a
+    refit's data: the validation examples mixed in, not appended)."""
+    if train.element_spec != validation.element_spec:  # e.g. one-hot against sparse labels
+        num_classes = data_spec(train, num_classes)[1]
+        train, validation = (one_hot_batches(d, num_classes) for d in (train, validation))
+    examples = train.concatenate(validation).unbatch()
+    size = count_examples(train) + count_examples(validation)
+    batches = examples.shuffle(min(size, 65536), seed=seed,
+                               reshuffle_each_iteration=True).batch(batch_size)
+    return batches.apply(tf.data.experimental.assert_cardinality(-(-size // batch_size)))
+
+
 def data_spec(train, num_classes=None):
     """`(input_shape, num_classes)` of a batched `(inputs, labels)` dataset."""
     spec = train.element_spec

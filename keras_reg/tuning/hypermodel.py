@@ -168,17 +168,71 @@ def train(reg, train, validation, *, protocol=None, build_model=None, epochs=30,
     Returns:
         `(model, history)`.
     """
-    from keras_reg.tuning.tuner import parse_objective
-
-    if not isinstance(reg, Regularization):
-        raise TypeError("Invalid value for argument `reg`: expected a Regularization. "
-                        f"Received: reg={reg!r}")
     protocol = TrainingProtocol() if protocol is None else protocol
     seed = check_seed(seed)
     train = _data.as_dataset(train, protocol.batch_size, True, seed, "train")
     if validation is not None:
         validation = _data.as_dataset(validation, protocol.batch_size, False, seed,
                                       "validation")
+    return _run(reg, train, validation, protocol, build_model, epochs, epochs, objective, seed,
+                callbacks, num_classes, verbose)
+
+
+def refit(reg, train, validation, *, epochs, best_epoch, protocol=None, build_model=None,
+          seed=None, callbacks=None, num_classes=None, verbose=0):
+    """Trains `reg` again on every labelled example: `train` and `validation` together.
+
+    What scikit-learn's `GridSearchCV(refit=True)` does for a search: once the values are
+    chosen, the validation examples are training examples too. With no held-out data left,
+    nothing stops the run early: it lasts the `best_epoch` epochs the trial chose, on the
+    learning-rate schedule of a run of `epochs` epochs (the trial's), and an epoch is the
+    protocol's (a pass over the larger set, or `min_steps_per_epoch` steps when that is more).
+
+    Args:
+        reg: a `Regularization`.
+        train, validation: batched `(inputs, labels)` datasets, or `(x, y)` arrays.
+        epochs: int >= 1, the epochs the trial's schedule was planned for.
+        best_epoch: int in [1, epochs], the epochs to train (the trial's best epoch).
+        protocol, build_model, seed, callbacks, num_classes, verbose: as for `train`.
+
+    Returns:
+        `(model, history)`.
+
+    Example:
+
+    >>> from keras_reg.data import load
+    >>> from keras_reg.tuning import Regularization
+    >>> train_ds, val_ds = load("digits", ("train[:64]", "train[80%:]"), batch_size=32)
+    >>> model, history = refit(Regularization(l2=1e-4), train_ds, val_ds, epochs=4,
+    ...                        best_epoch=2, seed=0)
+    >>> len(history.epoch), "val_loss" in history.history
+    (2, False)
+    """
+    protocol = TrainingProtocol() if protocol is None else protocol
+    seed = check_seed(seed)
+    epochs = check_int("epochs", epochs, low=1)
+    best_epoch = check_int("best_epoch", best_epoch, low=1, high=epochs)
+    if validation is None:
+        raise ValueError("Invalid value for argument `validation`: expected the validation "
+                         "data to train on with `train`. Received: validation=None")
+    train = _data.as_dataset(train, protocol.batch_size, True, seed, "train")
+    validation = _data.as_dataset(validation, protocol.batch_size, False, seed, "validation")
+    combined = _data.combined(train, validation, protocol.batch_size, seed, num_classes)
+    return _run(reg, combined, None, protocol, build_model, epochs, best_epoch,
+                "val_calibrated_loss", seed, callbacks, num_classes, verbose)
+
+
+def _run(reg, train, validation, protocol, build_model, epochs, run_epochs, objective, seed,
+         callbacks, num_classes, verbose):
+    """A fresh model of `reg` compiled for `epochs` epochs and trained for `run_epochs`."""
+    from keras_reg.tuning.tuner import parse_objective
+
+    if not isinstance(reg, Regularization):
+        raise TypeError("Invalid value for argument `reg`: expected a Regularization. "
+                        f"Received: reg={reg!r}")
+    if not isinstance(protocol, TrainingProtocol):
+        raise TypeError("Invalid value for argument `protocol`: expected a TrainingProtocol. "
+                        f"Received: protocol={protocol!r}")
     hm = RegularizationHyperModel(RegularizationSpace(), build_model, protocol,
                                   parse_objective(objective), seed=seed)
     hm.adapt(**hm.data_of(train, epochs, num_classes))
@@ -186,6 +240,6 @@ def train(reg, train, validation, *, protocol=None, build_model=None, epochs=30,
     reg = reg.for_inputs(hm.image)
     model = hm.make_model(reg)
     history = protocol.fit(model, reg, train, validation, num_classes=hm.num_classes,
-                           epochs=epochs, objective=hm.objective, callbacks=callbacks,
+                           epochs=run_epochs, objective=hm.objective, callbacks=callbacks,
                            seed=seed, verbose=verbose)
     return model, history

@@ -44,6 +44,8 @@ class TrialRecord:
         values: the trial's hyperparameter values.
         objective: the best value of the objective (None unless completed).
         epochs: epochs run.
+        best_epoch: the epoch of its best objective, 1-based (None unless completed): the
+            epochs a refit trains.
         status: `"COMPLETED"`, `"FAILED"`, `"RUNNING"` (interrupted) ...
         seconds: wall time of the trial; `fit_seconds`: of which in training epochs.
         message: the first line of the error of a failed trial.
@@ -52,12 +54,14 @@ class TrialRecord:
     """
 
     def __init__(self, trial_id, values, objective=None, epochs=0, status="COMPLETED",
-                 seconds=0.0, fit_seconds=0.0, message="", label=None, history=None):
+                 seconds=0.0, fit_seconds=0.0, message="", label=None, history=None,
+                 best_epoch=None):
         self.trial_id = str(trial_id)
         self.label = label
         self.values = dict(values)
         self.objective = None if objective is None else float(objective)
         self.epochs = int(epochs)
+        self.best_epoch = None if best_epoch is None else int(best_epoch)
         self.status = str(status)
         self.seconds = float(seconds)
         self.fit_seconds = float(fit_seconds)
@@ -78,7 +82,8 @@ class TrialRecord:
 
     def to_dict(self):
         return {"trial": self.number, "label": self.label, "values": self.values,
-                "objective": self.objective, "epochs": self.epochs, "status": self.status,
+                "objective": self.objective, "epochs": self.epochs,
+                "best_epoch": self.best_epoch, "status": self.status,
                 "seconds": self.seconds, "fit_seconds": self.fit_seconds,
                 "message": self.message}
 
@@ -118,7 +123,10 @@ class SearchResult:
             anchor and the paired leads), or None.
         best_hyperparameters: its `keras_tuner.HyperParameters`.
         best_regularization: its `Regularization`.
-        best_model: its model at its best epoch.
+        best_model: the model handed over: its values trained again on training and
+            validation data together when the search refit (`refitted`), else the trial's
+            model at its best epoch.
+        refitted: whether `best_model` was trained on the validation data too.
         references: `{label: TrialRecord}` of the labelled trials that completed.
         objective, direction: the objective's name and `"min"` / `"max"`.
         notes: lines the search wants read (inputs that are not images, a budget with no room
@@ -136,6 +144,7 @@ class SearchResult:
         self.tuner = tuner
         self.notes = list(notes)
         self._best_model = None
+        self.refitted = False
         self.best_trial = None
         if best_trial_id is None and partial:  # a distributed worker's own trials
             return

@@ -15,7 +15,7 @@ import numpy as np
 from keras_reg._compat import best_epoch_weights, kerastuner_tracebacks
 from keras_reg._validation import check_choice, check_seed
 from keras_reg.tuning import _data, _settings
-from keras_reg.tuning.hypermodel import RegularizationHyperModel
+from keras_reg.tuning.hypermodel import RegularizationHyperModel, refit
 from keras_reg.tuning.oracle import ORACLES, TRIAL_FILE
 from keras_reg.tuning.protocol import TrainingProtocol
 from keras_reg.tuning.result import SearchResult
@@ -375,7 +375,21 @@ class RegularizationTuner(keras_tuner.Tuner):
             epochs=len(history.get("loss", [])), status=trial.status,
             seconds=own.get("seconds", 0.0), fit_seconds=own.get("fit_seconds", 0.0),
             message=trial.message, label=self._own_oracle.label_of(trial.hyperparameters.values),
-            history=history)
+            history=history,
+            best_epoch=trial.best_step + 1 if trial.status == "COMPLETED" else None)
+
+    def refit(self, train, validation_data, trial=None):
+        """The handed-over trial's values (or `trial`'s, a `TrialRecord`) trained again on
+        `train` and `validation_data` together for the epochs the trial chose; `(model,
+        history)` (see `keras_reg.tuning.refit`)."""
+        record = self.result().best_trial if trial is None else trial
+        if record.best_epoch is None:
+            raise ValueError("Invalid value for argument `trial`: expected a completed trial. "
+                             f"Received: trial={record!r}")
+        return refit(record.regularization, train, validation_data,
+                     epochs=self.hypermodel.epochs, best_epoch=record.best_epoch,
+                     protocol=self.protocol, build_model=self.hypermodel.build_model,
+                     seed=self.seed, num_classes=self.hypermodel.num_classes)
 
     def results_summary(self, num_trials=10):
         """Prints the table of the `num_trials` best trials (numbered 1..N, labels shown)."""
@@ -402,12 +416,14 @@ class RegularizationTuner(keras_tuner.Tuner):
 
 def search(build_model=None, train=None, validation=None, space=None, tuner="bayesian",
            objective="val_calibrated_loss", max_trials=10, epochs=30, seed=None, protocol=None,
-           callbacks=None, verbose=0, **kwargs):
+           refit=True, **kwargs):
     """Searches how strongly to regularize a Keras classifier; returns a `SearchResult`.
 
     `RegularizationTuner(build_model, ...)`, then `tuner.search(train, validation, epochs)`
     and `tuner.result()`, with the same defaults as the command line: Bayesian optimization
-    over 10 trials of 30 epochs, the first ones the references and probes.
+    over 10 trials of 30 epochs, the first ones the references and probes. With `refit`, the
+    values handed over are then trained again on `train` and `validation` together
+    (`RegularizationTuner.refit`): that model is `result.best_model`.
 
     Args:
         build_model: None (a built-in model sized from the data) or `build_model(reg)`
@@ -422,10 +438,12 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="bay
         epochs: int >= 1, epochs per trial.
         seed: None or int >= 0.
         protocol: None or a `TrainingProtocol`.
-        callbacks: more deep-copyable Keras callbacks for every trial.
-        verbose: `fit` verbosity (0 also silences KerasTuner's printout).
-        **kwargs: `RegularizationTuner`'s and KerasTuner's (`directory`, `project_name`,
-            `overwrite`, `references`, `probes`, `selection_margin`, `progress`, ...).
+        refit: train the values handed over again on every labelled example (the default),
+            or hand over the trial's own model (trained on `train` only).
+        **kwargs: `callbacks` and `verbose` for the trials' `fit` (as
+            `RegularizationTuner.search`), then `RegularizationTuner`'s and KerasTuner's
+            (`directory`, `project_name`, `overwrite`, `references`, `probes`,
+            `selection_margin`, `progress`, ...).
 
     Returns:
         A `SearchResult` (`.best_regularization`, `.best_model`, `.trials`, a table when
@@ -456,8 +474,19 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="bay
     if train is None:
         raise ValueError("Invalid value for argument `train`: expected training data. "
                          "Received: train=None")
+    if not isinstance(refit, bool):
+        raise TypeError(f"Invalid value for argument `refit`: expected True or False. "
+                        f"Received: refit={refit!r}")
+    fit_args = {k: kwargs.pop(k) for k in ("callbacks", "verbose") if k in kwargs}
     kt = RegularizationTuner(build_model, space=space, tuner=tuner, objective=objective,
                              max_trials=max_trials, protocol=protocol, seed=seed, **kwargs)
-    kt.search(train, validation_data=validation, epochs=epochs, callbacks=callbacks,
-              verbose=verbose)
-    return kt.result()
+    if refit and validation is None:
+        raise ValueError("Invalid value for argument `validation`: `refit=True` trains on the "
+                         "validation data too; pass it, or refit=False. Received: "
+                         "validation=None")
+    kt.search(train, validation_data=validation, epochs=epochs, **fit_args)
+    result = kt.result()
+    if refit and not kt.is_worker:
+        result._best_model, _ = kt.refit(train, validation)
+        result.refitted = True
+    return result

@@ -132,3 +132,12 @@ def test_quick_is_a_small_budget_that_explicit_flags_override():
     assert (args.max_trials, args.epochs) == (QUICK["max_trials"], 5)
     _, args = parse(["search", "--out", "/tmp/keras_reg_quick_test"])
     assert (args.max_trials, args.epochs) == (DEFAULTS["max_trials"], DEFAULTS["epochs"])
+
+
+def test_refit_is_the_default_and_no_refit_turns_it_off():
+    from keras_reg.cli._parser import parse
+
+    _, args = parse(["search", "--out", "/tmp/keras_reg_refit_test"])
+    assert args.refit is True
+    _, args = parse(["search", "--no-refit", "--out", "/tmp/keras_reg_refit_test"])
+    assert args.refit is False

@@ -96,6 +96,25 @@ def test_summary_has_four_runs_and_paired_differences(tiny_run):
     assert selection["chosen"] == summary["best_trial"]
 
 
+def test_the_report_refits_every_row_and_shows_the_trials_models_too(tiny_run):
+    out, stdout = tiny_run
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["refit"] is True and summary["settings"]["refit"] is True
+    records = {r["trial"]: r for r in summary["trial_records"]}
+    for name, run in summary["runs"].items():
+        before = run["before_refit"]  # the trial's model, trained on the training split
+        assert set(before) == set(run["mean"])
+        # the same temperature (fitted on validation before the refit trained on it)
+        assert run["mean"]["temperature"] == pytest.approx(before["temperature"])
+    best = records[summary["best_trial"]]
+    assert summary["runs"]["best"]["per_seed"][0]["epochs"] == best["best_epoch"]
+    assert set(summary["before_refit"]["paired_differences"]) == {"none", "start", "recipe"}
+    report = (out / "report.md").read_text()
+    assert "trained again from scratch on the training and validation splits" in report
+    assert "Before the refit" in report and report.count("| best |") == 2
+    assert "--no-refit keeps the trials' models" in stdout
+
+
 def test_report_lists_every_file_and_they_exist(tiny_run):
     out, stdout = tiny_run
     report = (out / "report.md").read_text()
@@ -322,10 +341,13 @@ def test_own_data_own_model_and_space_override_finish_with_the_report(kind, tmp_
     code, stdout, stderr = run_main(
         "search", "--data", data, "--model", f"{example}:build_model", "--space",
         "dropout=0:0.3", "mixup_alpha=off", "--max-trials", 1, "--epochs", 1,
-        "--batch-size", 8, "--seed", 0, "--out", out)
+        "--batch-size", 8, "--seed", 0, "--out", out, *(["--no-refit"] if kind == "npz" else []))
     assert code == 0, stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary["runs"]) == ["none", "start", "recipe", "best"]
+    # --no-refit: the trials' own models are reported and handed over
+    assert summary["refit"] is (kind != "npz")
+    assert ("before_refit" in summary["runs"]["best"]) is (kind != "npz")
     assert summary["settings"]["data"] == os.path.abspath(data)
     report = (out / "report.md").read_text()
     assert "3 classes" in report or "3 classes" in stdout

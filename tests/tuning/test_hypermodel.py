@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from keras_reg.tuning import (Regularization, RegularizationHyperModel, RegularizationSpace,
-                              TrainingProtocol, parse_objective, train)
+                              TrainingProtocol, parse_objective, refit, train)
 from tests.tuning._tiny import tiny_model
 
 OBJECTIVE = parse_objective("val_calibrated_loss")
@@ -168,3 +168,69 @@ def test_the_median_rule_stops_a_searched_trial_but_not_a_labelled_one(data):
         history = hm.fit(hp, hm.build(hp), data[0], validation_data=data[1])
         epochs[reg.dropout] = len(history.epoch)
     assert epochs == {0.1: 3, 0.0: 4}
+
+
+# ------------------------------------------------------------------------------ refit
+
+def test_combined_data_hold_every_example_once_per_epoch_reshuffled(data):
+    from keras_reg.tuning._data import combined, count_examples
+
+    train_ds, val_ds = data
+    both = combined(train_ds, val_ds, 32, seed=0)
+    n = count_examples(train_ds) + count_examples(val_ds)
+    assert int(both.cardinality()) == -(-n // 32)
+
+    def fingerprints(ds):  # one number per example: its pixel sum, with its label
+        return sorted((round(float(x.sum()), 4), int(y)) for xb, yb in ds.as_numpy_iterator()
+                      for x, y in zip(xb, yb))
+
+    expected = sorted(fingerprints(train_ds) + fingerprints(val_ds))
+    first = [int(y) for _, yb in both.as_numpy_iterator() for y in yb]
+    second = [int(y) for _, yb in both.as_numpy_iterator() for y in yb]
+    assert fingerprints(both) == expected  # each example exactly once per epoch
+    assert first != second  # reshuffled each epoch, validation mixed in (not appended)
+    assert sorted(first) == sorted(second)
+
+
+def test_combined_data_with_one_hot_and_sparse_labels_become_one_hot(data):
+    from keras_reg.data import one_hot
+    from keras_reg.tuning._data import combined
+
+    train_ds, val_ds = data
+    one_hot_train = train_ds.map(lambda x, y: (x, one_hot(y, 10)))
+    both = combined(one_hot_train, val_ds, 32, seed=0, num_classes=10)
+    labels = np.concatenate([y for _, y in both.as_numpy_iterator()])
+    assert labels.shape[1] == 10 and np.allclose(labels.sum(axis=1), 1.0)
+
+
+def test_refit_trains_the_best_epochs_on_train_and_validation(data):
+    protocol = TrainingProtocol(min_steps_per_epoch=1, steps_per_execution=1, patience=None)
+    seen = []
+
+    class Count(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(batch)
+
+    model, history = refit(Regularization(l2=1e-4), data[0], data[1], epochs=5, best_epoch=2,
+                           protocol=protocol, build_model=tiny_model, seed=0,
+                           callbacks=[Count()])
+    assert history.epoch == [0, 1] and not any(k.startswith("val_") for k in history.history)
+    # 64 training + 360 validation digits in batches of 32: 14 steps an epoch, two epochs
+    n = 64 + int(data[1].unbatch().reduce(0, lambda c, _: c + 1))
+    assert len(seen) == 2 * -(-n // 32)
+    # the schedule is the trial's (planned for 5 epochs): after 2 of them it has not decayed
+    rate = model.optimizer.learning_rate
+    assert 0.5 * protocol.learning_rate < float(rate) <= protocol.learning_rate
+
+
+@pytest.mark.parametrize("kwargs, error, name", [
+    (dict(best_epoch=6), ValueError, "best_epoch"),
+    (dict(best_epoch=0), ValueError, "best_epoch"),
+    (dict(validation=None), ValueError, "validation"),
+    (dict(epochs=2.0), TypeError, "epochs"),
+])
+def test_refit_rejects_bad_arguments(data, kwargs, error, name):
+    args = {**dict(validation=data[1], epochs=5, best_epoch=2), **kwargs}
+    with pytest.raises(error, match=name):
+        refit(Regularization(), data[0], args.pop("validation"), build_model=tiny_model,
+              **args)

@@ -8,7 +8,7 @@ import pytest
 
 from keras_reg.tuning import (RegularizationSpace, SearchError, SearchResult, TrainingProtocol,
                               TrialRecord, search)
-from tests.tuning._tiny import PROTOCOL, SPACE
+from tests.tuning._tiny import PROTOCOL, SPACE, tiny_model
 
 NOTE = "the inputs are not images: augmentation, CutMix and flips are off"
 
@@ -167,9 +167,35 @@ def test_no_completed_trial_raises_with_the_first_failure(data, tmp_path):
 ])
 def test_bad_arguments_name_themselves(data, tmp_path, kwargs, error, name):
     with pytest.raises(error, match=name):
-        search(train=data[0], directory=str(tmp_path), **kwargs)
+        search(**{"train": data[0], "validation": data[1], "directory": str(tmp_path),
+                  **kwargs})
 
 
 def test_rejects_missing_train():
     with pytest.raises(ValueError, match="train"):
         search()
+
+
+# ------------------------------------------------------------------------------ refit
+
+@pytest.mark.parametrize("refit", [True, False])
+def test_refit_hands_over_the_values_trained_on_train_and_validation(data, tmp_path, refit):
+    result = search(tiny_model, data[0], data[1], space=SPACE, tuner="random", max_trials=2,
+                    epochs=3, seed=0, protocol=PROTOCOL, references=("start",),
+                    directory=str(tmp_path), refit=refit)
+    assert result.refitted is refit
+    trial_model = result.tuner.get_best_models(1)[0]  # KerasTuner's best-epoch checkpoint
+    same = all(np.array_equal(a, b) for a, b in zip(result.best_model.get_weights(),
+                                                    trial_model.get_weights()))
+    assert same is not refit
+    x_val, y_val = (np.concatenate(a) for a in zip(*data[1].as_numpy_iterator()))
+    if refit:  # trained on the validation digits too: it fits them better than the trial did
+        assert _accuracy(result.best_model, x_val, y_val) > _accuracy(trial_model, x_val, y_val)
+        assert 1 <= result.best_trial.best_epoch <= 3
+
+
+def test_refit_needs_the_validation_data(data, tmp_path):
+    with pytest.raises(ValueError, match="validation"):
+        search(tiny_model, data[0], None, space=SPACE, directory=str(tmp_path))
+    with pytest.raises(TypeError, match="refit"):
+        search(tiny_model, data[0], data[1], space=SPACE, directory=str(tmp_path), refit=1)
