@@ -24,9 +24,23 @@ class _StartingPointsFirst:
     - A trial whose process was killed (KerasTuner's `reload` sends it for retry) is resumed
       up to `KILLED_RUNS` times, then marked failed: a trial that kills its process every
       time (out of memory) does not stall the search.
+
+    The searched trials stay near the evidence (a trust region). Their hyperparameters are
+    drawn in KerasTuner's vector space (each non-fixed hyperparameter mapped to [0, 1]) from a
+    box of half-width `radius` around the incumbent, the completed trial with the best
+    objective so far, labelled or not. The radius starts at `INITIAL_RADIUS`. A searched trial
+    that beats the incumbent it was issued with puts the radius back to `INITIAL_RADIUS` (the
+    box moves with the new incumbent); one that does not (or fails) doubles it, and from 0.5
+    on the box is the whole space. The radius is recomputed from the trials in the order they
+    ended, so a resumed or distributed search keeps it. The random oracle and the random
+    phase of the Bayesian one draw uniformly in the box (the whole space when the box holds
+    no untried values); the Bayesian one fits its Gaussian process on all trials and
+    maximizes its acquisition in the box. Before a trial completed, and while starting points
+    are still to be issued, the oracles behave as KerasTuner's.
     """
 
     KILLED_RUNS = 3
+    INITIAL_RADIUS = 0.1
 
     def configure(self, points, project_dir, margin):
         """`points`: `[(label, hp values)]` to evaluate first; `project_dir`: where the trials
@@ -38,6 +52,8 @@ class _StartingPointsFirst:
             self.labels = {}  # trial id -> label
         if not hasattr(self, "killed"):
             self.killed = {}  # trial id -> runs ended by a killed process
+        if not hasattr(self, "incumbents"):
+            self.incumbents = {}  # searched trial id -> the best score when it was issued
 
     def label_of(self, values):
         """The label of the starting point `values` holds, or None."""
@@ -48,6 +64,8 @@ class _StartingPointsFirst:
         issued = set(self.labels.values())
         pending = [(label, values) for label, values in self.points if label not in issued]
         if not pending:
+            ranked = self._ranked()
+            self.incumbents[trial_id] = float(ranked[0].score) if ranked else None
             return super().populate_space(trial_id)
         label, values = pending[0]
         self.labels[trial_id] = label
@@ -59,12 +77,65 @@ class _StartingPointsFirst:
         scores = record.get("scores")
         return None if scores is None else np.asarray(scores, np.float64)
 
+    def _ranked(self):
+        """The completed trials with a finite score, best objective first (KerasTuner's)."""
+        ranked = super().get_best_trials(len(self.trials))
+        return [t for t in ranked if t.status == "COMPLETED" and t.score is not None
+                and np.isfinite(t.score)]
+
+    def _searched(self):
+        return [hp for hp in self.hyperparameters.space
+                if not isinstance(hp, keras_tuner.engine.hyperparameters.Fixed)]
+
+    def trust_region(self):
+        """`(centre, radius)`: the box the next searched trial is drawn from, centred on the
+        incumbent's vector (one value in [0, 1] per non-fixed hyperparameter), or None when
+        it is drawn from the whole space."""
+        ranked, space = self._ranked(), self._searched()
+        issued = set(self.labels.values())
+        if not ranked or not space or any(label not in issued for label, _ in self.points):
+            return None
+        scored, radius = {t.trial_id for t in ranked}, self.INITIAL_RADIUS
+        for trial_id in self.end_order:
+            before, trial = self.incumbents.get(trial_id), self.trials.get(trial_id)
+            if before is None or trial is None:
+                continue  # a starting point, or issued before any trial completed
+            improved = trial_id in scored and self.objective.better_than(trial.score, before)
+            radius = self.INITIAL_RADIUS if improved else min(2 * radius, 1.0)
+        if radius >= 0.5:
+            return None
+        values = ranked[0].hyperparameters.values
+        return np.array([hp.value_to_prob(values.get(hp.name, hp.default))
+                         for hp in space]), radius
+
+    def _box(self):
+        region = self.trust_region()
+        if region is None:
+            return None
+        centre, radius = region
+        return np.stack([np.clip(centre - radius, 0, 1), np.clip(centre + radius, 0, 1)], 1)
+
+    def _get_hp_bounds(self):  # the Bayesian oracle's acquisition bounds and restarts
+        box = self._box()
+        return super()._get_hp_bounds() if box is None else box
+
+    def _random_values(self):
+        box = self._box()
+        if box is not None:
+            for _ in range(self._max_collisions + 1):
+                vector = np.random.default_rng(self._seed_state).uniform(box[:, 0], box[:, 1])
+                self._seed_state += 1
+                # KerasTuner's vector -> values (fixed and inactive hyperparameters included)
+                values = keras_tuner.oracles.BayesianOptimizationOracle._vector_to_values(
+                    self, vector)
+                if not self._duplicate(values):
+                    return values
+        return super()._random_values()  # the whole space
+
     def hand_over(self):
         """`(trial, selection)`: the completed trial handed over and how it was chosen (see
         `selection.choose`), or `(None, None)` when no trial completed."""
-        ranked = super().get_best_trials(len(self.trials))
-        ranked = [t for t in ranked if t.status == "COMPLETED" and t.score is not None
-                  and np.isfinite(t.score)]
+        ranked = self._ranked()
         if not ranked:
             return None, None
         labels = {t.trial_id: self.label_of(t.hyperparameters.values) for t in ranked}
@@ -83,7 +154,8 @@ class _StartingPointsFirst:
 
     def get_state(self):
         state = super().get_state()
-        state["keras_reg"] = {"labels": dict(self.labels), "killed": dict(self.killed)}
+        state["keras_reg"] = {"labels": dict(self.labels), "killed": dict(self.killed),
+                              "incumbents": dict(self.incumbents)}
         return state
 
     def set_state(self, state):
@@ -91,6 +163,7 @@ class _StartingPointsFirst:
         own = state.get("keras_reg", {})
         self.labels = dict(own.get("labels", {}))
         self.killed = dict(own.get("killed", {}))
+        self.incumbents = dict(own.get("incumbents", {}))
         # Trials running when the state was saved were ended by a killed process (`reload`
         # sends them for retry): each such run counts against the retry budget.
         for tuner_id, trial in list(self.ongoing_trials.items()):
