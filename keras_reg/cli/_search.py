@@ -342,6 +342,8 @@ def _finish(args, data, space, builder, result, command, search_seconds, start, 
                                     progress=shown, **protocol)
     validation = report.validation_advantage(comparison, data.make(args.seed)[1],
                                              data.info.num_classes)
+    trial_test = report.trial_test_errors(result, data.make(args.seed)[2],
+                                          data.info.num_classes)
     first = {name: runs[0] for name, runs in comparison.runs.items()}  # the trials' curves
     if args.refit:
         say("refit: training each row's values again on training + validation data for its "
@@ -367,7 +369,7 @@ def _finish(args, data, space, builder, result, command, search_seconds, start, 
                                       selection_margin=args.selection_margin),
                         timings={"search": search_seconds,
                                  "total": time.perf_counter() - start},
-                        warnings=warnings, validation=validation)
+                        warnings=warnings, validation=validation, trial_test=trial_test)
     rep.write(out, files)
     print()
     print(rep.console(), flush=True)

@@ -31,8 +31,8 @@ REFERENCE_MEANING = {
 
 FILES = {
     "report.md": "this report",
-    "summary.json": "the same figures, machine-readable (with each trial and the best "
-                    "model's temperature)",
+    "summary.json": "the same figures, machine-readable (with each trial, its model's test "
+                    "error, and the best model's temperature)",
     "curves_calibrated_loss.png": "the search's objective, the validation cross-entropy "
                                   "after temperature scaling, per epoch of each run (lower is "
                                   "better; the table's test loss is the same measure on test)",
@@ -523,6 +523,19 @@ def from_trials(result, chosen, data, *, num_classes, seed, regs=None, progress=
     return Comparison({n: runs[n] for n in (*names, "best")}, [seed], same_as=same)
 
 
+def trial_test_errors(result, test, num_classes):
+    """`[{"trial", "label", "test_error"}]`: the test error of every completed trial's own model
+    (trained on the training split). The search never looks at it; its minimum is what a
+    choice made on the test split would have got (the oracle), beside which the choice made
+    on validation is judged."""
+    out = []
+    for record in result.completed:
+        model = result.tuner.load_model(result.tuner.oracle.get_trial(record.trial_id))
+        error = 1.0 - evaluate(model, _fresh(test), num_classes)["accuracy"]
+        out.append({"trial": record.number, "label": record.label, "test_error": error})
+    return out
+
+
 def validation_advantage(comparison, validation, num_classes):
     """How far the best model is ahead of the references on validation, against the noise.
 
@@ -630,10 +643,11 @@ class Report:
         warnings: lines to show after the table (values at the edge of a searched range).
         validation: None or the `validation_advantage` dict (its sentence is shown after the
             headline; the dict is in summary.json).
+        trial_test: None or `trial_test_errors` (in summary.json).
     """
 
     def __init__(self, comparison, result=None, command="", data="", settings=None,
-                 timings=None, warnings=(), validation=None):
+                 timings=None, warnings=(), validation=None, trial_test=None):
         self.comparison = comparison
         self.result = result
         self.command = command
@@ -642,6 +656,7 @@ class Report:
         self.timings = dict(timings or {})
         self.warnings = list(warnings)
         self.validation = validation
+        self.trial_test = trial_test
 
     def _notes(self):
         chosen = selection_line(getattr(self.result, "selection", None))
@@ -684,6 +699,7 @@ class Report:
                 trial_records=[t.to_dict() for t in trials],
                 trial_overhead=(seconds - fit) / seconds if seconds else None,
                 selection=getattr(result, "selection", None),
+                trial_test=self.trial_test,
             )
         out.update(self.comparison.to_dict())
         return out

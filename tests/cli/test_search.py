@@ -113,6 +113,14 @@ def test_the_report_refits_every_row_and_shows_the_trials_models_too(tiny_run):
     assert "trained again from scratch on the training and validation splits" in report
     assert "Before the refit" in report and report.count("| best |") == 2
     assert "--no-refit keeps the trials' models" in stdout
+    # every completed trial's own model on test: the trials of the references are the rows'
+    # models before the refit
+    tested = {t["trial"]: t for t in summary["trial_test"]}
+    assert set(tested) == {n for n, r in records.items() if r["status"] == "COMPLETED"}
+    for t in tested.values():
+        if t["label"] in summary["runs"]:
+            assert t["test_error"] == pytest.approx(
+                summary["runs"][t["label"]]["before_refit"]["test_error"], abs=1e-6)
 
 
 def test_report_lists_every_file_and_they_exist(tiny_run):
