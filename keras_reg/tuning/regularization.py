@@ -19,30 +19,23 @@ FLOATS = {
     "input_noise": (0.0, None, False, False),
 }
 CHOICES = {"norm": NORMS, "flip": FLIPS}
-NAMES = ("l2", "dropout", "drop_path", "mixup_alpha", "cutmix_alpha", "label_smoothing",
-         "augment", "input_noise", "norm", "flip")
-OFF = ("off", "none")
-# What applies to image inputs only: the rest (Mixup, input noise, label smoothing, dropout,
-# drop-path, L2, normalization) applies to any input.
+NAMES = tuple(FLOATS) + tuple(CHOICES)
+# What applies to image inputs only: the rest applies to any input.
 IMAGE_ONLY = ("augment", "cutmix_alpha", "flip")
-
-# Augmentation strength 1 means: shifts up to 15 % of the side, rotations up to 0.05 of a
-# turn (18 degrees), zoom up to 15 %; `augment=s` scales all three by s.
-AUGMENT_UNIT = {"translation": 0.15, "rotation": 0.05, "zoom": 0.15}
 
 
 def check_value(name, value):
-    """One value of parameter `name`, validated; "off"/"none"/None mean 0 (or no layer)."""
-    if isinstance(value, str) and value.strip().lower() in OFF or value is None:
+    """One value of dimension `name`, validated; 0, "off", "none" and None mean off."""
+    if value is None or isinstance(value, str) and value.strip().lower() in ("off", "none"):
         value = None if name in CHOICES else 0.0
+    if name in FLOATS:
+        low, high, high_open, _ = FLOATS[name]
+        return check_float(name, value, low, high, high_open=high_open)
     if name == "flip" and value is True:  # as keras_reg.data.augment(flip=True)
         value = "horizontal"
-    if name in CHOICES and isinstance(value, numbers.Real) and value == 0:  # 0 or False
+    if isinstance(value, numbers.Real) and value == 0:  # 0 or False
         value = None
-    if name in CHOICES:
-        return check_choice(name, value, CHOICES[name])
-    low, high, high_open, _ = FLOATS[name]
-    return check_float(name, value, low, high, high_open=high_open)
+    return check_choice(name, value, CHOICES[name])
 
 
 def format_value(value):
@@ -58,39 +51,28 @@ class Regularization:
     """The regularization of one trial: strengths, normalization and augmentation.
 
     `search` hands one `Regularization` to `build_model(reg)` per trial and builds the
-    training pipeline from the same values, so a model builder only reads attributes:
-
-    - `l2`: L2 penalty `λ·Σw²` on kernels (`reg.kernel_regularizer()`, None when 0).
-    - `dropout`: dropout rate before the classifier (and wherever the builder puts it).
-    - `drop_path`: the largest stochastic-depth rate; `reg.drop_path_rates(depth)` gives the
-      linear decay rule over `depth` residual blocks.
-    - `norm`: `"batch"`, `"group"` or None.
-
-    and the data side, applied by the pipeline (`reg.augmentation()` then `reg.transform()`):
-
-    - `augment`: strength `s` of label-preserving augmentation: random shifts up to `0.15·s`
-      of the side, rotations up to `0.05·s` of a turn and zoom up to `0.15·s`
-      (`keras_reg.data.augment`).
-    - `input_noise`: standard deviation of Gaussian noise added to the inputs.
-    - `flip`: the random flip that preserves the labels (`"horizontal"`, ...), or None. Off by
-      default: a flipped digit or letter changes class.
-    - `mixup_alpha`, `cutmix_alpha`, `label_smoothing`: `keras_reg.data.MixupCutMix`.
-
-    Every value accepts 0 / `"off"` / None for "off". `Regularization.none()` is the
-    unregularized baseline: everything off and no normalization layer.
-    `Regularization.recipe()` is a fixed hand recipe for small image tasks.
+    training pipeline from the same values (`reg.augmentation()`, then `reg.transform()`), so
+    a model builder only reads `l2`, `dropout`, `drop_path` and `norm`, or uses the helpers
+    (`reg.kernel_regularizer()`, `reg.drop_path_rates(depth)`). Every value accepts 0,
+    `"off"` or None for off: `Regularization.none()` is the unregularized baseline, with no
+    normalization layer; `Regularization.recipe()` is a fixed hand recipe.
 
     Args:
-        l2: float >= 0.
-        dropout: float in [0, 1).
-        drop_path: float in [0, 1).
-        mixup_alpha: float >= 0 (0 disables Mixup).
-        cutmix_alpha: float >= 0 (0 disables CutMix).
+        l2: float >= 0, the L2 penalty `λ·Σw²` on kernels.
+        dropout: float in [0, 1), the dropout rate before the classifier (and wherever the
+            builder puts it).
+        drop_path: float in [0, 1), the largest stochastic-depth rate.
+        mixup_alpha: float >= 0, Mixup's Beta parameter (0 disables Mixup).
+        cutmix_alpha: float >= 0, CutMix's Beta parameter (0 disables CutMix).
         label_smoothing: float in [0, 1), the ε of `y·(1-ε) + ε/K`.
-        augment: float in [0, 2], augmentation strength.
-        input_noise: float >= 0, standard deviation of the input noise.
+        augment: float in [0, 2], the strength `s` of label-preserving augmentation: random
+            shifts up to `0.15·s` of the side, rotations up to `0.05·s` of a turn and zoom up
+            to `0.15·s` (`keras_reg.data.augment`).
+        input_noise: float >= 0, the standard deviation of Gaussian noise added to the inputs.
         norm: `"batch"`, `"group"` or None.
-        flip: None, `"horizontal"` (or True), `"vertical"` or `"horizontal_and_vertical"`.
+        flip: the random flip that preserves the labels: None (for digits and text, whose
+            class a flip changes), `"horizontal"` (or True), `"vertical"` or
+            `"horizontal_and_vertical"`.
 
     Example:
 
@@ -107,16 +89,10 @@ class Regularization:
 
     def __init__(self, l2=0.0, dropout=0.0, drop_path=0.0, mixup_alpha=0.0, cutmix_alpha=0.0,
                  label_smoothing=0.0, augment=0.0, input_noise=0.0, norm=None, flip=None):
-        self.l2 = check_value("l2", l2)
-        self.dropout = check_value("dropout", dropout)
-        self.drop_path = check_value("drop_path", drop_path)
-        self.mixup_alpha = check_value("mixup_alpha", mixup_alpha)
-        self.cutmix_alpha = check_value("cutmix_alpha", cutmix_alpha)
-        self.label_smoothing = check_value("label_smoothing", label_smoothing)
-        self.augment = check_value("augment", augment)
-        self.input_noise = check_value("input_noise", input_noise)
-        self.norm = check_value("norm", norm)
-        self.flip = check_value("flip", flip)
+        values = (l2, dropout, drop_path, mixup_alpha, cutmix_alpha, label_smoothing, augment,
+                  input_noise, norm, flip)
+        for name, value in zip(NAMES, values):
+            setattr(self, name, check_value(name, value))
 
     @classmethod
     def none(cls):
@@ -127,12 +103,10 @@ class Regularization:
     def recipe(cls, flip=None):
         """A fixed hand recipe for a small convolutional net on small image data.
 
-        Batch norm, L2 λ = 1e-4, dropout 0.1 before the classifier, drop-path 0.1 and
-        label-preserving augmentation of strength 0.5 (shifts up to 7.5 % of the side,
-        rotations up to 9 degrees, zoom up to 7.5 %): the regularizers that help on most small
-        image tasks, none strong enough to hurt much where it is not needed. No Mixup, CutMix
-        or label smoothing: they make predictions deliberately under-confident, which costs
-        test log-loss on small data.
+        Batch norm, L2 λ = 1e-4, dropout 0.1, drop-path 0.1 and augmentation strength 0.5:
+        regularizers that help on most small image tasks, none strong enough to hurt much
+        where it is not needed. No Mixup, CutMix or label smoothing: their deliberately
+        under-confident predictions cost test log-loss on small data.
 
         Args:
             flip: the label-preserving flip of the data, if any (None for digits and text).
@@ -173,28 +147,22 @@ class Regularization:
 
         Args:
             seed: None or int >= 0, seed of the augmentation.
-            image: whether the inputs are images. For other inputs (feature vectors,
-                sequences) only the input noise applies: shifts, rotations, zoom and flips
-                are image transforms (`IMAGE_ONLY`).
+            image: whether the inputs are images; for other inputs (feature vectors,
+                sequences) only the input noise applies.
 
         Returns:
-            A `keras_reg.data.Augment` (shifts, rotations and zoom scaled by `augment`, the
-            `flip`, Gaussian noise of standard deviation `input_noise`) for inputs in [0, 1],
-            or None when nothing applies.
+            A `keras_reg.data.Augment` for inputs in [0, 1], or None when nothing applies.
         """
         seed = check_seed(seed)
-        s = self.augment if image else 0.0
-        flip = self.flip if image else None
-        if not (s or self.input_noise or flip):
+        reg = self.for_inputs(image)
+        s = reg.augment
+        if not (s or reg.input_noise or reg.flip):
             return None
         from keras_reg.data import augment
 
-        if not image:
-            return augment(noise_stddev=self.input_noise, seed=seed)
-        return augment(flip=flip or False, rotation=min(0.5, AUGMENT_UNIT["rotation"] * s),
-                       zoom=min(0.9, AUGMENT_UNIT["zoom"] * s),
-                       translation=min(1.0, AUGMENT_UNIT["translation"] * s),
-                       noise_stddev=self.input_noise, seed=seed)
+        return augment(flip=reg.flip or False, rotation=min(0.5, 0.05 * s),
+                       zoom=min(0.9, 0.15 * s), translation=min(1.0, 0.15 * s),
+                       noise_stddev=reg.input_noise, seed=seed)
 
     def for_inputs(self, image):
         """These values as they apply to inputs that are images or not: for other inputs the
@@ -220,13 +188,11 @@ class Regularization:
             return None
         from keras_reg.data import MixupCutMix
 
-        return MixupCutMix(
-            num_classes, mixup_alpha=self.mixup_alpha, cutmix_alpha=self.cutmix_alpha,
-            label_smoothing=self.label_smoothing, seed=seed,
-            # Not XLA-compiled: a trial's pipeline is new each time, and the compilation
-            # costs more than the batches of a small dataset.
-            jit_compile=False,
-        )
+        # Not XLA-compiled: each trial's pipeline is new, and compiling it costs more than the
+        # batches of a small dataset gain.
+        return MixupCutMix(num_classes, mixup_alpha=self.mixup_alpha,
+                           cutmix_alpha=self.cutmix_alpha, label_smoothing=self.label_smoothing,
+                           seed=seed, jit_compile=False)
 
     def __eq__(self, other):
         return isinstance(other, Regularization) and self.to_dict() == other.to_dict()
