@@ -9,9 +9,8 @@ from keras_reg._validation import check_float
 from keras_reg.metrics import calibrated_losses, one_hot_targets, scaled_cross_entropy
 
 SCORED_OBJECTIVES = ("val_calibrated_loss", "val_data_loss", "val_loss", "val_accuracy")
-# A lead below this (nats or errors per image) is no lead: where models classify a validation
-# split perfectly, their calibrated losses are ~1e-14 per image, and differences of rounding
-# size can share one sign over every image (a large z for nothing).
+# A lead below this (nats or errors per image) is no lead: models that classify a validation
+# split perfectly differ by rounding, which can share one sign over every image.
 MIN_LEAD = 1e-4
 
 
@@ -20,8 +19,7 @@ def image_scores(probabilities, targets, objective):
 
     `val_calibrated_loss`: the cross-entropy after the temperature scaling fitted on these
     images (`calibrated_nll`); `val_data_loss` / `val_loss`: the cross-entropy;
-    `val_accuracy`: the error, 1 or 0. Pairing two models' scores image by image gives the
-    standard error of their difference (`paired_lead`).
+    `val_accuracy`: the error, 1 or 0.
 
     Args:
         probabilities: array `(n, k)` of predicted class probabilities.
@@ -74,10 +72,7 @@ def paired_lead(anchor, candidate):
     d = a - c
     lead = float(d.mean())
     se = float(d.std(ddof=1) / math.sqrt(len(d)))
-    if se > 0:
-        z = lead / se
-    else:
-        z = math.copysign(math.inf, lead) if lead else math.nan
+    z = lead / se if se > 0 else math.copysign(math.inf, lead) if lead else math.nan
     return {"lead": lead, "standard_error": se, "z": z, "images": int(len(d))}
 
 
@@ -89,14 +84,11 @@ def check_margin(margin):
 def choose(ranked, labels, scores, margin):
     """The trial to hand over, and why.
 
-    `ranked`: the completed trials' ids, best objective first. When the leader is not
-    labelled, it is compared with the best labelled trial (the anchor: a reference or a
-    probe, the values a user would try anyway) image by image on validation: an unlabelled
-    trial is handed over only when its lead over the anchor is at least `margin` paired
-    standard errors and `MIN_LEAD` per image — trials that win by less than the validation
-    split can resolve are as likely to lose on new data. Unlabelled trials ahead of the anchor
-    are tried in the objective's order; the first clear one is chosen, else the anchor. With
-    `margin == 0`, or without a labelled trial or its scores, the leader is chosen.
+    When the leader on the objective is not labelled, it is compared with the best labelled
+    trial (the anchor: a reference or a probe) image by image on validation. The unlabelled
+    trials ahead of the anchor are tried in the objective's order; the first whose lead is at
+    least `margin` paired standard errors and `MIN_LEAD` per image is chosen, else the anchor.
+    With `margin == 0`, or without a labelled trial or its scores, the leader is chosen.
 
     Args:
         ranked: trial ids, best objective first (at least one).
