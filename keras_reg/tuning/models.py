@@ -9,22 +9,23 @@ from keras_reg import blocks
 from keras_reg.layers import InvertedDropout, StochasticDepth
 from keras_reg.tuning._data import input_kind
 
-# Small data gives few steps per epoch: Keras's BatchNormalization momentum of 0.99 leaves the
-# moving statistics far from the data for tens of epochs. 0.9 follows the data within an epoch
-# or two (and the protocol recomputes them exactly before each validation).
+# Small data gives few steps per epoch: with Keras's momentum of 0.99 the moving statistics
+# stay far from the data for tens of epochs; 0.9 follows them within an epoch or two.
 _BN_MOMENTUM = 0.9
 
 
 def default_width(num_examples, input_shape):
-    """Filters of the CNN's first stage: 16 for few (up to 5,000) but large images, else 32.
-
-    An epoch costs about `num_examples · height · width · filters²` and is compute-bound on a
-    CPU; halving the filters makes it about four times cheaper.
-    """
+    """Filters of the CNN's first stage: 16 for up to 5,000 images of more than 200,000 pixels
+    in all, else 32 (an epoch's cost grows with the square of the filters)."""
     pixels = int(input_shape[0]) * int(input_shape[1])
     if num_examples is None or num_examples > 5000 or num_examples * pixels <= 200_000:
         return 32
     return 16
+
+
+def _stages(length, most):
+    """Stages that halve `length` down to about 4 (at least 1, at most `most`)."""
+    return max(1, min(most, int(math.log2(max(length, 2))) - 1))
 
 
 def build_cnn(reg, input_shape, num_classes, width=None, num_examples=None):
@@ -40,21 +41,17 @@ def build_cnn(reg, input_shape, num_classes, width=None, num_examples=None):
         reg: a `keras_reg.tuning.Regularization`.
         input_shape: `(height, width, channels)`.
         num_classes: int >= 2.
-        width: filters of the first stage; None sizes it from the data (`default_width`: 16
-            for up to 5,000 images of more than 200,000 pixels in all, else 32).
+        width: filters of the first stage; None sizes it from the data (`default_width`).
         num_examples: None or the number of training images.
 
     Returns:
         An uncompiled `keras.Model`.
     """
     input_shape = tuple(int(d) for d in input_shape)
-    if width is None:
-        width = default_width(num_examples, input_shape)
-    side = min(input_shape[:2])
-    stages = max(1, min(4, int(math.log2(max(side, 2))) - 1))
+    width = default_width(num_examples, input_shape) if width is None else width
+    stages = _stages(min(input_shape[:2]), 4)
     rates = reg.drop_path_rates(stages)
-    inputs = keras.Input(input_shape)
-    x = inputs
+    inputs = x = keras.Input(input_shape)
     for stage in range(stages):
         if stage:
             x = keras.layers.MaxPooling2D(2, padding="same")(x)
@@ -84,16 +81,14 @@ def build_mlp(reg, input_shape, num_classes, width=128, depth=2):
     Returns:
         An uncompiled `keras.Model`.
     """
-    inputs = keras.Input(tuple(int(d) for d in input_shape))
+    inputs = x = keras.Input(tuple(int(d) for d in input_shape))
     rates = reg.drop_path_rates(depth)
-    x = inputs
     for block in range(depth):
         y = keras.layers.Dense(width, use_bias=reg.norm is None,
                                kernel_regularizer=reg.kernel_regularizer())(x)
-        if reg.norm == "batch":
-            y = keras.layers.BatchNormalization()(y)
-        elif reg.norm == "group":
-            y = keras.layers.LayerNormalization()(y)
+        if reg.norm is not None:
+            y = (keras.layers.BatchNormalization() if reg.norm == "batch"
+                 else keras.layers.LayerNormalization())(y)
         y = keras.layers.ReLU()(y)
         if reg.dropout:
             y = InvertedDropout(reg.dropout)(y)
@@ -104,18 +99,16 @@ def build_mlp(reg, input_shape, num_classes, width=128, depth=2):
 def build_conv1d(reg, input_shape, num_classes, width=32):
     """A small 1-D conv net for sequences `(steps, channels)`, regularized by `reg`.
 
-    Stages of Conv1D → norm → ReLU (`blocks.conv_block` in one dimension), halving the
-    length between stages until about 4 steps remain (at most three stages), then global
-    average pooling, dropout `reg.dropout` and a softmax classifier.
+    Stages of Conv1D → norm → ReLU, halving the length between stages until about 4 steps
+    remain (at most three stages), then global average pooling, dropout `reg.dropout` and a
+    softmax classifier.
 
     Returns:
         An uncompiled `keras.Model`.
     """
     input_shape = tuple(int(d) for d in input_shape)
-    stages = max(1, min(3, int(math.log2(max(input_shape[0], 2))) - 1))
-    inputs = keras.Input(input_shape)
-    x = inputs
-    for stage in range(stages):
+    inputs = x = keras.Input(input_shape)
+    for stage in range(_stages(input_shape[0], 3)):
         if stage:
             x = keras.layers.MaxPooling1D(2, padding="same")(x)
         x = keras.layers.Conv1D(width * 2**stage, 3, padding="same", use_bias=reg.norm is None,
