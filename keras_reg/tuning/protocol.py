@@ -3,15 +3,13 @@
 import weakref
 
 import keras
-import numpy as np
 
 from keras_reg._validation import check_bool, check_choice, check_float, check_int
 from keras_reg.callbacks import HopelessTrialStopping, PreciseBatchNorm, RegularizationLogger
 from keras_reg.metrics import CalibratedCrossEntropy
 from keras_reg.tuning import _data
 
-# The fewest optimizer steps of an epoch: 1,000 images at batch 32, the data size the protocol
-# was measured on. Smaller training sets are passed over several times per epoch.
+# The fewest optimizer steps of an epoch: 1,000 images at batch 32.
 MIN_STEPS_PER_EPOCH = 32
 
 
@@ -19,18 +17,11 @@ class TrainingProtocol:
     """How a search trains: optimizer, schedule, epoch length, batch-norm statistics, stopping.
 
     One frozen object, recorded with a search (`get_config`) and reused by every retraining,
-    so that trials, references and the final model are trained the same way:
-
-    - Adam on `keras.optimizers.schedules.CosineDecay` with a linear warm-up over `warmup` of
-      the steps (for models `build_model` leaves uncompiled; a compiled model keeps its
-      optimizer and loss).
-    - An epoch is at least `min_steps_per_epoch` optimizer steps: small training sets are
-      passed over several times, so regularized models are not judged on runs cut short.
-    - Before each validation the moving statistics of the batch-norm layers are recomputed on
-      `precise_bn_batches` clean training batches (`keras_reg.callbacks.PreciseBatchNorm`).
-    - Early stopping on the objective after `patience` epochs without improvement, counted
-      from half of the epochs on under the cosine schedule (`"auto"`: `max(5, epochs // 4)`);
-      in a search, the median stopping rule for hopeless trials (`HopelessTrialStopping`).
+    so that trials, references and the final model are trained the same way: Adam on a
+    warm-up + cosine schedule (`compile`); epochs of at least `min_steps_per_epoch` optimizer
+    steps, so that small training sets are passed over several times and regularized models
+    are not judged on runs cut short; batch-norm statistics recomputed before each
+    validation, early stopping on the objective and the median stopping rule (`fit`).
 
     Args:
         learning_rate: float > 0, the peak learning rate.
@@ -41,7 +32,7 @@ class TrainingProtocol:
         steps_per_execution: int >= 1, batches per compiled call.
         precise_batch_norm: bool.
         precise_bn_batches: int >= 1.
-        patience: `"auto"`, None (no early stopping) or int >= 0 epochs.
+        patience: `"auto"` (`max(5, epochs // 4)`), None (no early stopping) or int >= 0.
         stop_hopeless: bool, stop searched trials worse than the median of earlier ones.
 
     Example:
@@ -57,7 +48,7 @@ class TrainingProtocol:
                  min_steps_per_epoch=MIN_STEPS_PER_EPOCH, steps_per_execution=8,
                  precise_batch_norm=True, precise_bn_batches=16, patience="auto",
                  stop_hopeless=True):
-        values = {
+        self.__dict__.update({  # validated, then frozen (`__setattr__`)
             "learning_rate": check_float("learning_rate", learning_rate, 0.0, low_open=True),
             "warmup": check_float("warmup", warmup, 0.0, 0.5),
             "schedule": check_choice("schedule", schedule, ("cosine", "constant")),
@@ -69,9 +60,7 @@ class TrainingProtocol:
             "patience": patience if patience in ("auto", None)
             else check_int("patience", patience, low=0),
             "stop_hopeless": check_bool("stop_hopeless", stop_hopeless),
-        }
-        for name, value in values.items():
-            object.__setattr__(self, name, value)
+        })
 
     def __setattr__(self, name, value):
         raise AttributeError(f"TrainingProtocol is frozen: use `replace({name}=...)` to get "
@@ -82,10 +71,7 @@ class TrainingProtocol:
         return TrainingProtocol(**{**self.get_config(), **changes})
 
     def get_config(self):
-        return {name: getattr(self, name) for name in (
-            "learning_rate", "warmup", "schedule", "batch_size", "min_steps_per_epoch",
-            "steps_per_execution", "precise_batch_norm", "precise_bn_batches", "patience",
-            "stop_hopeless")}
+        return dict(self.__dict__)
 
     @classmethod
     def from_config(cls, config):
@@ -98,8 +84,8 @@ class TrainingProtocol:
         return hash(tuple(self.get_config().items()))
 
     def __repr__(self):
-        return "TrainingProtocol(" + ", ".join(
-            f"{k}={v!r}" for k, v in self.get_config().items()) + ")"
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"TrainingProtocol({args})"
 
     def passes_per_epoch(self, batches):
         """Passes over `batches` training batches that make one epoch."""
@@ -107,9 +93,7 @@ class TrainingProtocol:
 
     def patience_for(self, epochs):
         """The early-stopping patience of a run of `epochs` epochs (None: no early stopping)."""
-        if self.patience == "auto":
-            return max(5, int(epochs) // 4)
-        return self.patience
+        return max(5, int(epochs) // 4) if self.patience == "auto" else self.patience
 
     def compile(self, model, steps_per_epoch, epochs):
         """Compiles `model` for `epochs` epochs of `steps_per_epoch` optimizer steps.
@@ -127,16 +111,15 @@ class TrainingProtocol:
             rate = self.learning_rate
             if self.schedule == "cosine":
                 rate = keras.optimizers.schedules.CosineDecay(
-                    0.0 if warmup else self.learning_rate, decay_steps=max(1, total - warmup),
-                    warmup_target=self.learning_rate if warmup else None, warmup_steps=warmup)
+                    0.0 if warmup else rate, decay_steps=max(1, total - warmup),
+                    warmup_target=rate if warmup else None, warmup_steps=warmup)
             optimizer, loss = keras.optimizers.Adam(rate), keras.losses.CategoricalCrossentropy()
         calibrated = _CALIBRATED[model] = CalibratedCrossEntropy()
+        # Not XLA-compiled: each trial's model is new, and on a CPU compiling it costs more
+        # than a small model's epochs gain.
         model.compile(optimizer=optimizer, loss=loss,
                       metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"), calibrated],
-                      steps_per_execution=self.steps_per_execution,
-                      # XLA compiles each trial's new model: on a CPU that costs more than a
-                      # small model's epochs gain (BENCHMARKS.md, search profile)
-                      jit_compile=False)
+                      steps_per_execution=self.steps_per_execution, jit_compile=False)
         if model.built and not model.optimizer.built:
             # built now, so that a checkpoint's optimizer state loads into it
             model.optimizer.build(model.trainable_variables)
@@ -151,6 +134,12 @@ class TrainingProtocol:
             initial_epoch=0, callbacks=None, curves=None, protected=False, seed=None,
             verbose=0):
         """Trains `model` (compiled by `compile`) with the pipeline of `reg`; the `History`.
+
+        Before each validation the moving statistics of the batch-norm layers are recomputed
+        on `precise_bn_batches` clean training batches (`PreciseBatchNorm`). Early stopping
+        waits `patience_for(epochs)` epochs without improvement, counted from half of the
+        epochs on under the cosine schedule; with `curves`, a run worse than the median of
+        earlier runs stops (`HopelessTrialStopping`).
 
         Args:
             model: a compiled Keras model.
@@ -169,7 +158,9 @@ class TrainingProtocol:
         passes = self.passes_per_epoch(batches)
         epoch = train.repeat(passes) if passes > 1 else train
         train_ds, val_ds = _data.pipeline(reg, epoch, validation, num_classes, seed)
-        run = [RegularizationLogger(), ValidationTemperature(_CALIBRATED.get(model))]
+        run = [RegularizationLogger()]
+        if model in _CALIBRATED:
+            run.append(ValidationTemperature(_CALIBRATED[model]))
         if self.precise_batch_norm and _data.has_batch_norm(model):
             run.append(PreciseBatchNorm(_data.one_hot_batches(train, num_classes),
                                         num_batches=self.precise_bn_batches))
@@ -194,42 +185,34 @@ _CALIBRATED = weakref.WeakKeyDictionary()
 
 
 class ValidationTemperature(keras.callbacks.Callback):
-    """Runs the model's `CalibratedCrossEntropy` on validation batches only, and logs
-    `val_temperature` (the temperature its `val_calibrated_loss` was computed at).
+    """Runs a `CalibratedCrossEntropy` on validation batches only; logs `val_temperature`.
 
-    The metric is turned off for the training batches (`CalibratedCrossEntropy.enable`): the
-    training targets are mixed and smoothed, and it would cost about a third of a small
-    model's step; `calibrated_loss` is dropped from the training logs.
+    The training targets are mixed and smoothed, so the metric is off for the training
+    batches (`CalibratedCrossEntropy.enable`) and `calibrated_loss` is dropped from the
+    training logs; `val_temperature` is the temperature of `val_calibrated_loss`.
 
     Args:
-        metric: the model's compiled `CalibratedCrossEntropy`, or None (nothing to do).
+        metric: the model's compiled `CalibratedCrossEntropy`.
     """
 
     def __init__(self, metric):
         super().__init__()
         self.metric = metric
 
-    def on_train_begin(self, logs=None):
-        if self.metric is not None:
-            self.metric.enable(False)
+    def on_train_begin(self, logs=None):  # and after each validation pass
+        self.metric.enable(False)
 
-    def on_test_begin(self, logs=None):
-        if self.metric is not None:
-            self.metric.enable(True)
+    def on_test_begin(self, logs=None):  # and after training
+        self.metric.enable(True)
 
-    def on_test_end(self, logs=None):
-        if self.metric is not None:
-            self.metric.enable(False)
+    on_test_end = on_train_begin
+    on_train_end = on_test_begin
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is None or self.metric is None:
+        if logs is None:
             return
         logs.pop("calibrated_loss", None)
         if "val_calibrated_loss" in logs:
             self.metric.enable(True)  # its state holds the validation pass
             logs["val_temperature"] = self.metric.temperature()
             self.metric.enable(False)
-
-    def on_train_end(self, logs=None):
-        if self.metric is not None:
-            self.metric.enable(True)
