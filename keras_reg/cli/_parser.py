@@ -168,7 +168,8 @@ def build_parser():
                         "on 8x8 digits, 4-5 s on 28x28 images")
     s.add_argument("--quick", action="store_true",
                    help=f"a smoke run: {QUICK['max_trials']} trials of {QUICK['epochs']} epochs "
-                        "(one to two minutes on digits, with the refits); --max-trials / --epochs still apply")
+                        "(one to two minutes on digits, with the refits); --max-trials / "
+                        "--epochs still apply")
     s.add_argument("--train-size", type=_positive("--train-size"), default=None,
                    help="train on N examples only (where overfitting shows)")
     s.add_argument("--batch-size", type=_positive("--batch-size"),
