@@ -8,12 +8,13 @@ from keras_reg.tuning.regularization import (CHOICES, FLOATS, IMAGE_ONLY, NAMES,
                                              Regularization, check_value, format_value)
 
 _SAMPLINGS = {"log": True, "lin": False, "linear": False}
-# The default choices are tuples in the signature only to stay immutable: they mean lists.
-_DEFAULT_CHOICES = {
-    "mixup_alpha": (0.0, 0.1, 0.2, 0.4), "cutmix_alpha": (0.0, 0.2, 0.5, 1.0),
-    "label_smoothing": (0.0, 0.05, 0.1), "augment": (0.0, 0.25, 0.5, 1.0),
-    "input_noise": (0.0, 0.02, 0.05, 0.1),
-}
+
+
+class _Choices(tuple):
+    """A list of choices as a signature's default: immutable, shown and read as a list."""
+
+    def __repr__(self):
+        return repr(list(self))
 
 
 def _log_grid(high, decades=4):
@@ -55,8 +56,9 @@ class _Param:
             if set(spec) - {"low", "high", "sampling"} or not {"low", "high"} <= set(spec):
                 fail(name, "a range {'low': ..., 'high': ...} (optionally 'sampling')", spec,
                      TypeError)
-            spec = (spec["low"], spec["high"]) + ((spec["sampling"],) if "sampling" in spec
-                                                  else ())
+            spec = tuple(spec[key] for key in ("low", "high", "sampling") if key in spec)
+        if isinstance(spec, _Choices):
+            spec = list(spec)
         if isinstance(spec, tuple):
             if name in CHOICES or len(spec) not in (2, 3):
                 fail(name, "a range (low, high) or (low, high, 'log'|'linear'), a list of "
@@ -180,18 +182,14 @@ class RegularizationSpace:
     """
 
     def __init__(self, l2=(0.0, 1e-2), dropout=(0.0, 0.5), drop_path=(0.0, 0.3),
-                 mixup_alpha=_DEFAULT_CHOICES["mixup_alpha"],
-                 cutmix_alpha=_DEFAULT_CHOICES["cutmix_alpha"],
-                 label_smoothing=_DEFAULT_CHOICES["label_smoothing"],
-                 augment=_DEFAULT_CHOICES["augment"],
-                 input_noise=_DEFAULT_CHOICES["input_noise"], norm="batch", flip=None):
-        specs = dict(l2=l2, dropout=dropout, drop_path=drop_path, mixup_alpha=mixup_alpha,
-                     cutmix_alpha=cutmix_alpha, label_smoothing=label_smoothing, augment=augment,
-                     input_noise=input_noise, norm=norm, flip=flip)
-        for name, default in _DEFAULT_CHOICES.items():
-            if specs[name] is default:
-                specs[name] = list(default)
-        self._params = {name: _Param(name, specs[name]) for name in NAMES}
+                 mixup_alpha=_Choices((0.0, 0.1, 0.2, 0.4)),
+                 cutmix_alpha=_Choices((0.0, 0.2, 0.5, 1.0)),
+                 label_smoothing=_Choices((0.0, 0.05, 0.1)),
+                 augment=_Choices((0.0, 0.25, 0.5, 1.0)),
+                 input_noise=_Choices((0.0, 0.02, 0.05, 0.1)), norm="batch", flip=None):
+        specs = (l2, dropout, drop_path, mixup_alpha, cutmix_alpha, label_smoothing, augment,
+                 input_noise, norm, flip)
+        self._params = {name: _Param(name, spec) for name, spec in zip(NAMES, specs)}
 
     @property
     def names(self):
