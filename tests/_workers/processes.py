@@ -3,7 +3,8 @@
 Each test worker used to be a fresh `python script.py ...`, and every one paid TensorFlow's
 import (about 12 s of CPU on the CI machine) before doing a second of work. Here the scripts run
 in processes forked by one `multiprocessing` forkserver per test process, which imported
-`keras_reg` (hence TensorFlow, Keras and KerasTuner) once and never ran a TensorFlow op: no
+TensorFlow, Keras, KerasTuner and every keras_reg sub-package once (`PRELOAD`) and never ran a
+TensorFlow op: no
 runtime, no device, no thread pool exists before the fork, so every child initialises TensorFlow
 from scratch (logical devices, TF_CONFIG, the gRPC server of a MultiWorkerMirroredStrategy) like
 a new interpreter would. What a child gets from the server is only the imported modules.
@@ -33,9 +34,17 @@ import sys
 import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
-# Imported once by the server before it forks: keras_reg imports TensorFlow (without its
-# start-up messages), Keras, keras_tuner and every keras_reg sub-package.
-PRELOAD = ["keras_reg", "numpy"]
+# Imported once by the server before it forks. `import keras_reg` alone imports no TensorFlow
+# (its sub-packages are lazy), so Keras is imported after it: keras_reg's import hook then
+# imports every sub-package (registering their classes) with TensorFlow's start-up messages
+# silenced; keras_reg.tuning.tuner brings KerasTuner. Preloading only "keras_reg" (as this list
+# did once keras_reg became lazy) left every child importing TensorFlow itself, ~10 s of CPU
+# each; `_main` now checks that the preload took place. The forkserver ignores a failing
+# preload import silently.
+PRELOAD = ["numpy", "keras_reg", "keras", "keras_reg.tuning.tuner"]
+# What a child must find already imported (else the preload failed and the child would pay
+# for the imports itself).
+PRELOADED = ("tensorflow", "keras", "keras_tuner", "keras_reg.layers", "keras_reg.tuning.tuner")
 _CONTEXT = []
 
 
@@ -55,6 +64,10 @@ def _main(script, args, env, cwd, output):
     os.close(fd)
     sys.stdout.reconfigure(line_buffering=True)
     sys.stderr.reconfigure(line_buffering=True)
+    missing = [name for name in PRELOADED if name not in sys.modules]
+    if missing:  # in the child's output, which the tests print when it fails
+        raise RuntimeError(f"the forkserver did not preload {missing} (PRELOAD = {PRELOAD}); "
+                           "the child would import them itself")
     os.environ.clear()
     os.environ.update(env)
     os.chdir(cwd)
