@@ -11,7 +11,7 @@ from keras_reg import _validation
 
 DEFAULTS = dict(dataset="digits", tuner="bayesian", max_trials=10, epochs=30, batch_size=32,
                 seed=0, out="keras_reg_out", objective="val_calibrated_loss", repeats=1,
-                selection_margin=1.0)
+                selection_margin=1.0, ensemble=3)
 QUICK = dict(max_trials=3, epochs=2)
 
 SPACE_HELP = """\
@@ -182,6 +182,10 @@ def build_parser():
     s.add_argument("--no-refit", dest="refit", action="store_false",
                    help="keep the trials' models (trained on the training split only) instead "
                         "of training each reported model again on training + validation data")
+    s.add_argument("--ensemble", type=_at_least("--ensemble", 0), default=DEFAULTS["ensemble"],
+                   metavar="K", help="also write ensemble_model.keras, the mean prediction of "
+                                     "the K best trials' models (K forward passes per "
+                                     "prediction); 0 or 1: none")
     s.add_argument("--out", default=DEFAULTS["out"], help="folder for everything it writes")
     s.add_argument("--overwrite", action="store_true",
                    help="start over in --out instead of resuming")

@@ -360,16 +360,26 @@ def _finish(args, data, space, builder, result, command, search_seconds, start, 
     final.model.save(os.path.join(out, "best_model.keras"))
     final.model.export(os.path.join(out, "best_model_savedmodel"), verbose=False)
     files += ["best_model.keras", "best_model_savedmodel/", "tuner/search/"]
+    ensemble = None
+    if args.ensemble >= 2 and len(result.completed) >= 2:
+        k = min(args.ensemble, len(result.completed))
+        say(f"ensemble of the {k} best trials' models...")
+        model, ensemble = report.ensemble_run(result, k, data.make(args.seed),
+                                              data.info.num_classes, comparison)
+        model.save(os.path.join(out, "ensemble_model.keras"))
+        files.append("ensemble_model.keras")
     warnings = list(space.edge_warnings(best)) + report.unused_values(final.model, best)
     rep = report.Report(comparison, result, command=command, data=data.description,
                         settings=dict(settings(args), space=space.get_config(),
                                       tuner=args.tuner, objective=args.objective,
                                       epochs=args.epochs, max_trials=args.max_trials,
                                       seed=args.seed, repeats=args.repeats, refit=args.refit,
+                                      ensemble=args.ensemble,
                                       selection_margin=args.selection_margin),
                         timings={"search": search_seconds,
                                  "total": time.perf_counter() - start},
-                        warnings=warnings, validation=validation, trial_test=trial_test)
+                        warnings=warnings, validation=validation, trial_test=trial_test,
+                        ensemble=ensemble)
     rep.write(out, files)
     print()
     print(rep.console(), flush=True)

@@ -17,6 +17,7 @@ from keras_reg.regularizers import penalty
 from keras_reg.tuning import refit as refit_model
 from keras_reg.tuning import train as train_model
 from keras_reg.tuning._data import read_arrays
+from keras_reg.tuning.ensembles import ensemble
 from keras_reg.tuning.regularization import format_value
 from keras_reg.tuning.selection import MIN_LEAD, selection_line
 
@@ -42,6 +43,8 @@ FILES = {
                         "training and validation data (unless --no-refit; load it after "
                         "`import keras_reg`)",
     "best_model_savedmodel/": "the same model as a TF SavedModel (serves without keras_reg)",
+    "ensemble_model.keras": "the mean prediction of the best trials' own models (trained on the "
+                            "training split; --ensemble K), its temperature in `summary.json`",
     "tuner/search/": "KerasTuner's state: rerun the same command to resume",
 }
 
@@ -536,6 +539,59 @@ def trial_test_errors(result, test, num_classes):
     return out
 
 
+def _predict_seconds(model, x, repeats=3):
+    """The median wall time of `model.predict(x)` (after one untimed call)."""
+    model.predict(x[:256], batch_size=256, verbose=0)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.predict(x, batch_size=256, verbose=0)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def ensemble_run(result, num_models, data, num_classes, comparison):
+    """The ensemble of the `num_models` best trials' own models (`get_best_models`: the trial
+    handed over first), measured like the report's runs, and its cost at inference.
+
+    Returns:
+        `(model, figures)`: the ensemble (members trained on the training split) and a dict:
+        its trials, test figures after its temperature (fitted on validation), its test error
+        over the best reference's and over `best`'s (the comparison's final models), and its
+        parameters and prediction time over those of the trial handed over.
+    """
+    tuner = result.tuner
+    trials = tuner.oracle.get_best_trials(num_models)
+    numbers = {r.trial_id: r.number for r in result.trials}
+    members = [tuner.load_model(t) for t in trials]
+    single = tuner.load_model(trials[0])
+    model = ensemble(members)
+    train, validation, test = data
+    metrics = measure(model, train, test, num_classes, validation)
+    x = read_arrays(_fresh(test))[0]
+    final = lambda name: comparison.runs[name][0].metrics["test_error"]  # noqa: E731
+    ratio = lambda a, b: a / b if b else None  # noqa: E731
+    reference = comparison.best_reference
+    return model, {
+        "trials": [numbers[t.trial_id] for t in trials], **metrics,
+        "best_reference": reference,
+        "error_ratio_reference": ratio(metrics["test_error"], final(reference)),
+        "error_ratio_best": ratio(metrics["test_error"], final("best")),
+        "params_ratio": model.count_params() / single.count_params(),
+        "predict_ratio": _predict_seconds(model, x) / _predict_seconds(single, x),
+    }
+
+
+def ensemble_line(found):
+    """The report's sentence on the ensemble."""
+    return (f"ensemble of trials {', '.join(map(str, found['trials']))} (ensemble_model.keras):"
+            f" test accuracy {fmt(found['test_accuracy'])}, loss {fmt(found['test_loss'])}; "
+            f"test error ratio {fmt(found['error_ratio_reference'])} over "
+            f"{found['best_reference']}, {fmt(found['error_ratio_best'])} over best; "
+            f"at inference {fmt(found['params_ratio'])}x the parameters and "
+            f"{fmt(found['predict_ratio'])}x the prediction time of one model")
+
+
 def validation_advantage(comparison, validation, num_classes):
     """How far the best model is ahead of the references on validation, against the noise.
 
@@ -644,10 +700,11 @@ class Report:
         validation: None or the `validation_advantage` dict (its sentence is shown after the
             headline; the dict is in summary.json).
         trial_test: None or `trial_test_errors` (in summary.json).
+        ensemble: None or the figures of `ensemble_run`.
     """
 
     def __init__(self, comparison, result=None, command="", data="", settings=None,
-                 timings=None, warnings=(), validation=None, trial_test=None):
+                 timings=None, warnings=(), validation=None, trial_test=None, ensemble=None):
         self.comparison = comparison
         self.result = result
         self.command = command
@@ -657,11 +714,13 @@ class Report:
         self.warnings = list(warnings)
         self.validation = validation
         self.trial_test = trial_test
+        self.ensemble = ensemble
 
     def _notes(self):
         chosen = selection_line(getattr(self.result, "selection", None))
         return (([chosen] if chosen else [])
                 + ([advantage_line(self.validation)] if self.validation else [])
+                + ([ensemble_line(self.ensemble)] if self.ensemble else [])
                 + self.warnings)
 
     def console(self):
@@ -683,7 +742,7 @@ class Report:
         out = {"command": self.command, "data": self.data, "settings": self.settings,
                "timings": self.timings, "headline": self.comparison.headline(),
                "warnings": self.warnings, "validation_advantage": self.validation,
-               "files": list(files)}
+               "ensemble": self.ensemble, "files": list(files)}
         if result is not None:
             trials = list(result.trials)
             seconds = sum(t.seconds for t in trials)

@@ -22,6 +22,7 @@ _NAMES = {
     "TUNERS": "tuner", "RegularizationTuner": "tuner", "parse_objective": "tuner",
     "search": "tuner",
     "build_cnn": "models", "build_conv1d": "models", "build_mlp": "models",
+    "ensemble": "ensembles",
 }
 
 __all__ = sorted(_NAMES)

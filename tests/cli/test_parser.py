@@ -82,6 +82,7 @@ def test_help_documents_defaults_space_syntax_and_model_contract():
                                         ("--selection-margin", "nan"),
                                         ("--selection-margin", "z"), ("--space", "dropout"),
                                         ("--space", "=0:1"), ("--space", "dropout="),
+                                        ("--ensemble", "-1"), ("--ensemble", "two"),
                                         ("--data", "no_such_folder_xyz")])
 def test_bad_flag_values_exit_2_with_one_line(flag, value, tmp_path):
     code, _, err = run_main("search", flag, value, "--out", tmp_path / "out")
@@ -141,3 +142,12 @@ def test_refit_is_the_default_and_no_refit_turns_it_off():
     assert args.refit is True
     _, args = parse(["search", "--no-refit", "--out", "/tmp/keras_reg_refit_test"])
     assert args.refit is False
+
+
+def test_ensemble_of_three_is_the_default_and_zero_turns_it_off():
+    from keras_reg.cli._parser import parse
+
+    _, args = parse(["search", "--out", "/tmp/keras_reg_ensemble_test"])
+    assert args.ensemble == 3
+    _, args = parse(["search", "--ensemble", "0", "--out", "/tmp/keras_reg_ensemble_test"])
+    assert args.ensemble == 0

@@ -123,6 +123,30 @@ def test_the_report_refits_every_row_and_shows_the_trials_models_too(tiny_run):
                 summary["runs"][t["label"]]["before_refit"]["test_error"], abs=1e-6)
 
 
+def test_the_ensemble_of_the_best_trials_is_written_measured_and_priced(tiny_run):
+    import keras
+
+    out, stdout = tiny_run
+    summary = json.loads((out / "summary.json").read_text())
+    found = summary["ensemble"]
+    completed = {r["trial"] for r in summary["trial_records"] if r["status"] == "COMPLETED"}
+    # --ensemble 3 with two completed trials: both, the one handed over first
+    assert found["trials"][0] == summary["best_trial"] and set(found["trials"]) == completed
+    assert found["error_ratio_best"] == pytest.approx(
+        found["test_error"] / summary["runs"]["best"]["mean"]["test_error"])
+    reference = found["best_reference"]
+    assert found["error_ratio_reference"] == pytest.approx(
+        found["test_error"] / summary["runs"][reference]["mean"]["test_error"])
+    assert found["params_ratio"] == pytest.approx(2.0) and found["predict_ratio"] > 0
+    assert found["temperature"] > 0 and "ensemble_model.keras" in summary["files"]
+    assert "ensemble of trials" in stdout and "ensemble of trials" in (out / "report.md").read_text()
+    model = keras.models.load_model(out / "ensemble_model.keras")
+    x = np.random.default_rng(0).random((4, 8, 8, 1), dtype="float32")
+    members = [model.get_layer(f"member_{i}") for i in range(2)]
+    expected = np.mean([m.predict(x, verbose=0) for m in members], axis=0)
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-6)
+
+
 def test_report_lists_every_file_and_they_exist(tiny_run):
     out, stdout = tiny_run
     report = (out / "report.md").read_text()
