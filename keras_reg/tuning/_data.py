@@ -32,6 +32,14 @@ def as_dataset(data, batch_size, shuffle, seed, name):
         f"batches or a pair (x, y) of arrays. Received: {name}={type(data).__name__}")
 
 
+def as_datasets(train, validation, batch_size, seed, validation_name="validation"):
+    """`as_dataset` of `train` (shuffled) and of `validation` (not; None stays None)."""
+    train = as_dataset(train, batch_size, True, seed, "train")
+    if validation is not None:
+        validation = as_dataset(validation, batch_size, False, seed, validation_name)
+    return train, validation
+
+
 def combined(train, validation, batch_size, seed, num_classes=None):
     """`train` and `validation` as one batched dataset, shuffled from `seed` every epoch (a
     refit's data: the validation examples mixed in, not appended)."""

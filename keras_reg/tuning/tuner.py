@@ -8,17 +8,16 @@ import os
 import shutil
 import time
 
-import keras
 import keras_tuner
 import numpy as np
 
 from keras_reg._compat import best_epoch_weights, kerastuner_tracebacks
-from keras_reg._validation import check_choice, check_seed
+from keras_reg._validation import check_bool, check_choice, check_seed, fail
 from keras_reg.tuning import _data, _settings
 from keras_reg.tuning.hypermodel import RegularizationHyperModel, refit
 from keras_reg.tuning.oracle import ORACLES, TRIAL_FILE
 from keras_reg.tuning.protocol import TrainingProtocol
-from keras_reg.tuning.result import SearchResult
+from keras_reg.tuning.result import SearchResult, TrialRecord
 from keras_reg.tuning.selection import check_margin, image_scores
 from keras_reg.tuning.space import REFERENCES, RegularizationSpace, initial_points
 
@@ -45,14 +44,12 @@ def parse_objective(objective):
     if isinstance(objective, keras_tuner.Objective):
         return objective
     if not isinstance(objective, str) or not objective.strip():
-        raise TypeError("Invalid value for argument `objective`: expected a metric name such "
-                        "as 'val_loss' or 'val_accuracy:max', or a keras_tuner.Objective. "
-                        f"Received: objective={objective!r}")
+        fail("objective", "a metric name such as 'val_loss' or 'val_accuracy:max', or a "
+             "keras_tuner.Objective", objective, TypeError)
     name, sep, direction = objective.strip().partition(":")
     if not name or (sep and direction not in ("min", "max")):
-        raise ValueError("Invalid value for argument `objective`: expected 'NAME', 'NAME:min' "
-                         "or 'NAME:max' (a logged metric and its direction). Received: "
-                         f"objective={objective!r}")
+        fail("objective", "'NAME', 'NAME:min' or 'NAME:max' (a logged metric and its "
+             "direction)", objective)
     if name == "val_loss":
         name = "val_data_loss"
     if not sep:
@@ -151,30 +148,21 @@ class RegularizationTuner(keras_tuner.Tuner):
                  settings=None, progress=None, **kwargs):
         kind = check_choice("tuner", tuner, TUNERS)
         if isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 1:
-            raise ValueError("Invalid value for argument `max_trials`: expected an int >= 1. "
-                             f"Received: max_trials={max_trials!r}")
+            fail("max_trials", "an int >= 1", max_trials)
         seed = check_seed(seed)
         space = RegularizationSpace() if space is None else space
         if not isinstance(space, RegularizationSpace):
-            raise TypeError("Invalid value for argument `space`: expected a "
-                            f"RegularizationSpace. Received: space={space!r}")
+            fail("space", "a RegularizationSpace", space, TypeError)
         protocol = TrainingProtocol() if protocol is None else protocol
         if not isinstance(protocol, TrainingProtocol):
-            raise TypeError("Invalid value for argument `protocol`: expected a "
-                            f"TrainingProtocol. Received: protocol={protocol!r}")
+            fail("protocol", "a TrainingProtocol", protocol, TypeError)
         if build_model is not None and not callable(build_model):
-            raise TypeError("Invalid value for argument `build_model`: expected None or a "
-                            f"function build_model(reg). Received: build_model={build_model!r}")
-        references = () if not references else (
-            (references,) if isinstance(references, str) else tuple(references))
-        if any(r not in REFERENCES for r in references) or len(set(references)) < len(
-                references):
-            raise ValueError("Invalid value for argument `references`: expected distinct "
-                             f"labels among {REFERENCES}, or () for none. Received: "
-                             f"references={references!r}")
+            fail("build_model", "None or a function build_model(reg)", build_model, TypeError)
+        references = (references,) if isinstance(references, str) else tuple(references or ())
+        if any(r not in REFERENCES for r in references) or len(set(references)) < len(references):
+            fail("references", f"distinct labels among {REFERENCES}, or () for none", references)
         if settings is not None and not isinstance(settings, dict):
-            raise TypeError("Invalid value for argument `settings`: expected a dict. "
-                            f"Received: settings={settings!r}")
+            fail("settings", "a dict", settings, TypeError)
         self.objective_ = parse_objective(objective)
         self.space = space
         self.protocol = protocol
@@ -204,7 +192,7 @@ class RegularizationTuner(keras_tuner.Tuner):
         }, free=("max_trials",))
 
         oracle_args = dict(objective=self.objective_, max_trials=max_trials,
-                           seed=oracle_seed(seed), hyperparameters=self._declared(space),
+                           seed=oracle_seed(seed),
                            max_retries_per_trial=kwargs.pop("max_retries_per_trial", 0),
                            max_consecutive_failed_trials=kwargs.pop(
                                "max_consecutive_failed_trials", 3))
@@ -213,48 +201,41 @@ class RegularizationTuner(keras_tuner.Tuner):
             # entirely random: fit the Gaussian process after half of it.
             oracle_args["num_initial_points"] = max(2, min(3 * len(space.searched),
                                                            max_trials // 2))
-        oracle = ORACLES[kind](**oracle_args)
         # On a distributed worker `self.oracle` becomes KerasTuner's client of the chief's
         # oracle; this process's own copy, configured the same way, knows the starting points.
-        self._own_oracle = oracle
-        oracle.configure(self._starting_points(space, image=True), project_dir,
-                         self.selection_margin)
-        hypermodel = RegularizationHyperModel(
+        oracle = self._own_oracle = ORACLES[kind](**oracle_args)
+        self._configure(space, True, project_dir)
+        self.hypermodel = RegularizationHyperModel(
             space, build_model, protocol, self.objective_, seed=seed,
             protected=lambda hp: oracle.label_of(hp.values) is not None)
         data = self.settings.get("data_spec")
         if data:  # a search directory reopened: the data it was made with
-            hypermodel.adapt(**data)
-            self._use_inputs(hypermodel.image, oracle, hypermodel)
+            self.hypermodel.adapt(**data)
+            self._use_inputs(self.hypermodel.image)
         with contextlib.redirect_stdout(io.StringIO()):  # KerasTuner's "Reloading Tuner" line
-            super().__init__(oracle=oracle, hypermodel=hypermodel, directory=directory,
+            super().__init__(oracle=oracle, hypermodel=self.hypermodel, directory=directory,
                              project_name=project_name, overwrite=False, **kwargs)
         self.oracle.max_trials = max_trials  # a resumed search may change its budget
         self.resumed_trials = 0 if self.is_worker else sum(
             t.status in ("COMPLETED", "FAILED") for t in self.oracle.trials.values())
 
-    @staticmethod
-    def _declared(space):
-        hp = keras_tuner.HyperParameters()
-        space.declare(hp)
-        return hp
-
-    def _starting_points(self, space, image):
-        """Sets `starting_points` for `space`; returns them as KerasTuner values."""
+    def _configure(self, space, image, project_dir):
+        """Declares `space` in the oracle and gives it the starting points (`starting_points`)."""
+        oracle = self._own_oracle
+        oracle.hyperparameters = keras_tuner.HyperParameters()
+        space.declare(oracle.hyperparameters)
         self.starting_points = initial_points(space, self.references, self.probes, image=image)
-        return [(label, space.hp_values(reg)) for label, reg in self.starting_points]
+        oracle.configure([(label, space.hp_values(reg)) for label, reg in self.starting_points],
+                         project_dir, self.selection_margin)
 
-    def _use_inputs(self, image, oracle=None, hypermodel=None):
+    def _use_inputs(self, image):
         """Turns the image-only dimensions off for inputs that are not images."""
-        oracle, hypermodel = oracle or self._own_oracle, hypermodel or self.hypermodel
         narrowed = self.space.for_inputs(image)
         if narrowed.get_config() == self.space.get_config():
             return
         self.notes.append("the inputs are not images: augmentation, CutMix and flips are off")
-        self.space = hypermodel.space = narrowed
-        oracle.hyperparameters = self._declared(narrowed)
-        oracle.configure(self._starting_points(narrowed, image=False), oracle.project_dir,
-                         self.selection_margin)
+        self.space = self.hypermodel.space = narrowed
+        self._configure(narrowed, False, self._own_oracle.project_dir)
 
     @property
     def is_worker(self):
@@ -275,11 +256,9 @@ class RegularizationTuner(keras_tuner.Tuner):
                 (the trials keep their errors: `result()`).
         """
         if train is None:
-            raise ValueError("Invalid value for argument `train`: expected training data. "
-                             "Received: train=None")
+            fail("train", "training data", train)
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ValueError("Invalid value for argument `epochs`: expected an int >= 1. "
-                             f"Received: epochs={epochs!r}")
+            fail("epochs", "an int >= 1", epochs)
         callbacks = list(callbacks or [])
         try:
             copy.deepcopy(callbacks)
@@ -287,20 +266,15 @@ class RegularizationTuner(keras_tuner.Tuner):
             raise TypeError("Invalid value for argument `callbacks`: every callback must be "
                             f"deep-copyable (each trial gets a fresh copy). Received: "
                             f"callbacks={callbacks!r} ({e})") from None
-        batch_size = self.protocol.batch_size
-        train = _data.as_dataset(train, batch_size, True, self.seed, "train")
-        if validation_data is not None:
-            validation_data = _data.as_dataset(validation_data, batch_size, False, self.seed,
-                                               "validation_data")
+        train, validation_data = _data.as_datasets(
+            train, validation_data, self.protocol.batch_size, self.seed, "validation_data")
         data = self.hypermodel.data_of(train, epochs)
         self.settings = _settings.check(self.project_dir, {"data_spec": data},
                                        free=("max_trials",))
         self.hypermodel.adapt(**data)
         self._use_inputs(self.hypermodel.image)
-        points = len(self._own_oracle.points)
-        searched = self.oracle.max_trials - points
-        if searched <= 0:
-            n = self.oracle.max_trials
+        points, n = len(self._own_oracle.points), self.oracle.max_trials
+        if n <= points:
             self.notes.append(f"{n} trial{'s' * (n != 1)}: references and probes only — raise "
                               f"max_trials above {points} to search")
         for line in self.notes:
@@ -365,8 +339,6 @@ class RegularizationTuner(keras_tuner.Tuner):
 
     def record(self, trial):
         """The `TrialRecord` of a KerasTuner `Trial`."""
-        from keras_reg.tuning.result import TrialRecord
-
         own = _settings.read_json(self._trial_file(trial.trial_id), {})
         history = own.get("history", {})
         return TrialRecord(
@@ -384,8 +356,7 @@ class RegularizationTuner(keras_tuner.Tuner):
         history)` (see `keras_reg.tuning.refit`)."""
         record = self.result().best_trial if trial is None else trial
         if record.best_epoch is None:
-            raise ValueError("Invalid value for argument `trial`: expected a completed trial. "
-                             f"Received: trial={record!r}")
+            fail("trial", "a completed trial", record)
         return refit(record.regularization, train, validation_data,
                      epochs=self.hypermodel.epochs, best_epoch=record.best_epoch,
                      protocol=self.protocol, build_model=self.hypermodel.build_model,
@@ -472,18 +443,14 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="bay
     (2, 'COMPLETED', 'start')
     """
     if train is None:
-        raise ValueError("Invalid value for argument `train`: expected training data. "
-                         "Received: train=None")
-    if not isinstance(refit, bool):
-        raise TypeError(f"Invalid value for argument `refit`: expected True or False. "
-                        f"Received: refit={refit!r}")
+        fail("train", "training data", train)
+    check_bool("refit", refit)
     fit_args = {k: kwargs.pop(k) for k in ("callbacks", "verbose") if k in kwargs}
     kt = RegularizationTuner(build_model, space=space, tuner=tuner, objective=objective,
                              max_trials=max_trials, protocol=protocol, seed=seed, **kwargs)
     if refit and validation is None:
-        raise ValueError("Invalid value for argument `validation`: `refit=True` trains on the "
-                         "validation data too; pass it, or refit=False. Received: "
-                         "validation=None")
+        fail("validation", "the validation data, which `refit=True` trains on too (or "
+             "refit=False)", validation)
     kt.search(train, validation_data=validation, epochs=epochs, **fit_args)
     result = kt.result()
     if refit and not kt.is_worker:
