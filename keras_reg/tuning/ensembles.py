@@ -14,7 +14,9 @@ def ensemble(models, name="ensemble"):
     under the names `member_0`, `member_1`, ... (renamed in place), so it saves to `.keras`,
     loads and exports like any functional model.
 
-    `RegularizationTuner.get_ensemble(num_models)` builds one from a search's best trials.
+    From a search: `ensemble(tuner.get_best_models(num_models=3))` averages the models of the
+    trial handed over and of the next two on the objective (KerasTuner's own ranking), as
+    `keras-reg search` writes `ensemble_model.keras`.
 
     Args:
         models: a list of at least two built `keras.Model`s with the same input shape and the
