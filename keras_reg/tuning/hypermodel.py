@@ -7,7 +7,7 @@ import keras
 import keras_tuner
 
 from keras_reg._compat import trial_folder
-from keras_reg._validation import check_int, check_seed
+from keras_reg._validation import check_int, check_seed, fail
 from keras_reg.tuning import _data, models
 from keras_reg.tuning.protocol import TrainingProtocol
 from keras_reg.tuning.regularization import Regularization
@@ -21,12 +21,8 @@ def call_builder(build_model, reg, input_shape, num_classes):
         parameters = inspect.signature(build_model).parameters
     except (TypeError, ValueError):  # builtins and some callables have no signature
         parameters = {}
-    kwargs = {}
-    if "input_shape" in parameters:
-        kwargs["input_shape"] = tuple(input_shape)
-    if "num_classes" in parameters:
-        kwargs["num_classes"] = int(num_classes)
-    model = build_model(reg, **kwargs)
+    given = {"input_shape": tuple(input_shape), "num_classes": int(num_classes)}
+    model = build_model(reg, **{k: v for k, v in given.items() if k in parameters})
     if not isinstance(model, keras.Model):
         raise TypeError("Invalid value for argument `build_model`: expected a function "
                         "returning a keras.Model. Received a return value of type "
@@ -77,12 +73,10 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
         self.protected = protected
         self.input_shape = self.num_classes = self.steps_per_epoch = self.epochs = None
         self.num_examples = None
-        # The objective curves of this process's runs: the median rule's evidence.
-        self.curves = []
+        self.curves = []  # the objective curves of this process's runs: the median rule's data
 
     def data_of(self, train, epochs, num_classes=None):
-        """What `adapt` takes, read from the batched dataset `train` (JSON-able: a search
-        records it)."""
+        """What `adapt` takes, read from the batched dataset `train` (JSON-able)."""
         input_shape, num_classes = _data.data_spec(train, num_classes)
         return {"input_shape": list(input_shape), "num_classes": num_classes,
                 "steps_per_epoch": self.protocol.steps_per_epoch(train), "epochs": epochs,
@@ -168,12 +162,6 @@ def train(reg, train, validation, *, protocol=None, build_model=None, epochs=30,
     Returns:
         `(model, history)`.
     """
-    protocol = TrainingProtocol() if protocol is None else protocol
-    seed = check_seed(seed)
-    train = _data.as_dataset(train, protocol.batch_size, True, seed, "train")
-    if validation is not None:
-        validation = _data.as_dataset(validation, protocol.batch_size, False, seed,
-                                      "validation")
     return _run(reg, train, validation, protocol, build_model, epochs, epochs, objective, seed,
                 callbacks, num_classes, verbose)
 
@@ -208,31 +196,30 @@ def refit(reg, train, validation, *, epochs, best_epoch, protocol=None, build_mo
     >>> len(history.epoch), "val_loss" in history.history
     (2, False)
     """
-    protocol = TrainingProtocol() if protocol is None else protocol
-    seed = check_seed(seed)
     epochs = check_int("epochs", epochs, low=1)
     best_epoch = check_int("best_epoch", best_epoch, low=1, high=epochs)
     if validation is None:
-        raise ValueError("Invalid value for argument `validation`: expected the validation "
-                         "data to train on with `train`. Received: validation=None")
-    train = _data.as_dataset(train, protocol.batch_size, True, seed, "train")
-    validation = _data.as_dataset(validation, protocol.batch_size, False, seed, "validation")
-    combined = _data.combined(train, validation, protocol.batch_size, seed, num_classes)
-    return _run(reg, combined, None, protocol, build_model, epochs, best_epoch,
-                "val_calibrated_loss", seed, callbacks, num_classes, verbose)
+        fail("validation", "the validation data to train on with `train`", validation)
+    return _run(reg, train, validation, protocol, build_model, epochs, best_epoch,
+                "val_calibrated_loss", seed, callbacks, num_classes, verbose, combine=True)
 
 
 def _run(reg, train, validation, protocol, build_model, epochs, run_epochs, objective, seed,
-         callbacks, num_classes, verbose):
-    """A fresh model of `reg` compiled for `epochs` epochs and trained for `run_epochs`."""
+         callbacks, num_classes, verbose, combine=False):
+    """A fresh model of `reg` compiled for `epochs` epochs and trained for `run_epochs` (on
+    `train` and `validation` together with `combine`)."""
     from keras_reg.tuning.tuner import parse_objective
 
+    protocol = TrainingProtocol() if protocol is None else protocol
     if not isinstance(reg, Regularization):
-        raise TypeError("Invalid value for argument `reg`: expected a Regularization. "
-                        f"Received: reg={reg!r}")
+        fail("reg", "a Regularization", reg, TypeError)
     if not isinstance(protocol, TrainingProtocol):
-        raise TypeError("Invalid value for argument `protocol`: expected a TrainingProtocol. "
-                        f"Received: protocol={protocol!r}")
+        fail("protocol", "a TrainingProtocol", protocol, TypeError)
+    seed = check_seed(seed)
+    train, validation = _data.as_datasets(train, validation, protocol.batch_size, seed)
+    if combine:
+        train = _data.combined(train, validation, protocol.batch_size, seed, num_classes)
+        validation = None
     hm = RegularizationHyperModel(RegularizationSpace(), build_model, protocol,
                                   parse_objective(objective), seed=seed)
     hm.adapt(**hm.data_of(train, epochs, num_classes))
