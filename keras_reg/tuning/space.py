@@ -35,9 +35,8 @@ def _from_key(value):
 class _Param:
     """One dimension of the space: `kind` is "off", "fixed", "choice" or "range".
 
-    `options` are the values a trial can take (None for a continuous range). KerasTuner's
-    log-scaled `Float` cannot hold 0, so a log range from 0 is an ordered choice over 0 and a
-    1-2-5 log grid (`_log_grid`): one axis for the Bayesian tuner.
+    `options` are the values a trial can take (None for a continuous range). A log range from
+    0 (KerasTuner's log `Float` cannot hold 0) is an ordered choice over `_log_grid`.
     """
 
     def __init__(self, name, spec):
@@ -349,11 +348,9 @@ def _parse_item(item):
             raise ValueError(f"{token!r} is not a number; {syntax}") from None
 
     try:
-        if not isinstance(item, str) or item.count("=") != 1:
-            raise ValueError(syntax)
-        name, text = (part.strip() for part in item.split("="))
-        name = name.replace("-", "_")
-        if name not in NAMES or not text:
+        name, _, text = item.partition("=") if isinstance(item, str) else ("", "", "")
+        name, text = name.strip().replace("-", "_"), text.strip()
+        if name not in NAMES or not text or "=" in text:
             raise ValueError(syntax)
         if text.lower() == "off":
             spec = None
