@@ -137,7 +137,6 @@ class Regularization:
 
     def drop_path_rates(self, depth):
         """Per-block drop-path rates rising linearly from 0 to `drop_path` over `depth` blocks."""
-        depth = check_int("depth", depth, low=1)
         from keras_reg.layers import drop_path_rates
 
         return list(drop_path_rates(depth, self.drop_path))
