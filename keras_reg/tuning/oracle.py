@@ -14,29 +14,13 @@ TRIAL_FILE = "keras_reg.json"  # per trial, beside KerasTuner's trial.json: curv
 class _StartingPointsFirst:
     """Oracle mixin: labelled starting points first, a hand-over rule on `get_best_trials`.
 
-    - `populate_space` (the hook of custom oracles) returns the values of the next starting
-      point not yet issued (the references and probes of the space), then the oracle's own
-      suggestions. Which trial evaluated which point is part of the oracle's state, so a
-      resumed search does not repeat them.
-    - `get_best_trials` puts first the trial the search hands over: the best objective,
-      unless that trial is unlabelled and its lead over the best labelled trial is within the
-      noise of the validation split (`selection.choose`, `margin` paired standard errors).
-    - A trial whose process was killed (KerasTuner's `reload` sends it for retry) is resumed
-      up to `KILLED_RUNS` times, then marked failed: a trial that kills its process every
-      time (out of memory) does not stall the search.
-
-    The searched trials stay near the evidence (a trust region). Their hyperparameters are
-    drawn in KerasTuner's vector space (each non-fixed hyperparameter mapped to [0, 1]) from a
-    box of half-width `radius` around the incumbent, the completed trial with the best
-    objective so far, labelled or not. The radius starts at `INITIAL_RADIUS`. A searched trial
-    that beats the incumbent it was issued with puts the radius back to `INITIAL_RADIUS` (the
-    box moves with the new incumbent); one that does not (or fails) doubles it, and from 0.5
-    on the box is the whole space. The radius is recomputed from the trials in the order they
-    ended, so a resumed or distributed search keeps it. The random oracle and the random
-    phase of the Bayesian one draw uniformly in the box (the whole space when the box holds
-    no untried values); the Bayesian one fits its Gaussian process on all trials and
-    maximizes its acquisition in the box. Before a trial completed, and while starting points
-    are still to be issued, the oracles behave as KerasTuner's.
+    - `populate_space` issues the starting points not yet issued (which trial evaluated which
+      is oracle state: a resumed search does not repeat them), then the oracle's suggestions.
+    - `get_best_trials` puts first the trial handed over (`selection.choose`).
+    - A trial whose process was killed is resumed up to `KILLED_RUNS` times, then failed.
+    - The searched trials are drawn in a trust region around the incumbent (`trust_region`,
+      docs/search.md): the random oracle draws uniformly in it (in the whole space when it
+      holds no untried values), the Bayesian one maximizes its acquisition in it.
     """
 
     KILLED_RUNS = 3
@@ -48,12 +32,10 @@ class _StartingPointsFirst:
         self.points = list(points)
         self.project_dir = str(project_dir)
         self.margin = selection.check_margin(margin)
-        if not hasattr(self, "labels"):
-            self.labels = {}  # trial id -> label
-        if not hasattr(self, "killed"):
-            self.killed = {}  # trial id -> runs ended by a killed process
-        if not hasattr(self, "incumbents"):
-            self.incumbents = {}  # searched trial id -> the best score when it was issued
+        # trial id -> label; -> runs ended by a killed process; -> the best score when issued
+        for state in ("labels", "killed", "incumbents"):
+            if not hasattr(self, state):
+                setattr(self, state, {})
 
     def label_of(self, values):
         """The label of the starting point `values` holds, or None."""
@@ -88,9 +70,16 @@ class _StartingPointsFirst:
                 if not isinstance(hp, keras_tuner.engine.hyperparameters.Fixed)]
 
     def trust_region(self):
-        """`(centre, radius)`: the box the next searched trial is drawn from, centred on the
-        incumbent's vector (one value in [0, 1] per non-fixed hyperparameter), or None when
-        it is drawn from the whole space."""
+        """`(centre, radius)`: the box the next searched trial is drawn from, or None when it
+        is drawn from the whole space (before any trial completed, while starting points are
+        to be issued, and from a radius of 0.5 on).
+
+        The centre is the incumbent's vector (one value in [0, 1] per non-fixed
+        hyperparameter): the completed trial with the best objective. The radius starts at
+        `INITIAL_RADIUS`, goes back to it after a searched trial that beat the incumbent it was
+        issued with and doubles after one that did not; it is recomputed from the trials in the
+        order they ended, so a resumed or distributed search keeps it.
+        """
         ranked, space = self._ranked(), self._searched()
         issued = set(self.labels.values())
         if not ranked or not space or any(label not in issued for label, _ in self.points):
