@@ -145,16 +145,13 @@ class SearchResult:
         self.notes = list(notes)
         self._best_model = None
         self.refitted = False
-        self.best_trial = None
-        if best_trial_id is None and partial:  # a distributed worker's own trials
-            return
-        if best_trial_id is None:
+        self.best_trial = next((t for t in self.trials if t.trial_id == best_trial_id), None)
+        if self.best_trial is None and not partial:  # partial: a distributed worker's trials
             failed = [t for t in self.trials if t.message]
             first = (f" First failure (trial {failed[0].number}): {failed[0].message}"
                      if failed else "")
             raise SearchError(f"No trial completed ({len(self.trials)} trial(s) ran, none "
                               f"finished with a finite {self.objective}).{first}")
-        self.best_trial = next(t for t in self.trials if t.trial_id == best_trial_id)
 
     @property
     def best_regularization(self):
