@@ -97,12 +97,10 @@ def count_examples(dataset):
 def read_arrays(data):
     """`(inputs, targets)` arrays of `(inputs, targets)` batches, read in one pass (a dataset
     reshuffled on each pass still pairs every input with its own target)."""
-    inputs, targets = [], []
-    for batch in data.as_numpy_iterator():
-        inputs.append(np.asarray(batch[0]))
-        targets.append(np.asarray(batch[1]))
-    if not inputs:
+    batches = [(np.asarray(batch[0]), np.asarray(batch[1])) for batch in data.as_numpy_iterator()]
+    if not batches:
         raise ValueError("Invalid value for argument `data`: the dataset yielded no batch.")
+    inputs, targets = zip(*batches)
     return np.concatenate(inputs), np.concatenate(targets)
 
 
