@@ -375,9 +375,8 @@ class RegularizationTuner(keras_tuner.Tuner):
             SearchError: no trial completed (the first failure's message is included).
         """
         if self.is_worker:  # the trials this worker ran; the chief hands over
-            records = sorted(self._ended, key=lambda r: r.number)
-            return SearchResult(records, None, None, self.oracle.objective, tuner=self,
-                                notes=self.notes, partial=True)
+            return SearchResult(sorted(self._ended, key=lambda r: r.number), None, None,
+                                self.oracle.objective, tuner=self, notes=self.notes, partial=True)
         trials = sorted(self.oracle.trials.values(), key=lambda t: int(t.trial_id))
         chosen, how = self.oracle.hand_over()
         return SearchResult([self.record(t) for t in trials],
