@@ -28,9 +28,17 @@ def ensemble(models, name="ensemble"):
 
     Example:
 
-    >>> models = tuner.get_best_models(num_models=3)
+    >>> import numpy as np
+    >>> def classifier():
+    ...     return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, "softmax")])
+    >>> models = [classifier() for _ in range(3)]  # or tuner.get_best_models(num_models=3)
     >>> averaged = ensemble(models)
-    >>> probabilities = averaged.predict(x)
+    >>> x = np.ones((2, 4), "float32")
+    >>> mean = np.mean([m.predict(x, verbose=0) for m in models], axis=0)
+    >>> bool(np.allclose(averaged.predict(x, verbose=0), mean, atol=1e-6))
+    True
+    >>> [layer.name for layer in averaged.layers[1:4]]
+    ['member_0', 'member_1', 'member_2']
     """
     if not isinstance(models, (list, tuple)):
         fail("models", "a list of keras.Model", models, TypeError)
