@@ -363,9 +363,13 @@ def _finish(args, data, space, builder, result, command, search_seconds, start, 
     ensemble = None
     if args.ensemble >= 2 and len(result.completed) >= 2:
         k = min(args.ensemble, len(result.completed))
-        say(f"ensemble of the {k} best trials' models...")
+        say(f"ensemble of the {k} best trials' models"
+            + (" (refitting the other members)..." if args.refit else "..."))
+        refit = args.refit and dict(epochs=args.epochs, protocol=protocol["protocol"],
+                                    build_model=builder, seed=args.seed, verbose=verbose)
         model, ensemble = report.ensemble_run(result, k, data.make(args.seed),
-                                              data.info.num_classes, comparison)
+                                              data.info.num_classes, comparison,
+                                              refit=refit or None)
         model.save(os.path.join(out, "ensemble_model.keras"))
         files.append("ensemble_model.keras")
     warnings = list(space.edge_warnings(best)) + report.unused_values(final.model, best)

@@ -43,8 +43,9 @@ FILES = {
                         "training and validation data (unless --no-refit; load it after "
                         "`import keras_reg`)",
     "best_model_savedmodel/": "the same model as a TF SavedModel (serves without keras_reg)",
-    "ensemble_model.keras": "the mean prediction of the best trials' own models (trained on the "
-                            "training split; --ensemble K), its temperature in `summary.json`",
+    "ensemble_model.keras": "the mean prediction of the best trials' models (--ensemble K; each "
+                            "refit like best_model.keras unless --no-refit), its temperature "
+                            "in `summary.json`",
     "tuner/search/": "KerasTuner's state: rerun the same command to resume",
 }
 
@@ -550,30 +551,58 @@ def _predict_seconds(model, x, repeats=3):
     return statistics.median(times)
 
 
-def ensemble_run(result, num_models, data, num_classes, comparison):
-    """The ensemble of the `num_models` best trials' own models (`get_best_models`: the trial
-    handed over first), measured like the report's runs, and its cost at inference.
+def ensemble_run(result, num_models, data, num_classes, comparison, refit=None):
+    """The ensemble of the `num_models` best trials (`get_best_trials`: the trial handed over
+    first), measured like the report's runs, and its cost at inference.
+
+    Its temperature is fitted on validation for the mean of the trials' own models. With
+    `refit` (the comparison's rows were refit) each member is then trained again on training +
+    validation data for its trial's best epoch, as the rows were (the refit best model is
+    reused), and the ensemble of those models is measured after that temperature.
+
+    Args:
+        result: the `SearchResult`.
+        num_models: int >= 2.
+        data: `(train, validation, test)`.
+        num_classes: int.
+        comparison: the report's final `Comparison` (its ratios are taken against it).
+        refit: None, or `refit`'s arguments `epochs`, `protocol`, `build_model`, `seed`,
+            `verbose`.
 
     Returns:
-        `(model, figures)`: the ensemble (members trained on the training split) and a dict:
-        its trials, test figures after its temperature (fitted on validation), its test error
-        over the best reference's and over `best`'s (the comparison's final models), and its
-        parameters and prediction time over those of the trial handed over.
+        `(model, figures)`: the ensemble and a dict: its trials, test figures, the test error
+        of the trials' own models' ensemble (`test_error_before_refit`), its test error over
+        the best reference's and over `best`'s, its parameters and prediction time over those
+        of one model, and the seconds its refits took.
     """
     tuner = result.tuner
     trials = tuner.oracle.get_best_trials(num_models)
-    numbers = {r.trial_id: r.number for r in result.trials}
+    records = {r.trial_id: r for r in result.trials}
     members = [tuner.load_model(t) for t in trials]
-    single = tuner.load_model(trials[0])
-    model = ensemble(members)
     train, validation, test = data
+    single = members[0]
+    model = ensemble(members)
     metrics = measure(model, train, test, num_classes, validation)
+    before, start = metrics["test_error"], time.perf_counter()
+    if refit is not None:
+        best = comparison.runs["best"][0].model
+        members = [best] + [refit_model(records[t.trial_id].regularization, train, validation,
+                                        best_epoch=min(refit["epochs"],
+                                                       records[t.trial_id].best_epoch),
+                                        num_classes=num_classes, **refit)[0]
+                            for t in trials[1:]]
+        single = best
+        model = ensemble(members)
+        metrics = measure(model, train, test, num_classes,
+                          temperature=metrics["temperature"])
     x = read_arrays(_fresh(test))[0]
     final = lambda name: comparison.runs[name][0].metrics["test_error"]  # noqa: E731
     ratio = lambda a, b: a / b if b else None  # noqa: E731
     reference = comparison.best_reference
     return model, {
-        "trials": [numbers[t.trial_id] for t in trials], **metrics,
+        "trials": [records[t.trial_id].number for t in trials], **metrics,
+        "refit": refit is not None, "test_error_before_refit": before,
+        "refit_seconds": time.perf_counter() - start,
         "best_reference": reference,
         "error_ratio_reference": ratio(metrics["test_error"], final(reference)),
         "error_ratio_best": ratio(metrics["test_error"], final("best")),
@@ -584,11 +613,12 @@ def ensemble_run(result, num_models, data, num_classes, comparison):
 
 def ensemble_line(found):
     """The report's sentence on the ensemble."""
-    return (f"ensemble of trials {', '.join(map(str, found['trials']))} (ensemble_model.keras):"
-            f" test accuracy {fmt(found['test_accuracy'])}, loss {fmt(found['test_loss'])}; "
-            f"test error ratio {fmt(found['error_ratio_reference'])} over "
-            f"{found['best_reference']}, {fmt(found['error_ratio_best'])} over best; "
-            f"at inference {fmt(found['params_ratio'])}x the parameters and "
+    refit = ", each refit" if found.get("refit") else ""
+    return (f"ensemble of trials {', '.join(map(str, found['trials']))} (ensemble_model.keras"
+            f"{refit}): test accuracy {fmt(found['test_accuracy'])}, loss "
+            f"{fmt(found['test_loss'])}; test error ratio {fmt(found['error_ratio_reference'])} "
+            f"over {found['best_reference']}, {fmt(found['error_ratio_best'])} over best; at "
+            f"inference {fmt(found['params_ratio'])}x the parameters and "
             f"{fmt(found['predict_ratio'])}x the prediction time of one model")
 
 

@@ -145,6 +145,11 @@ def test_the_ensemble_of_the_best_trials_is_written_measured_and_priced(tiny_run
     members = [model.get_layer(f"member_{i}") for i in range(2)]
     expected = np.mean([m.predict(x, verbose=0) for m in members], axis=0)
     np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-6)
+    # refit like the rows: the first member is best_model.keras, the others refit too
+    assert found["refit"] is True and 0 <= found["test_error_before_refit"] <= 1
+    best = keras.models.load_model(out / "best_model.keras")
+    np.testing.assert_allclose(members[0].predict(x, verbose=0), best.predict(x, verbose=0),
+                               atol=1e-6)
 
 
 def test_report_lists_every_file_and_they_exist(tiny_run):
