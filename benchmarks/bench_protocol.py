@@ -1,5 +1,5 @@
 """Training-protocol options measured before any is adopted: weight averaging, Keras's own
-augmentation policies, test-time augmentation, and an ensemble of a search's top trials.
+augmentation policies and test-time augmentation.
 
 Each option is measured on fixed values (the `recipe` reference: batch norm, L2 1e-4, dropout
 0.1, drop-path 0.1, augmentation 0.5) with the built-in CNN, trained by `keras_reg.tuning.train`
@@ -14,18 +14,16 @@ measured at its last weights), on a different training subset per seed:
 - `tta`: the `base` models, each test image predicted as the mean of its own prediction and
   those of its four one-pixel shifts.
 
-`--runs DIR...` adds the ensemble of kept searches (`bench_search.py --keep-runs`): the mean
-prediction of the top-3 completed trials on the objective, against the trial handed over.
+The ensemble of a search's best trials, the option adopted, is measured by `bench_search.py`
+(its `ensemble` column) on the searches themselves.
 
 Test error and test loss (after the temperature scaling fitted on validation), mean over seeds,
 and the paired ratio variant / base.
 
     python benchmarks/bench_protocol.py --sets digits200 --seeds 0 1 2 3 4
-    python benchmarks/bench_protocol.py --runs /tmp/bench/d200/* --variants   # ensembles only
 """
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -155,45 +153,6 @@ def run_set(name, seeds, variants, epochs):
     return rows
 
 
-def ensemble_rows(run_dirs, k=3):
-    """Per kept search: the test error of the handed-over trial, of the best trial on test, and
-    of the mean prediction of the top-k trials on the objective."""
-    import shlex
-
-    from keras_reg.cli._parser import parse
-    from keras_reg.cli._search import load_data, make_space, settings
-    from keras_reg.tuning import RegularizationTuner, TrainingProtocol
-    from keras_reg.tuning._data import read_arrays
-
-    out = []
-    for run in run_dirs:
-        with open(os.path.join(run, "summary.json")) as f:
-            summary = json.load(f)
-        _, args = parse(shlex.split(summary["command"])[1:])
-        data = load_data(args)
-        _, val, test = data.make(args.seed)
-        tuner = RegularizationTuner(
-            space=make_space(args.space), tuner=args.tuner, objective=args.objective,
-            max_trials=args.max_trials, protocol=TrainingProtocol(batch_size=args.batch_size),
-            seed=args.seed, selection_margin=args.selection_margin, settings=settings(args),
-            directory=os.path.join(run, "tuner"), project_name="search")
-        ranked = [t for t in tuner.oracle.get_best_trials(len(tuner.oracle.trials))
-                  if t.status == "COMPLETED"]
-        ranked.sort(key=lambda t: t.score if tuner.oracle.objective.direction == "min"
-                    else -t.score)
-        (x_val, y_val), (x_test, y_test) = read_arrays(val), read_arrays(test)
-        models = [tuner.load_model(t) for t in ranked[:k]]
-        p_val = np.mean([m.predict(x_val, verbose=0) for m in models], axis=0)
-        p_test = np.mean([m.predict(x_test, verbose=0) for m in models], axis=0)
-        tested = {t["trial"]: t["test_error"] for t in summary.get("trial_test") or []}
-        out.append({"run": os.path.basename(run), "ensemble": scores(p_val, y_val, p_test,
-                                                                     y_test)["error"],
-                    "handed_over": tested.get(summary["best_trial"]),
-                    "oracle": min(tested.values()) if tested else None})
-        print(out[-1], flush=True)
-    return out
-
-
 def spread(values):
     values = [v for v in values if v is not None]
     if not values:
@@ -210,7 +169,6 @@ def main():
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--runs", nargs="*", default=[], help="kept bench_search runs")
     parser.add_argument("--output", default=os.path.join(HERE, "results", "protocol.md"))
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -230,16 +188,6 @@ def main():
                              f"{spread([f['loss'] for f in found])} | {spread(ratio('error'))} | "
                              f"{spread(ratio('loss'))} | "
                              f"{spread([f['seconds'] for f in found])} |")
-    if args.runs:
-        found = ensemble_rows(args.runs)
-        lines += ["", "Ensemble of the top-3 trials on the objective (test error):", "",
-                  "| run | handed over | top-3 ensemble | oracle (best trial on test) |",
-                  "|---|---|---|---|"]
-        lines += [f"| {f['run']} | {f['handed_over']:.3g} | {f['ensemble']:.3g} | "
-                  f"{f['oracle']:.3g} |" for f in found]
-        lines.append(f"| mean | {spread([f['handed_over'] for f in found])} | "
-                     f"{spread([f['ensemble'] for f in found])} | "
-                     f"{spread([f['oracle'] for f in found])} |")
     text = "\n".join(lines) + "\n"
     print(text)
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
