@@ -602,7 +602,7 @@ def ensemble_run(result, num_models, data, num_classes, comparison, refit=None):
     return model, {
         "trials": [records[t.trial_id].number for t in trials], **metrics,
         "refit": refit is not None, "test_error_before_refit": before,
-        "refit_seconds": time.perf_counter() - start,
+        "refit_seconds": time.perf_counter() - start if refit is not None else None,
         "best_reference": reference,
         "error_ratio_reference": ratio(metrics["test_error"], final(reference)),
         "error_ratio_best": ratio(metrics["test_error"], final("best")),

@@ -48,6 +48,8 @@ def ensemble(models, name="ensemble"):
     for i, model in enumerate(models):
         if not isinstance(model, keras.Model):
             fail(f"models[{i}]", "a keras.Model", model, TypeError)
+        if not model.built or len(model.inputs or ()) != 1 or len(model.outputs or ()) != 1:
+            fail(f"models[{i}]", "a built model with one input and one output", model)
     shapes = {(tuple(m.input_shape[1:]), tuple(m.output_shape[1:])) for m in models}
     if len(shapes) != 1:
         fail("models", "models of one input shape and one output shape",

@@ -50,3 +50,10 @@ def test_bad_members_are_named():
         ensemble([_classifier(0), "model"])
     with pytest.raises(ValueError, match="one output shape"):
         ensemble([_classifier(0), _classifier(1, classes=5)])
+    with pytest.raises(ValueError, match=r"`models\[0\]`.*one input and one output"):
+        inputs = keras.Input((4,))
+        two_heads = keras.Model(inputs, [keras.layers.Dense(3)(inputs),
+                                         keras.layers.Dense(3)(inputs)])
+        ensemble([two_heads, two_heads])
+    with pytest.raises(ValueError, match="built model"):
+        ensemble([keras.Sequential([keras.layers.Dense(3)]), _classifier(0)])
