@@ -154,7 +154,7 @@ class PreciseBatchNorm(CopyableCallback):
         stats = {id(layer): (layer.moving_mean, layer.moving_variance) for layer in layers}
         stat_ids = {id(v) for pair in stats.values() for v in pair}
         others = [v for v in model.variables if id(v) not in stat_ids]
-        saved_values = [keras.ops.convert_to_numpy(v) for v in others]
+        saved_values = [keras.ops.copy(v.value) for v in others]
         saved_momentum = [layer.momentum for layer in layers]
         sums = [None] * len(layers)
         count = 0
@@ -165,15 +165,15 @@ class PreciseBatchNorm(CopyableCallback):
             for layer in layers:
                 layer.momentum = 0.0
             if self._forward_model is not model:
-                self._forward, self._forward_model = _forward_function(model), model
+                self._forward, self._forward_model = _forward_function(model, layers), model
             forward = self._forward
             for batch in self.data.take(self.num_batches):
                 x, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
-                forward(x)
+                batch_stats = forward(x)
                 n = float(keras.tree.flatten(x)[0].shape[0])
-                for i, layer in enumerate(layers):
-                    mean = keras.ops.convert_to_numpy(layer.moving_mean).astype("float64")
-                    var = keras.ops.convert_to_numpy(layer.moving_variance).astype("float64")
+                for i in range(len(layers)):
+                    mean, var = (np.asarray(keras.ops.convert_to_numpy(t), "float64")
+                                 for t in batch_stats[i])
                     moments = np.stack([n * mean, n * (var + mean * mean), np.full_like(mean, n)])
                     sums[i] = moments if sums[i] is None else sums[i] + moments
                 count += 1
@@ -200,10 +200,16 @@ class PreciseBatchNorm(CopyableCallback):
         return count
 
 
-def _forward_function(model):
-    """`model(x, training=True)` (compiled on TensorFlow), traced after the momentum change."""
+def _forward_function(model, layers):
+    """`model(x, training=True)`, then the `(moving_mean, moving_variance)` of each of `layers`
+    (one compiled call per batch on TensorFlow, traced after the momentum change)."""
+
+    def forward(x):
+        model(x, training=True)
+        return [(layer.moving_mean.value, layer.moving_variance.value) for layer in layers]
+
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        return tf.function(lambda x: model(x, training=True), reduce_retracing=True)
-    return lambda x: model(x, training=True)
+        return tf.function(forward, reduce_retracing=True)
+    return forward
