@@ -28,6 +28,8 @@ The NumPy functions work in float64, the metric keeps float64 state: a predictio
 a margin of 100 nats costs e^-100, which float32 flushes to 0.
 """
 
+import types
+
 import keras
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -242,6 +244,13 @@ def calibrated_nll(probabilities, targets, smoothing=True, low=0.05, high=20.0):
     return float(np.mean(losses)), beta
 
 
+# The `keras.ops` that `CalibratedCrossEntropy._refined` uses, on NumPy arrays.
+_NUMPY_OPS = types.SimpleNamespace(
+    **{name: getattr(np, name) for name in ("argmin", "clip", "exp", "logical_and", "matmul",
+                                             "maximum", "minimum", "take", "where")},
+    cast=np.asarray, convert_to_tensor=np.asarray)
+
+
 @keras.saving.register_keras_serializable(package="keras_reg")
 class CalibratedCrossEntropy(keras.metrics.Metric):
     """The cross-entropy after temperature scaling, accumulated batch by batch.
@@ -341,18 +350,19 @@ class CalibratedCrossEntropy(keras.metrics.Metric):
         self.other_sums.assign_add(ops.sum(losses(others) * weight, axis=0))
         self.count.assign_add(ops.sum(weight))
 
-    def _refined(self):
+    def _refined(self, ops=keras.ops, state=None):
         """`(loss, beta)`: `β` at the minimum of the fitted means, refined between the grid
         points by the polynomial through the five (three when `num_betas < 5`) points around
         the smallest one (at an end of the range, the end itself); the loss against the
-        targets at that `β`, interpolated through the same points."""
-        ops = keras.ops
-        count = ops.maximum(self.count, 1e-300)
-        means = self.sums / count
+        targets at that `β`, interpolated through the same points. Computed with `ops`:
+        `keras.ops` on the variables, or `_NUMPY_OPS` on `state`, their values."""
+        sums, other_sums, count = (self.sums, self.other_sums, self.count) if state is None \
+            else state
+        means = sums / ops.maximum(count, 1e-300)
         fitted = means
         if self.smoothing:
-            eps = 1.0 / (self.count + 2.0)
-            fitted = (1.0 - eps) * means + eps * self.other_sums / count
+            eps = 1.0 / (count + 2.0)
+            fitted = (1.0 - eps) * means + eps * other_sums / ops.maximum(count, 1e-300)
         r = 2 if self.num_betas >= 5 else 1
         nodes = np.arange(-r, r + 1, dtype=np.float64)
         # coefficients = inverse Vandermonde @ values: the polynomial through the points
@@ -384,12 +394,30 @@ class CalibratedCrossEntropy(keras.metrics.Metric):
         beta = self.low * ops.exp((ops.cast(j, "float64") + x) * log_step)
         return ops.maximum(loss, 0.0), beta
 
+    def _eager_state(self):
+        """The values of the state as NumPy arrays outside a traced function on TensorFlow
+        (there a Python float64 computation is ~100× faster than ~300 eager ops), else None."""
+        if keras.backend.backend() != "tensorflow":
+            return None
+        import tensorflow as tf
+
+        if not tf.executing_eagerly():
+            return None
+        return [v.numpy() for v in (self.sums, self.other_sums, self.count, self._enabled)]
+
     def result(self):
+        state = self._eager_state()
+        if state is not None:
+            loss = self._refined(_NUMPY_OPS, state[:3])[0] if state[3] > 0.0 else 0.0
+            return keras.ops.convert_to_tensor(np.float64(loss), self.dtype)
         return keras.ops.cond(self._enabled > 0.0, lambda: self._refined()[0],
                               lambda: keras.ops.zeros((), "float64"))
 
     def temperature(self):
         """`1 / β` at the minimum of the accumulated fitted loss (a float)."""
+        state = self._eager_state()
+        if state is not None:
+            return float(1.0 / self._refined(_NUMPY_OPS, state[:3])[1])
         return float(1.0 / keras.ops.convert_to_numpy(self._refined()[1]))
 
     def reset_state(self):

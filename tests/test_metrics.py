@@ -275,6 +275,26 @@ def test_metric_with_a_coarse_grid():
         assert float(metric.result()) == pytest.approx(loss, rel=0.2)
 
 
+@pytest.mark.parametrize("num_betas", [121, 5, 4])
+@pytest.mark.parametrize("smoothing", [True, False])
+def test_metric_result_eager_equals_the_traced_result(num_betas, smoothing):
+    # Eagerly the refinement runs in NumPy; inside a compiled step, as keras.ops: the same
+    # numbers, and the same for the temperature.
+    import tensorflow as tf
+
+    rng = np.random.default_rng(num_betas)
+    for sharpness in (0.3, 3.0, 30.0):
+        metric = CalibratedCrossEntropy(smoothing=smoothing, num_betas=num_betas)
+        p = rng.dirichlet(np.ones(10) / sharpness, 57).astype("float32")
+        metric.update_state(np.eye(10)[rng.integers(0, 10, 57)], p)
+        traced = tf.function(lambda: metric._refined())()
+        assert float(metric.result()) == pytest.approx(float(traced[0]), rel=1e-12, abs=1e-300)
+        assert metric.temperature() == pytest.approx(1.0 / float(traced[1]), rel=1e-12)
+    metric.enable(False)
+    assert float(metric.result()) == 0.0
+    assert float(tf.function(metric.result)()) == 0.0
+
+
 def test_metric_in_a_compiled_model_round_trips(tmp_path):
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
     model.compile("adam", "categorical_crossentropy",
