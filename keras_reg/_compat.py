@@ -49,6 +49,28 @@ def trial_folder(callbacks):
     return None if saver is None else os.path.dirname(saver.filepath)
 
 
+# --- H3d: a trial's backup every few epochs ----------------------------------------------------
+# `keras.callbacks.BackupAndRestore` saves the model and optimizer after every epoch (or every
+# `save_freq` batches, then resuming the epoch in progress from its start with weights from its
+# end). A save costs ~0.1 s, a seventh of a small trial's epoch; saving after every `every`-th
+# epoch keeps Keras's saving and restoring (`_save_model`, `_current_epoch`, the epoch a
+# resumed fit starts from) and loses at most `every - 1` epochs to a kill. Checked on Keras 3.15.1.
+
+
+def epoch_backup(backup_dir, every):
+    """A `keras.callbacks.BackupAndRestore` that saves after every `every`-th epoch."""
+    import keras
+
+    class EpochBackup(keras.callbacks.BackupAndRestore):
+        def on_epoch_end(self, epoch, logs=None):
+            self._current_epoch = epoch + 1
+            self._last_batch_seen = 0
+            if self._current_epoch % every == 0:
+                self._save_model()
+
+    return EpochBackup(backup_dir)
+
+
 # --- H3a: KerasTuner's per-trial traceback printout ------------------------------------------
 # KerasTuner prints the full traceback of every failed trial to stderr when its module-level
 # `keras_tuner.src.config.DEBUG` is true (the default), inside `BaseTuner.search` between

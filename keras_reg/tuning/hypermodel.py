@@ -6,12 +6,15 @@ import os
 import keras
 import keras_tuner
 
-from keras_reg._compat import trial_folder
+from keras_reg._compat import epoch_backup, trial_folder
 from keras_reg._validation import check_int, check_seed, fail
 from keras_reg.tuning import _data, models
 from keras_reg.tuning.protocol import TrainingProtocol
 from keras_reg.tuning.regularization import Regularization
 from keras_reg.tuning.space import RegularizationSpace
+
+# Epochs between two backups of a trial (a kill loses at most BACKUP_EVERY - 1 epochs).
+BACKUP_EVERY = 5
 
 
 def call_builder(build_model, reg, input_shape, num_classes):
@@ -120,15 +123,15 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
             verbose=0, **kwargs):
         """Trains `model` with the trial's regularization; returns the `History`.
 
-        Inside a KerasTuner trial the run is backed up each epoch in the trial's folder
-        (`keras.callbacks.BackupAndRestore`): an interrupted trial resumes from its last
-        epoch when the search is run again.
+        Inside a KerasTuner trial the run is backed up every `BACKUP_EVERY` epochs in the
+        trial's folder (`keras.callbacks.BackupAndRestore`): an interrupted trial resumes from
+        its last backup when the search is run again.
         """
         reg = self.regularization(hp)
         callbacks = list(callbacks or [])
         folder = trial_folder(callbacks)
         if folder is not None:
-            callbacks.append(keras.callbacks.BackupAndRestore(os.path.join(folder, "backup")))
+            callbacks.append(epoch_backup(os.path.join(folder, "backup"), BACKUP_EVERY))
         protected = self.protected is not None and self.protected(hp)
         return self.protocol.fit(
             model, reg, train, validation_data, num_classes=self.num_classes,

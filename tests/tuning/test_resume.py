@@ -14,10 +14,12 @@ import time
 
 import pytest
 
+from keras_reg.tuning.hypermodel import BACKUP_EVERY
 from tests._workers import processes
 
-# Epochs of a "long" trial: a backup is written after each (well under a second of CPU each),
-# and the test kills the process right after the first one, so a trial has 14 epochs of margin.
+# Epochs of a "long" trial: a backup is written after every BACKUP_EVERY-th (each well under
+# a second of CPU), and the test kills the process right after the first backup, so a trial has
+# 10 epochs of margin.
 LONG_EPOCHS = 15
 SCRIPT = textwrap.dedent("""
     import os, sys
@@ -126,6 +128,7 @@ def test_killed_search_resumes_without_rerunning_finished_trials(tmp_path):
                lambda: _status(directory, "0") == "COMPLETED" and _backed_up(directory, "1"))
     first = _trial(directory, "0")
     assert 0 < first["epochs"] < LONG_EPOCHS  # resumed from its last backup, not from epoch 0
+    assert (LONG_EPOCHS - first["epochs"]) % BACKUP_EVERY == 0  # backups every BACKUP_EVERY
     assert not os.path.exists(os.path.join(_trial_dir(directory, "0"), "backup",
                                            "training_metadata.json"))  # removed at its end
 
@@ -142,6 +145,7 @@ def test_killed_search_resumes_without_rerunning_finished_trials(tmp_path):
     assert _trial(directory, "0") == first  # kept as it was, values and objective
     second, third = _trial(directory, "1"), _trial(directory, "2")
     assert 0 < second["epochs"] < LONG_EPOCHS and second["status"] == "COMPLETED"
+    assert (LONG_EPOCHS - second["epochs"]) % BACKUP_EVERY == 0
     assert third["epochs"] == LONG_EPOCHS and third["status"] == "COMPLETED"
     assert (f"done [('0', 'COMPLETED', {first['epochs']}), "
             f"('1', 'COMPLETED', {second['epochs']}), "
