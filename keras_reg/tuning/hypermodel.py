@@ -8,6 +8,7 @@ import keras_tuner
 
 from keras_reg._compat import trial_folder
 from keras_reg._validation import check_int, check_seed, fail
+from keras_reg.data import _datasets
 from keras_reg.tuning import _data, models
 from keras_reg.tuning.protocol import TrainingProtocol
 from keras_reg.tuning.regularization import Regularization
@@ -80,7 +81,7 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
         input_shape, num_classes = _data.data_spec(train, num_classes)
         return {"input_shape": list(input_shape), "num_classes": num_classes,
                 "steps_per_epoch": self.protocol.steps_per_epoch(train), "epochs": epochs,
-                "num_examples": _data.count_examples(train)}
+                "num_examples": _datasets.count_examples(train)}
 
     def adapt(self, input_shape, num_classes, steps_per_epoch, epochs, num_examples=None):
         """Gives the hypermodel its data: example shape, classes, epoch length, epochs."""
@@ -216,9 +217,9 @@ def _run(reg, train, validation, protocol, build_model, epochs, run_epochs, obje
     if not isinstance(protocol, TrainingProtocol):
         fail("protocol", "a TrainingProtocol", protocol, TypeError)
     seed = check_seed(seed)
-    train, validation = _data.as_datasets(train, validation, protocol.batch_size, seed)
+    train, validation = _datasets.as_datasets(train, validation, protocol.batch_size, seed)
     if combine:
-        train = _data.combined(train, validation, protocol.batch_size, seed, num_classes)
+        train = _datasets.combined(train, validation, protocol.batch_size, seed, num_classes)
         validation = None
     hm = RegularizationHyperModel(RegularizationSpace(), build_model, protocol,
                                   parse_objective(objective), seed=seed)

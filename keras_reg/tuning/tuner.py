@@ -13,7 +13,8 @@ import numpy as np
 
 from keras_reg._compat import best_epoch_weights, kerastuner_tracebacks
 from keras_reg._validation import check_bool, check_choice, check_seed, fail
-from keras_reg.tuning import _data, _settings
+from keras_reg.data import _datasets
+from keras_reg.tuning import _settings
 from keras_reg.tuning.hypermodel import RegularizationHyperModel, refit
 from keras_reg.tuning.oracle import ORACLES, TRIAL_FILE
 from keras_reg.tuning.protocol import TrainingProtocol
@@ -266,7 +267,7 @@ class RegularizationTuner(keras_tuner.Tuner):
             raise TypeError("Invalid value for argument `callbacks`: every callback must be "
                             f"deep-copyable (each trial gets a fresh copy). Received: "
                             f"callbacks={callbacks!r} ({e})") from None
-        train, validation_data = _data.as_datasets(
+        train, validation_data = _datasets.as_datasets(
             train, validation_data, self.protocol.batch_size, self.seed, "validation_data")
         data = self.hypermodel.data_of(train, epochs)
         self.settings = _settings.check(self.project_dir, {"data_spec": data},
@@ -280,7 +281,7 @@ class RegularizationTuner(keras_tuner.Tuner):
         for line in self.notes:
             print(f"keras_reg: {line}")
         if validation_data is not None:
-            self._validation = _data.read_arrays(_data.one_hot_batches(
+            self._validation = _datasets.read_arrays(_datasets.one_hot_batches(
                 validation_data, self.hypermodel.num_classes))
         with kerastuner_tracebacks(verbose > 0):
             try:
