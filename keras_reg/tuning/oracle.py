@@ -5,8 +5,8 @@ import os
 import keras_tuner
 import numpy as np
 
+from keras_reg._json import read_json
 from keras_reg.tuning import selection
-from keras_reg.tuning._settings import read_json
 
 TRIAL_FILE = "keras_reg.json"  # per trial, beside KerasTuner's trial.json: curves and scores
 

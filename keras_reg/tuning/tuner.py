@@ -11,6 +11,7 @@ import keras_tuner
 import numpy as np
 
 from keras_reg._compat import best_epoch_weights, kerastuner_tracebacks
+from keras_reg._json import read_json, write_json
 from keras_reg._validation import check_bool, check_choice, check_instance, check_seed, fail
 from keras_reg.data import _datasets
 from keras_reg.tuning import _settings
@@ -305,7 +306,7 @@ class RegularizationTuner(keras_tuner.Tuner):
         run = self._runs.pop(trial.trial_id, None)
         if run is not None:
             scores = self._best_epoch_scores(trial.trial_id, run.get("model"))
-            _settings.write_json(self._trial_file(trial.trial_id), {
+            write_json(self._trial_file(trial.trial_id), {
                 "history": run["history"], "fit_seconds": run["fit_seconds"],
                 "seconds": time.perf_counter() - run["start"],
                 "scores": None if scores is None else [float(v) for v in scores]})
@@ -317,7 +318,7 @@ class RegularizationTuner(keras_tuner.Tuner):
 
     def record(self, trial):
         """The `TrialRecord` of a KerasTuner `Trial`."""
-        own = _settings.read_json(self._trial_file(trial.trial_id), {})
+        own = read_json(self._trial_file(trial.trial_id), {})
         history = own.get("history", {})
         return TrialRecord(
             trial.trial_id, trial.hyperparameters.values,
