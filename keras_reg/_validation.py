@@ -101,3 +101,12 @@ def check_bool(name, value):
             f"Invalid value for argument `{name}`: expected a bool. Received: {name}={value!r}"
         )
     return value
+
+
+def check_instance(name, value, cls, default=None):
+    """`value` if it is a `cls` (None: `default()`, when given); else a TypeError naming `name`."""
+    if value is None and default is not None:
+        value = default()
+    if not isinstance(value, cls):
+        fail(name, f"a {cls.__name__}", value, TypeError)
+    return value

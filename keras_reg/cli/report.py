@@ -11,13 +11,13 @@ import keras
 import numpy as np
 
 from keras_reg.data import one_hot
+from keras_reg.data._datasets import read_arrays
+from keras_reg.ensembles import ensemble
 from keras_reg.layers import TemperatureScaling
 from keras_reg.metrics import calibrated_nll, one_hot_targets
 from keras_reg.regularizers import penalty
 from keras_reg.tuning import refit as refit_model
 from keras_reg.tuning import train as train_model
-from keras_reg.tuning._data import read_arrays
-from keras_reg.tuning.ensembles import ensemble
 from keras_reg.tuning.regularization import format_value
 from keras_reg.tuning.selection import MIN_LEAD, selection_line
 

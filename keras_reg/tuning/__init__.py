@@ -11,6 +11,7 @@ import importlib as _importlib
 
 # name -> module: imported when first used, so that `keras_reg.tuning.space` (no TensorFlow)
 # can check a search space before Keras is imported (the command line's argument errors).
+# Relative to this package: `.ensembles` is `keras_reg.ensembles` (re-exported here).
 _NAMES = {
     "Regularization": "regularization",
     "RegularizationSpace": "space", "initial_points": "space", "probes": "space",
@@ -22,7 +23,7 @@ _NAMES = {
     "TUNERS": "tuner", "RegularizationTuner": "tuner", "parse_objective": "tuner",
     "search": "tuner",
     "build_cnn": "models", "build_conv1d": "models", "build_mlp": "models",
-    "ensemble": "ensembles",
+    "ensemble": ".ensembles",
 }
 
 __all__ = sorted(_NAMES)
@@ -32,7 +33,7 @@ def __getattr__(name):
     module = _NAMES.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = globals()[name] = getattr(_importlib.import_module(f"{__name__}.{module}"), name)
+    value = globals()[name] = getattr(_importlib.import_module(f".{module}", __name__), name)
     return value
 
 

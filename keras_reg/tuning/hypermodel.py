@@ -7,7 +7,8 @@ import keras
 import keras_tuner
 
 from keras_reg._compat import epoch_backup, trial_folder
-from keras_reg._validation import check_int, check_seed, fail
+from keras_reg._validation import check_instance, check_int, check_seed, fail
+from keras_reg.data import _datasets
 from keras_reg.tuning import _data, models
 from keras_reg.tuning.protocol import TrainingProtocol
 from keras_reg.tuning.regularization import Regularization
@@ -18,8 +19,7 @@ BACKUP_EVERY = 5
 
 
 def call_builder(build_model, reg, input_shape, num_classes):
-    """`build_model(reg)`, also given the data's `input_shape` / `num_classes` when it declares
-    parameters of those names (one builder then serves data of any shape)."""
+    """`build_model(reg)`, given `input_shape` / `num_classes` too when it declares them."""
     try:
         parameters = inspect.signature(build_model).parameters
     except (TypeError, ValueError):  # builtins and some callables have no signature
@@ -36,20 +36,15 @@ def call_builder(build_model, reg, input_shape, num_classes):
 class RegularizationHyperModel(keras_tuner.HyperModel):
     """One trial of a regularization search, on KerasTuner's extension points.
 
-    `build(hp)` declares the `RegularizationSpace` in `hp`, makes the trial's `Regularization`
-    (`reg`), calls `build_model(reg)` (a built-in model sized from the data when None) and
-    compiles it under the `TrainingProtocol` for the data's epoch length. `fit(hp, model, ...)`
-    trains it under the protocol with the trial's pipeline: augmentation (image transforms on
-    images only) and Mixup/CutMix from `reg`, one-hot targets.
-
-    The data are given by `adapt` (the tuner does it when its search starts); before, `build`
-    only declares the space (KerasTuner's first build, when the tuner is made, collects the
-    hyperparameters).
+    `build(hp)` declares the `RegularizationSpace` in `hp` and builds the model of the trial's
+    `Regularization` (`reg`), compiled under the `TrainingProtocol`; `fit(hp, model, ...)`
+    trains it under the protocol with the trial's pipeline (augmentation, Mixup/CutMix, one-hot
+    targets). Until `adapt` gives it the data, `build` only declares the space.
 
     Args:
         space: a `RegularizationSpace`.
-        build_model: None or `build_model(reg) -> keras.Model` (given the data's
-            `input_shape` / `num_classes` as well when it declares parameters of those names).
+        build_model: None (a built-in model sized from the data) or `build_model(reg)` (given
+            the data's `input_shape` / `num_classes` too when it declares parameters so named).
         protocol: a `TrainingProtocol`.
         objective: the `keras_tuner.Objective` early stopping and the median rule watch.
         seed: None or int >= 0, the seed of every model and pipeline.
@@ -83,7 +78,7 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
         input_shape, num_classes = _data.data_spec(train, num_classes)
         return {"input_shape": list(input_shape), "num_classes": num_classes,
                 "steps_per_epoch": self.protocol.steps_per_epoch(train), "epochs": epochs,
-                "num_examples": _data.count_examples(train)}
+                "num_examples": _datasets.count_examples(train)}
 
     def adapt(self, input_shape, num_classes, steps_per_epoch, epochs, num_examples=None):
         """Gives the hypermodel its data: example shape, classes, epoch length, epochs."""
@@ -121,12 +116,9 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
 
     def fit(self, hp, model, train, validation_data=None, epochs=None, callbacks=None,
             verbose=0, **kwargs):
-        """Trains `model` with the trial's regularization; returns the `History`.
-
-        Inside a KerasTuner trial the run is backed up every `BACKUP_EVERY` epochs in the
-        trial's folder (`keras.callbacks.BackupAndRestore`): an interrupted trial resumes from
-        its last backup when the search is run again.
-        """
+        """Trains `model` with the trial's regularization, backed up every `BACKUP_EVERY`
+        epochs in the trial's folder (`BackupAndRestore`: an interrupted trial resumes from its
+        last backup); returns the `History`."""
         reg = self.regularization(hp)
         callbacks = list(callbacks or [])
         folder = trial_folder(callbacks)
@@ -145,19 +137,15 @@ def train(reg, train, validation, *, protocol=None, build_model=None, epochs=30,
           verbose=0):
     """Trains one model with `reg` the way a search trains its trials; `(model, history)`.
 
-    The same path as a trial (`RegularizationHyperModel`, the `TrainingProtocol`: schedule,
-    epoch length, batch-norm statistics, early stopping with the best weights restored), so
-    references and searched values are compared on equal terms; only the median rule is left
-    out (it needs other trials).
+    The same path as a trial (`RegularizationHyperModel`, the `TrainingProtocol`), so
+    references and searched values are compared on equal terms; only the median rule, which
+    needs other trials, is left out.
 
     Args:
         reg: a `Regularization`.
         train, validation: batched `(inputs, labels)` datasets, or `(x, y)` arrays.
-        protocol: None (`TrainingProtocol()`) or a `TrainingProtocol`.
-        build_model: None (the built-in model) or `build_model(reg)`.
+        protocol, build_model, objective, seed: as for `RegularizationTuner`.
         epochs: int >= 1.
-        objective: what early stopping watches (see `RegularizationTuner`).
-        seed: None or int >= 0.
         callbacks: more Keras callbacks.
         num_classes: None to read it from the labels.
         verbose: `fit` verbosity.
@@ -173,11 +161,9 @@ def refit(reg, train, validation, *, epochs, best_epoch, protocol=None, build_mo
           seed=None, callbacks=None, num_classes=None, verbose=0):
     """Trains `reg` again on every labelled example: `train` and `validation` together.
 
-    What scikit-learn's `GridSearchCV(refit=True)` does for a search: once the values are
-    chosen, the validation examples are training examples too. With no held-out data left,
-    nothing stops the run early: it lasts the `best_epoch` epochs the trial chose, on the
-    learning-rate schedule of a run of `epochs` epochs (the trial's), and an epoch is the
-    protocol's (a pass over the larger set, or `min_steps_per_epoch` steps when that is more).
+    As scikit-learn's `GridSearchCV(refit=True)`. With no held-out data left, nothing stops
+    the run early: it lasts the `best_epoch` epochs the trial chose, on the learning-rate
+    schedule of a run of `epochs` epochs (the trial's).
 
     Args:
         reg: a `Regularization`.
@@ -209,19 +195,15 @@ def refit(reg, train, validation, *, epochs, best_epoch, protocol=None, build_mo
 
 def _run(reg, train, validation, protocol, build_model, epochs, run_epochs, objective, seed,
          callbacks, num_classes, verbose, combine=False):
-    """A fresh model of `reg` compiled for `epochs` epochs and trained for `run_epochs` (on
-    `train` and `validation` together with `combine`)."""
+    """A fresh model of `reg` compiled for `epochs` epochs and trained for `run_epochs`."""
     from keras_reg.tuning.tuner import parse_objective
 
-    protocol = TrainingProtocol() if protocol is None else protocol
-    if not isinstance(reg, Regularization):
-        fail("reg", "a Regularization", reg, TypeError)
-    if not isinstance(protocol, TrainingProtocol):
-        fail("protocol", "a TrainingProtocol", protocol, TypeError)
+    check_instance("reg", reg, Regularization)
+    protocol = check_instance("protocol", protocol, TrainingProtocol, TrainingProtocol)
     seed = check_seed(seed)
-    train, validation = _data.as_datasets(train, validation, protocol.batch_size, seed)
+    train, validation = _datasets.as_datasets(train, validation, protocol.batch_size, seed)
     if combine:
-        train = _data.combined(train, validation, protocol.batch_size, seed, num_classes)
+        train = _datasets.combined(train, validation, protocol.batch_size, seed, num_classes)
         validation = None
     hm = RegularizationHyperModel(RegularizationSpace(), build_model, protocol,
                                   parse_objective(objective), seed=seed)

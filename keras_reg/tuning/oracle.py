@@ -5,23 +5,17 @@ import os
 import keras_tuner
 import numpy as np
 
+from keras_reg._json import read_json
 from keras_reg.tuning import selection
-from keras_reg.tuning._settings import read_json
 
 TRIAL_FILE = "keras_reg.json"  # per trial, beside KerasTuner's trial.json: curves and scores
 
 
 class _StartingPointsFirst:
-    """Oracle mixin: labelled starting points first, a hand-over rule on `get_best_trials`.
-
-    - `populate_space` issues the starting points not yet issued (which trial evaluated which
-      is oracle state: a resumed search does not repeat them), then the oracle's suggestions.
-    - `get_best_trials` puts first the trial handed over (`selection.choose`).
-    - A trial whose process was killed is resumed up to `KILLED_RUNS` times, then failed.
-    - The searched trials are drawn in a trust region around the incumbent (`trust_region`,
-      docs/search.md): the random oracle draws uniformly in it (in the whole space when it
-      holds no untried values), the Bayesian one maximizes its acquisition in it.
-    """
+    """Oracle mixin: the starting points not yet issued first (oracle state: a resumed search
+    does not repeat them), then searched trials drawn in a trust region around the incumbent;
+    `get_best_trials` puts first the trial handed over (`selection.choose`); a trial whose
+    process was killed is resumed up to `KILLED_RUNS` times, then failed (docs/search.md)."""
 
     KILLED_RUNS = 3
     INITIAL_RADIUS = 0.1
@@ -70,15 +64,13 @@ class _StartingPointsFirst:
                 if not isinstance(hp, keras_tuner.engine.hyperparameters.Fixed)]
 
     def trust_region(self):
-        """`(centre, radius)`: the box the next searched trial is drawn from, or None when it
-        is drawn from the whole space (before any trial completed, while starting points are
-        to be issued, and from a radius of 0.5 on).
+        """`(centre, radius)` in KerasTuner's vector space, or None for the whole space.
 
-        The centre is the incumbent's vector (one value in [0, 1] per non-fixed
-        hyperparameter): the completed trial with the best objective. The radius starts at
-        `INITIAL_RADIUS`, goes back to it after a searched trial that beat the incumbent it was
-        issued with and doubles after one that did not; it is recomputed from the trials in the
-        order they ended, so a resumed or distributed search keeps it.
+        The centre is the incumbent's vector; the radius, recomputed from the trials in the
+        order they ended (a resumed or distributed search keeps it), goes back to
+        `INITIAL_RADIUS` after a searched trial that beat its incumbent and doubles after one
+        that did not. None before any trial completed, while starting points are to be issued
+        and from a radius of 0.5 on.
         """
         ranked, space = self._ranked(), self._searched()
         issued = set(self.labels.values())
@@ -122,8 +114,7 @@ class _StartingPointsFirst:
         return super()._random_values()  # the whole space
 
     def hand_over(self):
-        """`(trial, selection)`: the completed trial handed over and how it was chosen (see
-        `selection.choose`), or `(None, None)` when no trial completed."""
+        """`(trial, selection)` of `selection.choose`, or `(None, None)` before any completed."""
         ranked = self._ranked()
         if not ranked:
             return None, None

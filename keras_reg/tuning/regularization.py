@@ -50,12 +50,10 @@ def format_value(value):
 class Regularization:
     """The regularization of one trial: strengths, normalization and augmentation.
 
-    `search` hands one `Regularization` to `build_model(reg)` per trial and builds the
-    training pipeline from the same values (`reg.augmentation()`, then `reg.transform()`), so
-    a model builder only reads `l2`, `dropout`, `drop_path` and `norm`, or uses the helpers
-    (`reg.kernel_regularizer()`, `reg.drop_path_rates(depth)`). Every value accepts 0,
-    `"off"` or None for off: `Regularization.none()` is the unregularized baseline, with no
-    normalization layer; `Regularization.recipe()` is a fixed hand recipe.
+    `search` hands one to `build_model(reg)` per trial and builds the training pipeline from
+    the same values (`augmentation()`, `transform()`), so a model builder only reads `l2`,
+    `dropout`, `drop_path` and `norm`, or uses `kernel_regularizer()` and
+    `drop_path_rates(depth)`. Every value accepts 0, `"off"` or None for off.
 
     Args:
         l2: float >= 0, the L2 penalty `λ·Σw²` on kernels.
@@ -101,19 +99,10 @@ class Regularization:
 
     @classmethod
     def recipe(cls, flip=None):
-        """A fixed hand recipe for a small convolutional net on small image data.
-
-        Batch norm, L2 λ = 1e-4, dropout 0.1, drop-path 0.1 and augmentation strength 0.5:
-        regularizers that help on most small image tasks, none strong enough to hurt much
-        where it is not needed. No Mixup, CutMix or label smoothing: their deliberately
-        under-confident predictions cost test log-loss on small data.
-
-        Args:
-            flip: the label-preserving flip of the data, if any (None for digits and text).
-
-        Returns:
-            A `Regularization`.
-        """
+        """A fixed hand recipe for a small convolutional net on small image data, with the
+        label-preserving `flip` of the data: batch norm, L2 1e-4, dropout 0.1, drop-path 0.1,
+        augmentation 0.5; no Mixup, CutMix or label smoothing, whose deliberately
+        under-confident predictions cost test log-loss on small data."""
         return cls(l2=1e-4, dropout=0.1, drop_path=0.1, augment=0.5, norm="batch", flip=flip)
 
     @classmethod
@@ -142,16 +131,8 @@ class Regularization:
         return list(drop_path_rates(depth, self.drop_path))
 
     def augmentation(self, seed=None, image=True):
-        """The label-preserving augmentation of this trial, or None when it is off.
-
-        Args:
-            seed: None or int >= 0, seed of the augmentation.
-            image: whether the inputs are images; for other inputs (feature vectors,
-                sequences) only the input noise applies.
-
-        Returns:
-            A `keras_reg.data.Augment` for inputs in [0, 1], or None when nothing applies.
-        """
+        """The label-preserving `keras_reg.data.Augment` of this trial for inputs in [0, 1]
+        (when not `image`, the input noise alone), or None when nothing applies."""
         seed = check_seed(seed)
         reg = self.for_inputs(image)
         s = reg.augment
@@ -171,16 +152,8 @@ class Regularization:
         return Regularization(**{**self.to_dict(), **{n: None for n in IMAGE_ONLY}})
 
     def transform(self, num_classes, seed=None):
-        """The label transform of this trial: `MixupCutMix` with its alphas and ε, or None.
-
-        Args:
-            num_classes: int >= 2.
-            seed: None or int >= 0, seed of the transform.
-
-        Returns:
-            A `keras_reg.data.MixupCutMix` for `dataset.batch(...).map(...)`, or None when
-            `mixup_alpha`, `cutmix_alpha` and `label_smoothing` are all 0.
-        """
+        """The `keras_reg.data.MixupCutMix` of this trial's alphas and ε for `num_classes`
+        classes, or None when `mixup_alpha`, `cutmix_alpha` and `label_smoothing` are all 0."""
         num_classes = check_int("num_classes", num_classes, low=2)
         seed = check_seed(seed)
         if not (self.mixup_alpha or self.cutmix_alpha or self.label_smoothing):

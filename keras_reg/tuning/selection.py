@@ -15,19 +15,11 @@ MIN_LEAD = 1e-4
 
 
 def image_scores(probabilities, targets, objective):
-    """Per validation image, the quantity whose mean is `objective` (lower is better).
+    """Per image, the quantity whose mean is `objective` (lower is better), or None.
 
     `val_calibrated_loss`: the cross-entropy after the temperature scaling fitted on these
-    images (`calibrated_nll`); `val_data_loss` / `val_loss`: the cross-entropy;
-    `val_accuracy`: the error, 1 or 0.
-
-    Args:
-        probabilities: array `(n, k)` of predicted class probabilities.
-        targets: integer labels `(n,)` or one-hot rows `(n, k)`.
-        objective: the objective's name.
-
-    Returns:
-        A float64 array `(n,)`, or None for an objective without a per-image form.
+    images; `val_data_loss` / `val_loss`: the cross-entropy; `val_accuracy`: the error, 1 or 0.
+    `probabilities` are `(n, k)`, `targets` labels `(n,)` or one-hot rows `(n, k)`.
 
     Example:
 
@@ -47,16 +39,11 @@ def image_scores(probabilities, targets, objective):
 
 
 def paired_lead(anchor, candidate):
-    """How far `candidate` is ahead of `anchor`, image by image, against the noise.
+    """How far `candidate` is ahead of `anchor` (`image_scores` on the same images).
 
-    Args:
-        anchor, candidate: per-image scores (`image_scores`) of two models on the same
-            images, lower is better.
-
-    Returns:
-        `{"lead", "standard_error", "z", "images"}`: the mean of `anchor - candidate` (> 0:
-        the candidate is better), the standard error of that mean over images, their ratio
-        (infinite for a lead without spread, NaN for none) and the number of images.
+    Returns `{"lead", "standard_error", "z", "images"}`: the mean of `anchor - candidate` (> 0:
+    the candidate is better), its standard error over images, their ratio (infinite for a lead
+    without spread, NaN for none) and the number of images.
 
     Example:
 
@@ -84,17 +71,16 @@ def check_margin(margin):
 def choose(ranked, labels, scores, margin):
     """The trial to hand over, and why.
 
-    When the leader on the objective is not labelled, it is compared with the best labelled
-    trial (the anchor: a reference or a probe) image by image on validation. The unlabelled
-    trials ahead of the anchor are tried in the objective's order; the first whose lead is at
-    least `margin` paired standard errors and `MIN_LEAD` per image is chosen, else the anchor.
-    With `margin == 0`, or without a labelled trial or its scores, the leader is chosen.
+    The unlabelled trials ahead of the best labelled one (the anchor) on the objective are
+    tried in order; the first whose lead on the anchor is at least `margin` paired standard
+    errors and `MIN_LEAD` per image is chosen, else the anchor. With `margin == 0`, or without
+    a labelled trial or its scores, the leader is chosen.
 
     Args:
         ranked: trial ids, best objective first (at least one).
         labels: `{trial_id: label or None}`.
         scores: `{trial_id: per-image scores}` (`image_scores`); trials may be missing.
-        margin: standard errors an unlabelled trial must lead the anchor by.
+        margin: float >= 0.
 
     Returns:
         `(trial_id, selection)`: the chosen trial, and a dict with `rule`, `margin`,

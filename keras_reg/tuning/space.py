@@ -3,7 +3,7 @@
 import math
 import numbers
 
-from keras_reg._validation import fail
+from keras_reg._validation import check_instance, fail
 from keras_reg.tuning.regularization import (CHOICES, FLOATS, IMAGE_ONLY, NAMES,
                                              Regularization, check_value, format_value)
 
@@ -33,11 +33,9 @@ def _from_key(value):
 
 
 class _Param:
-    """One dimension of the space: `kind` is "off", "fixed", "choice" or "range".
-
-    `options` are the values a trial can take (None for a continuous range). A log range from
-    0 (KerasTuner's log `Float` cannot hold 0) is an ordered choice over `_log_grid`.
-    """
+    """One dimension of the space: `kind` "off", "fixed", "choice" or "range", and `options`,
+    the values a trial can take (None for a continuous range; a log range from 0, which
+    KerasTuner's log `Float` cannot hold, is an ordered choice over `_log_grid`)."""
 
     def __init__(self, name, spec):
         self.name = name
@@ -96,7 +94,7 @@ class _Param:
         return _from_key(hp.Choice(self.name, [_key(v) for v in self.options]))
 
     def start(self):
-        """Off where this dimension can be off, else its low end or first choice; a norm on."""
+        """Off where it can be, else the low end or first choice; the first norm not None."""
         if self.kind in ("off", "fixed"):
             return self.value
         if self.kind == "range":
@@ -150,22 +148,13 @@ class RegularizationSpace:
     - a single value: fixed for every trial,
     - `None`, `0` as a fixed value, or `"off"`: off (no normalization for `norm`, no flip).
 
-    The defaults search every strength over values that help a small convolutional net on
-    small data, with batch norm fixed (search it with `norm=["batch", "group", None]`) and no
-    flips (say `flip="horizontal"` where a mirrored image keeps its label).
+    The defaults hold batch norm fixed (search it with `norm=["batch", "group", None]`) and
+    flips off (`flip="horizontal"` where a mirrored image keeps its label).
 
     Args:
-        l2: L2 strength λ.
-        dropout: dropout rate, in [0, 1).
-        drop_path: largest drop-path (stochastic depth) rate, in [0, 1).
-        mixup_alpha: Beta parameter of Mixup, >= 0.
-        cutmix_alpha: Beta parameter of CutMix, >= 0.
-        label_smoothing: ε in [0, 1).
-        augment: augmentation strength in [0, 2] (see `Regularization`).
-        input_noise: standard deviation of Gaussian input noise, >= 0.
-        norm: a list among `"batch"`, `"group"`, None; or one of them (fixed).
-        flip: None (no flips), `"horizontal"`, `"vertical"`, `"horizontal_and_vertical"`, or
-            a list of them to search.
+        l2, dropout, drop_path, mixup_alpha, cutmix_alpha, label_smoothing, augment,
+            input_noise, norm, flip: the values of `Regularization`'s arguments of the same
+            names to search, each as above.
 
     Example:
 
@@ -201,23 +190,12 @@ class RegularizationSpace:
         return tuple(n for n, p in self._params.items() if p.kind in ("range", "choice"))
 
     def declare(self, hp):
-        """Registers the space in a `keras_tuner.HyperParameters`; returns the trial's values.
-
-        Args:
-            hp: a `keras_tuner.HyperParameters`.
-
-        Returns:
-            The `Regularization` holding the values `hp` gives this trial.
-        """
+        """Declares the space in the `keras_tuner.HyperParameters` `hp`; returns the trial's
+        `Regularization`."""
         return Regularization(**{name: p.declare(hp) for name, p in self._params.items()})
 
     def start(self):
-        """The starting point: normalized and unregularized, what a Keras user typically has.
-
-        Every strength off where the space allows it, else the low end of its range or its
-        first choice; the first normalization among the choices that is not None; the fixed
-        values as given.
-        """
+        """The starting point: normalized and unregularized, what a Keras user typically has."""
         return Regularization(**{name: p.start() for name, p in self._params.items()})
 
     def hp_values(self, reg):
@@ -228,8 +206,7 @@ class RegularizationSpace:
 
     def contains(self, reg):
         """Whether the `Regularization` `reg` lies in this space."""
-        if not isinstance(reg, Regularization):
-            fail("reg", "a Regularization", reg, TypeError)
+        check_instance("reg", reg, Regularization)
         try:
             for name, param in self._params.items():
                 param.lookup(getattr(reg, name))
@@ -238,17 +215,8 @@ class RegularizationSpace:
         return True
 
     def edge_warnings(self, reg):
-        """One-line warnings for values of `reg` at the edge of a searched range.
-
-        A best value at the top of its range (or at a low end above 0) suggests the best lies
-        beyond it: each warning names the value and suggests a wider `--space` item.
-
-        Args:
-            reg: a `Regularization` (typically the best of a search).
-
-        Returns:
-            A list of strings, empty when no searched value is at an edge.
-        """
+        """One-line warnings for the values of `reg` at an edge of a searched range (the top,
+        or a low end above 0: the best may lie beyond), each suggesting a wider `--space`."""
         warnings = []
         for name, param in self._params.items():
             bounds = param.bounds()
@@ -274,23 +242,19 @@ class RegularizationSpace:
 
     @classmethod
     def parse(cls, overrides, base=None):
-        """A space from `NAME=SPEC` strings (the command line's `--space`), over defaults.
+        """A space from `NAME=SPEC` strings (the command line's `--space`) over `base`.
 
-        `SPEC` is one of: a range `low:high` (uniform, or log-uniform for `l2`; prefix `log:` or
-        `lin:` to choose), a single value (`0.1`, `batch`), a comma list of choices
-        (`0,0.1,0.2` or `batch,group,none`), or `off`. Unnamed parameters keep the values of
-        `base` (default: `RegularizationSpace()`).
+        `SPEC` is a range `low:high` (uniform, or log-uniform for `l2`; prefix `log:` or `lin:`
+        to choose), a value (`0.1`, `batch`), a comma list of choices (`0,0.1,0.2`,
+        `batch,group,none`) or `off`.
 
         Args:
             overrides: a list of `"NAME=SPEC"` strings, one whitespace-separated string of
                 them, or a dict `{NAME: SPEC}`.
-            base: None or the `RegularizationSpace` to override.
+            base: None (`RegularizationSpace()`) or the `RegularizationSpace` to override.
 
         Returns:
-            A `RegularizationSpace`.
-
-        Raises:
-            ValueError: an item is malformed or out of range; the message names the item.
+            A `RegularizationSpace`; a malformed item is a ValueError naming it.
 
         Example:
 
@@ -373,16 +337,13 @@ def _parse_item(item):
 def references(space=None, flip=None):
     """The references a search is compared with, retrained under the same protocol.
 
-    `"none"` (`Regularization.none()`: no normalization, no regularization), `"start"`
-    (`space.start()`: normalized and unregularized) and `"recipe"` (`Regularization.recipe()`).
-
     Args:
         space: None (`RegularizationSpace()`) or a `RegularizationSpace`.
         flip: the label-preserving flip for the recipe; None takes the space's fixed `flip`.
 
     Returns:
-        A dict `{"none": Regularization, "start": Regularization, "recipe": Regularization}`.
-        A reference may lie outside `space` (check with `space.contains`).
+        `{"none": Regularization.none(), "start": space.start(), "recipe":
+        Regularization.recipe()}`; a reference may lie outside `space` (`space.contains`).
 
     Example:
 
@@ -390,25 +351,17 @@ def references(space=None, flip=None):
     >>> {name: reg.describe() for name, reg in refs.items()}["start"]
     'norm=batch'
     """
-    space = RegularizationSpace() if space is None else space
-    if not isinstance(space, RegularizationSpace):
-        fail("space", "a RegularizationSpace", space, TypeError)
+    space = check_instance("space", space, RegularizationSpace, RegularizationSpace)
     start = space.start()
     return {"none": Regularization.none(), "start": start,
             "recipe": Regularization.recipe(flip=start.flip if flip is None else flip)}
 
 
 def probes(space=None, flip=None):
-    """Fixed recipes a search tries right after the references (when the space holds them).
-
-    They point a short search in the directions that help small image data most, which random
-    first points rarely reach: `"strong"` (a stronger recipe with Mixup), `"smooth"` (the
-    recipe with lighter augmentation and label smoothing) and `"augmented"` (batch norm and
-    augmentation alone).
+    """Fixed recipes a search tries right after the references (docs/search.md).
 
     Args:
-        space: None (`RegularizationSpace()`) or a `RegularizationSpace`.
-        flip: the label-preserving flip; None takes the space's fixed `flip`.
+        space, flip: as for `references`.
 
     Returns:
         A dict `{label: Regularization}` (check `space.contains` before using one).
@@ -430,18 +383,14 @@ REFERENCES = ("start", "none", "recipe")
 def initial_points(space, labels=REFERENCES, with_probes=True, image=True):
     """The labelled starting points a search evaluates first: `[(label, Regularization)]`.
 
-    The references in the order given, then the probes, each as it applies to the inputs
-    (`Regularization.for_inputs`); points outside `space` or equal to an earlier one are left
-    out.
+    The references in the order given, then the probes, as they apply to the inputs; points
+    outside `space` or equal to an earlier one are left out.
 
     Args:
         space: a `RegularizationSpace`.
         labels: the references, among `"start"`, `"none"`, `"recipe"`.
         with_probes: also the probes.
         image: whether the inputs are images.
-
-    Returns:
-        A list of `(label, Regularization)`.
 
     Example:
 

@@ -1,5 +1,4 @@
-"""`RegularizationTuner`: the regularization search as a KerasTuner tuner, and `search`, the
-same in one call."""
+"""`RegularizationTuner`: the search as a KerasTuner tuner; `search`, the same in one call."""
 
 import contextlib
 import copy
@@ -12,8 +11,10 @@ import keras_tuner
 import numpy as np
 
 from keras_reg._compat import best_epoch_weights, kerastuner_tracebacks
-from keras_reg._validation import check_bool, check_choice, check_seed, fail
-from keras_reg.tuning import _data, _settings
+from keras_reg._json import read_json, write_json
+from keras_reg._validation import check_bool, check_choice, check_instance, check_seed, fail
+from keras_reg.data import _datasets
+from keras_reg.tuning import _settings
 from keras_reg.tuning.hypermodel import RegularizationHyperModel, refit
 from keras_reg.tuning.oracle import ORACLES, TRIAL_FILE
 from keras_reg.tuning.protocol import TrainingProtocol
@@ -58,8 +59,7 @@ def parse_objective(objective):
 
 
 def oracle_seed(seed):
-    """The oracle's seed for a search seed: KerasTuner replaces a false seed by a random one,
-    so seeds are shifted into [1, 2**32 - 1] (None stays None)."""
+    """`seed` shifted into [1, 2**32 - 1]: KerasTuner replaces a false seed by a random one."""
     return None if seed is None else seed % (2**32 - 1) + 1
 
 
@@ -73,51 +73,38 @@ def distributed_role():
 class RegularizationTuner(keras_tuner.Tuner):
     """A KerasTuner tuner searching how strongly to regularize a Keras classifier.
 
-    Each trial builds a fresh model from its `Regularization` (`build_model(reg)`, or a
-    built-in model sized from the data: a small CNN for images, an MLP for feature vectors, a
-    1-D conv net for sequences) and trains it under one `TrainingProtocol` with the trial's
-    data pipeline (`RegularizationHyperModel.fit`). Image-only dimensions (augmentation,
-    CutMix, flips) are turned off, with one line saying so, when the inputs are not images.
-
-    The first trials are labelled starting points of the space: the references (`"start"`:
-    normalized, unregularized; `"none"`: no normalization either; `"recipe"`: a fixed hand
-    recipe) and a few probes (`space.probes`). The trial handed over (first in
-    `get_best_models` / `get_best_hyperparameters`) is the best on the objective, unless it
-    is unlabelled and leads the best labelled trial by less than `selection_margin` paired
-    standard errors of the validation images.
-
-    The directory records the search's settings: a tuner made there again with the same
-    settings resumes it (finished trials kept; an interrupted trial continues from its last
-    epoch, backed up by `RegularizationHyperModel.fit` with `keras.callbacks.BackupAndRestore`;
-    a trial whose process died three times is failed); other settings raise
-    `SettingsMismatchError`. KerasTuner's chief/worker environment distributes the trials.
+    Each trial is a fresh model of its `Regularization` trained under one `TrainingProtocol`
+    (`RegularizationHyperModel`); image-only dimensions are turned off, with one line saying so,
+    when the inputs are not images. The first trials are the references and probes
+    (`initial_points`); the trial handed over (first in `get_best_models`) is the best on the
+    objective unless it leads the best labelled trial by less than `selection_margin` paired
+    standard errors on validation. The same settings in the same directory resume the search;
+    other settings raise `SettingsMismatchError` (docs/search.md).
 
     Args:
-        build_model: None (a built-in model) or `build_model(reg)` returning a Keras model
-            with a softmax output, compiled (its optimizer and loss are kept; the loss must
-            take one-hot targets) or not.
+        build_model: None (a built-in model sized from the data) or `build_model(reg)`
+            returning a Keras model with a softmax output, compiled (its optimizer and loss
+            are kept; the loss must take one-hot targets) or not.
         space: a `RegularizationSpace` (default: `RegularizationSpace()`).
         tuner: `"bayesian"` or `"random"`: the KerasTuner oracle.
-        objective: `"NAME"`, `"NAME:min"`, `"NAME:max"` or a `keras_tuner.Objective` (see
-            `parse_objective`). The default, `"val_calibrated_loss"`, is the validation
-            cross-entropy after temperature scaling: it does not punish the deliberate
-            under-confidence of label smoothing and Mixup.
+        objective: as for `parse_objective`. The default, `"val_calibrated_loss"`, is the
+            validation cross-entropy after temperature scaling: it does not punish the
+            deliberate under-confidence of label smoothing and Mixup.
         max_trials: int >= 1, labelled trials included.
         protocol: None (`TrainingProtocol()`) or a `TrainingProtocol`.
         seed: None or int >= 0: the oracle's, every model's and every pipeline's seed.
         references: labels of the references evaluated first (`()` for none).
         probes: also evaluate the probes.
-        selection_margin: float >= 0, see above (0 hands over the best objective).
-        settings: a JSON-able dict of the caller's own settings, recorded and compared on
-            resume with the tuner's.
+        selection_margin: float >= 0 (0 hands over the best objective).
+        settings: a JSON-able dict of the caller's own settings, recorded and compared on resume.
         progress: None or `progress(record, total)`, called as each trial ends.
-        **kwargs: KerasTuner's: `directory` (default `"keras_reg_search"`), `project_name`
-            (`"search"`), `overwrite`, `max_retries_per_trial` (0: an error fails the trial),
-            `max_consecutive_failed_trials` (3), and the rest of `keras_tuner.Tuner`'s.
+        **kwargs: KerasTuner's `Tuner` arguments: `directory` (default `"keras_reg_search"`),
+            `project_name` (`"search"`), `overwrite`, `max_retries_per_trial` (0),
+            `max_consecutive_failed_trials` (3), ...
 
     Attributes:
-        starting_points: the labelled starting points, `[(label, Regularization)]`, as they
-            apply to the inputs (set again when the search finds inputs that are not images).
+        starting_points: the labelled starting points as they apply to the inputs,
+            `[(label, Regularization)]`.
 
     Example:
 
@@ -150,12 +137,8 @@ class RegularizationTuner(keras_tuner.Tuner):
         if isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 1:
             fail("max_trials", "an int >= 1", max_trials)
         seed = check_seed(seed)
-        space = RegularizationSpace() if space is None else space
-        if not isinstance(space, RegularizationSpace):
-            fail("space", "a RegularizationSpace", space, TypeError)
-        protocol = TrainingProtocol() if protocol is None else protocol
-        if not isinstance(protocol, TrainingProtocol):
-            fail("protocol", "a TrainingProtocol", protocol, TypeError)
+        space = check_instance("space", space, RegularizationSpace, RegularizationSpace)
+        protocol = check_instance("protocol", protocol, TrainingProtocol, TrainingProtocol)
         if build_model is not None and not callable(build_model):
             fail("build_model", "None or a function build_model(reg)", build_model, TypeError)
         references = (references,) if isinstance(references, str) else tuple(references or ())
@@ -246,14 +229,11 @@ class RegularizationTuner(keras_tuner.Tuner):
         """Runs the trials (on a distributed chief: serves the oracle until they are done).
 
         Args:
-            train: a `tf.data.Dataset` of `(inputs, labels)` batches, or a pair `(x, y)`.
-            validation_data: the same, held out from `train`: the objective's data.
+            train, validation_data: as `train` and `validation` for `search`.
             epochs: int >= 1, epochs per trial.
-            callbacks: more deep-copyable Keras callbacks for every trial (a
-                `keras.callbacks.TensorBoard` among them logs each trial with its
-                hyperparameters, as KerasTuner does).
-            verbose: `fit` verbosity; 0 also silences KerasTuner's printout and tracebacks
-                (the trials keep their errors: `result()`).
+            callbacks: more deep-copyable Keras callbacks for every trial (a `TensorBoard`
+                among them logs each trial with its hyperparameters, as KerasTuner does).
+            verbose: `fit` verbosity; 0 also silences KerasTuner's printout and tracebacks.
         """
         if train is None:
             fail("train", "training data", train)
@@ -266,7 +246,7 @@ class RegularizationTuner(keras_tuner.Tuner):
             raise TypeError("Invalid value for argument `callbacks`: every callback must be "
                             f"deep-copyable (each trial gets a fresh copy). Received: "
                             f"callbacks={callbacks!r} ({e})") from None
-        train, validation_data = _data.as_datasets(
+        train, validation_data = _datasets.as_datasets(
             train, validation_data, self.protocol.batch_size, self.seed, "validation_data")
         data = self.hypermodel.data_of(train, epochs)
         self.settings = _settings.check(self.project_dir, {"data_spec": data},
@@ -280,7 +260,7 @@ class RegularizationTuner(keras_tuner.Tuner):
         for line in self.notes:
             print(f"keras_reg: {line}")
         if validation_data is not None:
-            self._validation = _data.read_arrays(_data.one_hot_batches(
+            self._validation = _datasets.read_arrays(_datasets.one_hot_batches(
                 validation_data, self.hypermodel.num_classes))
         with kerastuner_tracebacks(verbose > 0):
             try:
@@ -313,8 +293,7 @@ class RegularizationTuner(keras_tuner.Tuner):
         run["model"] = model
 
     def _best_epoch_scores(self, trial_id, model):
-        """Per validation image, the objective's score of the trial's best epoch (the weights
-        KerasTuner's `SaveBestEpoch` kept), or None."""
+        """Per validation image, the objective's score of the trial's best epoch, or None."""
         path = best_epoch_weights(self, trial_id)
         if self._validation is None or model is None or not os.path.exists(path):
             return None
@@ -327,7 +306,7 @@ class RegularizationTuner(keras_tuner.Tuner):
         run = self._runs.pop(trial.trial_id, None)
         if run is not None:
             scores = self._best_epoch_scores(trial.trial_id, run.get("model"))
-            _settings.write_json(self._trial_file(trial.trial_id), {
+            write_json(self._trial_file(trial.trial_id), {
                 "history": run["history"], "fit_seconds": run["fit_seconds"],
                 "seconds": time.perf_counter() - run["start"],
                 "scores": None if scores is None else [float(v) for v in scores]})
@@ -339,7 +318,7 @@ class RegularizationTuner(keras_tuner.Tuner):
 
     def record(self, trial):
         """The `TrialRecord` of a KerasTuner `Trial`."""
-        own = _settings.read_json(self._trial_file(trial.trial_id), {})
+        own = read_json(self._trial_file(trial.trial_id), {})
         history = own.get("history", {})
         return TrialRecord(
             trial.trial_id, trial.hyperparameters.values,
@@ -351,9 +330,8 @@ class RegularizationTuner(keras_tuner.Tuner):
             best_epoch=trial.best_step + 1 if trial.status == "COMPLETED" else None)
 
     def refit(self, train, validation_data, trial=None):
-        """The handed-over trial's values (or `trial`'s, a `TrialRecord`) trained again on
-        `train` and `validation_data` together for the epochs the trial chose; `(model,
-        history)` (see `keras_reg.tuning.refit`)."""
+        """`keras_reg.tuning.refit` of the trial handed over (or of `trial`, a `TrialRecord`):
+        `(model, history)`."""
         record = self.result().best_trial if trial is None else trial
         if record.best_epoch is None:
             fail("trial", "a completed trial", record)
@@ -369,11 +347,7 @@ class RegularizationTuner(keras_tuner.Tuner):
               f"({self.oracle.objective.direction})\n\n{result.to_markdown(limit=num_trials)}")
 
     def result(self):
-        """The `SearchResult` of the trials so far.
-
-        Raises:
-            SearchError: no trial completed (the first failure's message is included).
-        """
+        """The `SearchResult` of the trials so far (`SearchError` when none completed)."""
         if self.is_worker:  # the trials this worker ran; the chief hands over
             return SearchResult(sorted(self._ended, key=lambda r: r.number), None, None,
                                 self.oracle.objective, tuner=self, notes=self.notes, partial=True)
@@ -389,31 +363,22 @@ def search(build_model=None, train=None, validation=None, space=None, tuner="bay
            refit=True, **kwargs):
     """Searches how strongly to regularize a Keras classifier; returns a `SearchResult`.
 
-    `RegularizationTuner(build_model, ...)`, then `tuner.search(train, validation, epochs)`
-    and `tuner.result()`, with the same defaults as the command line: Bayesian optimization
-    over 10 trials of 30 epochs, the first ones the references and probes. With `refit`, the
-    values handed over are then trained again on `train` and `validation` together
-    (`RegularizationTuner.refit`): that model is `result.best_model`.
+    `RegularizationTuner(build_model, ...)`, `tuner.search(train, validation, epochs)` and
+    `tuner.result()`, with the command line's defaults. With `refit`, the values handed over
+    are then trained again on `train` and `validation` together (`RegularizationTuner.refit`):
+    that model is `result.best_model`.
 
     Args:
-        build_model: None (a built-in model sized from the data) or `build_model(reg)`
-            returning a Keras classifier with a softmax output, compiled or not.
+        build_model, space, tuner, objective, max_trials, seed, protocol: as for
+            `RegularizationTuner`.
         train: a `tf.data.Dataset` of `(inputs, labels)` batches, or a pair `(x, y)`:
             feature vectors, sequences or images.
         validation: the same, held out from `train`: the objective's data.
-        space: a `RegularizationSpace` (default: `RegularizationSpace()`).
-        tuner: `"bayesian"` or `"random"`.
-        objective: see `RegularizationTuner`.
-        max_trials: int >= 1, labelled trials included.
         epochs: int >= 1, epochs per trial.
-        seed: None or int >= 0.
-        protocol: None or a `TrainingProtocol`.
         refit: train the values handed over again on every labelled example (the default),
             or hand over the trial's own model (trained on `train` only).
-        **kwargs: `callbacks` and `verbose` for the trials' `fit` (as
-            `RegularizationTuner.search`), then `RegularizationTuner`'s and KerasTuner's
-            (`directory`, `project_name`, `overwrite`, `references`, `probes`,
-            `selection_margin`, `progress`, ...).
+        **kwargs: `callbacks` and `verbose` as for `RegularizationTuner.search`, the rest as
+            for `RegularizationTuner` (`directory`, `overwrite`, `selection_margin`, ...).
 
     Returns:
         A `SearchResult` (`.best_regularization`, `.best_model`, `.trials`, a table when

@@ -172,37 +172,6 @@ def test_the_median_rule_stops_a_searched_trial_but_not_a_labelled_one(data):
 
 # ------------------------------------------------------------------------------ refit
 
-def test_combined_data_hold_every_example_once_per_epoch_reshuffled(data):
-    from keras_reg.tuning._data import combined, count_examples
-
-    train_ds, val_ds = data
-    both = combined(train_ds, val_ds, 32, seed=0)
-    n = count_examples(train_ds) + count_examples(val_ds)
-    assert int(both.cardinality()) == -(-n // 32)
-
-    def fingerprints(ds):  # one number per example: its pixel sum, with its label
-        return sorted((round(float(x.sum()), 4), int(y)) for xb, yb in ds.as_numpy_iterator()
-                      for x, y in zip(xb, yb))
-
-    expected = sorted(fingerprints(train_ds) + fingerprints(val_ds))
-    first = [int(y) for _, yb in both.as_numpy_iterator() for y in yb]
-    second = [int(y) for _, yb in both.as_numpy_iterator() for y in yb]
-    assert fingerprints(both) == expected  # each example exactly once per epoch
-    assert first != second  # reshuffled each epoch, validation mixed in (not appended)
-    assert sorted(first) == sorted(second)
-
-
-def test_combined_data_with_one_hot_and_sparse_labels_become_one_hot(data):
-    from keras_reg.data import one_hot
-    from keras_reg.tuning._data import combined
-
-    train_ds, val_ds = data
-    one_hot_train = train_ds.map(lambda x, y: (x, one_hot(y, 10)))
-    both = combined(one_hot_train, val_ds, 32, seed=0, num_classes=10)
-    labels = np.concatenate([y for _, y in both.as_numpy_iterator()])
-    assert labels.shape[1] == 10 and np.allclose(labels.sum(axis=1), 1.0)
-
-
 def test_refit_trains_the_best_epochs_on_train_and_validation(data):
     protocol = TrainingProtocol(min_steps_per_epoch=1, steps_per_execution=1, patience=None)
     seen = []

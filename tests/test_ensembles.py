@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_reg.tuning import ensemble
+from keras_reg.ensembles import ensemble
 
 
 def _classifier(seed, classes=3, features=4):
@@ -57,3 +57,9 @@ def test_bad_members_are_named():
         ensemble([two_heads, two_heads])
     with pytest.raises(ValueError, match="built model"):
         ensemble([keras.Sequential([keras.layers.Dense(3)]), _classifier(0)])
+
+
+def test_the_search_re_exports_it():
+    from keras_reg import tuning
+
+    assert tuning.ensemble is ensemble and "ensemble" in tuning.__all__
