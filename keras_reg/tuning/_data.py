@@ -4,8 +4,7 @@ import keras
 import tensorflow as tf
 
 from keras_reg._roles import walk_layers
-# count_batches: read here by protocol.py (`_data.count_batches`).
-from keras_reg.data._datasets import count_batches, count_classes, one_hot_batches  # noqa: F401
+from keras_reg.data._datasets import count_classes, one_hot_batches
 
 KINDS = {1: "features", 2: "sequences", 3: "images"}
 

@@ -6,6 +6,7 @@ import keras
 
 from keras_reg._validation import check_bool, check_choice, check_float, check_int
 from keras_reg.callbacks import HopelessTrialStopping, PreciseBatchNorm, RegularizationLogger
+from keras_reg.data._datasets import count_batches, one_hot_batches
 from keras_reg.metrics import CalibratedCrossEntropy
 from keras_reg.tuning import _data
 
@@ -135,7 +136,7 @@ class TrainingProtocol:
 
     def steps_per_epoch(self, train):
         """Optimizer steps of one epoch of the batched dataset `train`."""
-        batches = _data.count_batches(train)
+        batches = count_batches(train)
         return batches * self.passes_per_epoch(batches)
 
     def fit(self, model, reg, train, validation, *, num_classes, epochs, objective,
@@ -170,7 +171,7 @@ class TrainingProtocol:
         if model in _CALIBRATED:
             run.append(ValidationTemperature(_CALIBRATED[model]))
         if self.precise_batch_norm and _data.has_batch_norm(model):
-            run.append(PreciseBatchNorm(_data.one_hot_batches(train, num_classes),
+            run.append(PreciseBatchNorm(one_hot_batches(train, num_classes),
                                         num_batches=self.precise_bn_batches))
         patience = self.patience_for(epochs)
         if patience is not None and val_ds is not None:
