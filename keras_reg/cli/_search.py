@@ -286,15 +286,11 @@ def _check_recorded_settings(args, space):
     loaded (the tuner checks every setting again when it opens the directory)."""
     if args.overwrite:
         return
-    from keras_reg._json import canonical, read_json
     from keras_reg.tuning import SettingsMismatchError, _settings
 
     project = os.path.join(args.out, "tuner", "search")
-    recorded = read_json(os.path.join(project, _settings.SETTINGS)) or {}
-    given = canonical({**settings(args), "tuner": args.tuner, "seed": args.seed,
-                       "space": space.get_config()})
-    differences = {k: (recorded[k], v) for k, v in given.items()
-                   if k in recorded and recorded[k] != v}
+    differences = _settings.differences(project, {**settings(args), "tuner": args.tuner,
+                                                  "seed": args.seed, "space": space.get_config()})
     if differences:
         raise UserError(_mismatch_line(SettingsMismatchError(differences, project), args.out))
 

@@ -8,20 +8,25 @@ from keras_reg.tuning.result import SettingsMismatchError
 SETTINGS = "keras_reg_settings.json"
 
 
+def differences(project_dir, settings, free=()):
+    """`{name: (recorded, given)}` of the `settings` recorded in `project_dir` with another
+    value, except the names in `free`; settings missing on either side are not compared."""
+    old = read_json(os.path.join(project_dir, SETTINGS)) or {}
+    return {name: (old[name], value) for name, value in canonical(settings).items()
+            if name in old and old[name] != value and name not in free}
+
+
 def check(project_dir, settings, free=()):
     """Compares `settings` with those recorded in `project_dir`; records the union; returns it.
 
     A setting recorded with another value raises `SettingsMismatchError`, except the names in
-    `free` (recorded, allowed to change). Settings missing on either side are not compared.
+    `free` (recorded, allowed to change).
     """
+    found = differences(project_dir, settings, free)
+    if found:
+        raise SettingsMismatchError(found, project_dir)
     path = os.path.join(project_dir, SETTINGS)
-    new = canonical(settings)
-    old = read_json(path)
-    if old is not None:
-        found = {name: (old[name], value) for name, value in new.items()
-                 if name in old and old[name] != value and name not in free}
-        if found:
-            raise SettingsMismatchError(found, project_dir)
+    new, old = canonical(settings), read_json(path)
     merged = new if old is None else {**old, **new}
     write_json(path, merged)
     return merged
