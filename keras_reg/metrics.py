@@ -358,11 +358,12 @@ class CalibratedCrossEntropy(keras.metrics.Metric):
         `keras.ops` on the variables, or `_NUMPY_OPS` on `state`, their values."""
         sums, other_sums, count = (self.sums, self.other_sums, self.count) if state is None \
             else state
-        means = sums / ops.maximum(count, 1e-300)
+        positive = ops.maximum(count, 1e-300)
+        means = sums / positive
         fitted = means
         if self.smoothing:
             eps = 1.0 / (count + 2.0)
-            fitted = (1.0 - eps) * means + eps * other_sums / ops.maximum(count, 1e-300)
+            fitted = (1.0 - eps) * means + eps * other_sums / positive
         r = 2 if self.num_betas >= 5 else 1
         nodes = np.arange(-r, r + 1, dtype=np.float64)
         # coefficients = inverse Vandermonde @ values: the polynomial through the points

@@ -26,7 +26,6 @@ def check(project_dir, settings, free=()):
     if found:
         raise SettingsMismatchError(found, project_dir)
     path = os.path.join(project_dir, SETTINGS)
-    new, old = canonical(settings), read_json(path)
-    merged = new if old is None else {**old, **new}
+    merged = {**(read_json(path) or {}), **canonical(settings)}
     write_json(path, merged)
     return merged
