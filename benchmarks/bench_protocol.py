@@ -69,7 +69,7 @@ def train_variant(variant, data, seed, epochs):
     from keras_reg.callbacks import PreciseBatchNorm
     from keras_reg.tuning import Regularization, TrainingProtocol, train
     from keras_reg.data._datasets import one_hot_batches
-    from keras_reg.tuning.models import build_default
+    from keras_reg.models import build_default
 
     protocol = TrainingProtocol(patience=None)
     train_ds, val_ds = _batches(data[0], True, seed), _batches(data[1], False, seed)

@@ -3,7 +3,8 @@
 Sub-packages: `layers` (dropout, drop path, stochastic depth, DropBlock, group norm, weight noise),
 `data` (Mixup/CutMix, Cutout, label smoothing, augmentation, data loading for tf.data),
 `regularizers` (schedulable L1/L2 and `apply` for existing models), `callbacks`, `blocks`,
-`metrics`, `tuning` (a KerasTuner search of the regularization strength) and `distribute`.
+`models` (small regularized classifiers built from the blocks), `metrics`, `tuning` (a KerasTuner
+search of the regularization strength) and `distribute`.
 
 `import keras_reg` imports neither TensorFlow nor Keras: the sub-packages are imported when
 first used (`keras_reg.layers`, `from keras_reg import layers`), so that `keras_reg.__version__`
@@ -29,8 +30,8 @@ import sys as _sys
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("layers", "data", "regularizers", "callbacks", "blocks", "metrics", "tuning",
-                "distribute")
+_SUBPACKAGES = ("layers", "data", "regularizers", "callbacks", "blocks", "models", "metrics",
+                "tuning", "distribute")
 
 __all__ = [*_SUBPACKAGES, "__version__"]
 

@@ -71,3 +71,9 @@ def bias_variables(model):
             seen.add(id(bias))
             found.append(bias)
     return found
+
+
+def has_batch_norm(model):
+    """Whether `model` (nested models included) has a BatchNormalization layer."""
+    return any(isinstance(layer, keras.layers.BatchNormalization)
+               for layer in walk_layers(model))

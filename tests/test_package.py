@@ -248,8 +248,8 @@ def test_import_keras_reg_is_lazy_and_registers_when_keras_comes(first_use):
 
 
 def test_sub_packages_are_attributes_after_import():
-    names = ["layers", "data", "regularizers", "callbacks", "blocks", "metrics", "tuning",
-             "distribute"]
+    names = ["layers", "data", "regularizers", "callbacks", "blocks", "models", "metrics",
+             "tuning", "distribute"]
     for module in names:
         assert getattr(keras_reg, module) is sys.modules[f"keras_reg.{module}"]
     assert set(names) <= set(dir(keras_reg))

@@ -3,7 +3,8 @@
 `RegularizationLogger` splits the loss into the data loss and the penalty, `GeneralizationGap`
 logs validation minus training loss and accuracy and can stop on a growing gap,
 `PreciseBatchNorm` gives BatchNormalization exact population statistics before evaluation,
-`HopelessTrialStopping` stops a run worse than the median of earlier runs (searches), and
+`HopelessTrialStopping` stops a run worse than the median of earlier runs (searches),
+`ValidationTemperature` logs the temperature of a calibrated validation loss, and
 the schedulers change rates, strengths, mixing and weight decay during training:
 `RateScheduler`, `MixupScheduler`, `StrengthScheduler`, `WeightDecayScheduler`.
 
@@ -24,6 +25,7 @@ from keras_reg.callbacks.precise_batch_norm import PreciseBatchNorm
 from keras_reg.callbacks.rate_scheduler import RateScheduler
 from keras_reg.callbacks.regularization_logger import RegularizationLogger
 from keras_reg.callbacks.strength_scheduler import StrengthScheduler
+from keras_reg.callbacks.validation_temperature import ValidationTemperature
 from keras_reg.callbacks.weight_decay_scheduler import WeightDecayScheduler
 
 __all__ = [
@@ -35,4 +37,5 @@ __all__ = [
     "MixupScheduler",
     "StrengthScheduler",
     "WeightDecayScheduler",
+    "ValidationTemperature",
 ]

@@ -309,7 +309,7 @@ def _discard(out, created):
 
 def _finish(args, data, space, builder, result, command, search_seconds, start, say, verbose,
             protocol):
-    from keras_reg.cli import report
+    from keras_reg.cli import _advice, report
 
     best = result.best_regularization
     say(f"search done in {report.fmt(search_seconds)} s: {len(result.completed)} of "
@@ -369,7 +369,7 @@ def _finish(args, data, space, builder, result, command, search_seconds, start, 
                                               refit=refit or None)
         model.save(os.path.join(out, "ensemble_model.keras"))
         files.append("ensemble_model.keras")
-    warnings = list(space.edge_warnings(best)) + report.unused_values(final.model, best)
+    warnings = _advice.edge_warnings(space, best) + _advice.unused_values(final.model, best)
     rep = report.Report(comparison, result, command=command, data=data.description,
                         settings=dict(settings(args), space=space.get_config(),
                                       tuner=args.tuner, objective=args.objective,

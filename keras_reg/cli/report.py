@@ -18,8 +18,8 @@ from keras_reg.metrics import calibrated_nll, one_hot_targets
 from keras_reg.regularizers import penalty
 from keras_reg.tuning import refit as refit_model
 from keras_reg.tuning import train as train_model
-from keras_reg.tuning.regularization import format_value
-from keras_reg.tuning.selection import MIN_LEAD, selection_line
+from keras_reg.cli._advice import selection_line
+from keras_reg.tuning.selection import MIN_LEAD
 
 REFERENCES = ("none", "start", "recipe")
 REFERENCE_MEANING = {
@@ -57,26 +57,6 @@ def fmt(value, signed=False):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
     return f"{value:+.3g}" if signed else f"{value:.3g}"
-
-
-def unused_values(model, reg):
-    """Lines naming the model-side values of `reg` that `model` has no layer for (a searched
-    `drop_path` for a model without residual branches, ...): they had no effect."""
-    from keras_reg._roles import walk_layers
-    from keras_reg.layers import DropPath, GroupNorm, InvertedDropout, StochasticDepth
-
-    layers = list(walk_layers(model))
-    has = {
-        "drop_path": any(isinstance(x, (DropPath, StochasticDepth)) for x in layers),
-        "dropout": any(isinstance(x, (keras.layers.Dropout, InvertedDropout)) for x in layers),
-        "l2": any(getattr(x, "kernel_regularizer", None) is not None for x in layers),
-        "norm": any(isinstance(x, (keras.layers.BatchNormalization, GroupNorm,
-                                   keras.layers.GroupNormalization,
-                                   keras.layers.LayerNormalization)) for x in layers),
-    }
-    values = reg.to_dict()
-    return [f"{name}={format_value(values[name])} had no effect: the model has no layer that "
-            f"uses it" for name, used in has.items() if values[name] and not used]
 
 
 def describe(reg):

@@ -1,4 +1,5 @@
-"""Batched `(inputs, labels)` datasets: made from arrays, counted, read back, combined."""
+"""Batched `(inputs, labels)` datasets: made from arrays, described, counted, read back,
+combined."""
 
 import numpy as np
 import tensorflow as tf
@@ -91,3 +92,28 @@ def one_hot_batches(data, num_classes):
         return (x, one_hot(y, num_classes), *rest)
 
     return data.map(convert)
+
+
+KINDS = {1: "features", 2: "sequences", 3: "images"}
+
+
+def data_spec(train, num_classes=None):
+    """`(input_shape, num_classes)` of a batched `(inputs, labels)` dataset."""
+    spec = train.element_spec
+    if not isinstance(spec, tuple) or len(spec) < 2:
+        raise ValueError("Invalid value for argument `train`: expected batches of (inputs, "
+                         f"labels). Received element_spec={spec}")
+    input_shape = tuple(spec[0].shape[1:])
+    if not input_shape or any(d is None for d in input_shape) or len(input_shape) > 3:
+        raise ValueError(
+            "Invalid value for argument `train`: expected inputs of a fixed shape: feature "
+            "vectors (features,), sequences (steps, channels) or images (height, width, "
+            f"channels). Received input shape {spec[0].shape}")
+    if num_classes is None:
+        num_classes = count_classes(train)
+    return input_shape, max(int(num_classes), 2)
+
+
+def input_kind(input_shape):
+    """`"features"`, `"sequences"` or `"images"` for one example's shape."""
+    return KINDS[len(tuple(input_shape))]

@@ -11,7 +11,8 @@ import importlib as _importlib
 
 # name -> module: imported when first used, so that `keras_reg.tuning.space` (no TensorFlow)
 # can check a search space before Keras is imported (the command line's argument errors).
-# Relative to this package: `.ensembles` is `keras_reg.ensembles` (re-exported here).
+# Relative to this package: `.ensembles` is `keras_reg.ensembles`, `.models` `keras_reg.models`
+# (re-exported here).
 _NAMES = {
     "Regularization": "regularization",
     "RegularizationSpace": "space", "initial_points": "space", "probes": "space",
@@ -22,7 +23,7 @@ _NAMES = {
     "RegularizationHyperModel": "hypermodel", "refit": "hypermodel", "train": "hypermodel",
     "TUNERS": "tuner", "RegularizationTuner": "tuner", "parse_objective": "tuner",
     "search": "tuner",
-    "build_cnn": "models", "build_conv1d": "models", "build_mlp": "models",
+    "build_cnn": ".models", "build_conv1d": ".models", "build_mlp": ".models",
     "ensemble": ".ensembles",
 }
 

@@ -6,10 +6,10 @@ import os
 import keras
 import keras_tuner
 
+from keras_reg import models
 from keras_reg._compat import epoch_backup, trial_folder
 from keras_reg._validation import check_instance, check_int, check_seed, fail
 from keras_reg.data import _datasets
-from keras_reg.tuning import _data, models
 from keras_reg.tuning.protocol import TrainingProtocol
 from keras_reg.tuning.regularization import Regularization
 from keras_reg.tuning.space import RegularizationSpace
@@ -75,7 +75,7 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
 
     def data_of(self, train, epochs, num_classes=None):
         """What `adapt` takes, read from the batched dataset `train` (JSON-able)."""
-        input_shape, num_classes = _data.data_spec(train, num_classes)
+        input_shape, num_classes = _datasets.data_spec(train, num_classes)
         return {"input_shape": list(input_shape), "num_classes": num_classes,
                 "steps_per_epoch": self.protocol.steps_per_epoch(train), "epochs": epochs,
                 "num_examples": _datasets.count_examples(train)}
@@ -91,7 +91,7 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
     @property
     def image(self):
         """Whether the inputs are images (`(height, width, channels)`)."""
-        return _data.input_kind(self.input_shape) == "images"
+        return _datasets.input_kind(self.input_shape) == "images"
 
     def regularization(self, hp):
         """The trial's `Regularization` (declaring the space in `hp`)."""

@@ -3,12 +3,14 @@
 import weakref
 
 import keras
+import tensorflow as tf
 
 from keras_reg._validation import check_bool, check_choice, check_float, check_int
-from keras_reg.callbacks import HopelessTrialStopping, PreciseBatchNorm, RegularizationLogger
+from keras_reg._roles import has_batch_norm
+from keras_reg.callbacks import (HopelessTrialStopping, PreciseBatchNorm, RegularizationLogger,
+                                 ValidationTemperature)
 from keras_reg.data._datasets import count_batches, one_hot_batches
 from keras_reg.metrics import CalibratedCrossEntropy
-from keras_reg.tuning import _data
 
 # The fewest optimizer steps of an epoch: 1,000 images at batch 32.
 MIN_STEPS_PER_EPOCH = 32
@@ -166,11 +168,11 @@ class TrainingProtocol:
         steps = self.steps_per_epoch(train)
         # One stream for all epochs (`repeat()` and `steps_per_epoch`): a fresh iterator of the
         # pipeline each epoch costs 0.1-0.2 s to start, as much as a small epoch's steps.
-        train_ds, val_ds = _data.pipeline(reg, train.repeat(), validation, num_classes, seed)
+        train_ds, val_ds = _pipeline(reg, train.repeat(), validation, num_classes, seed)
         run = [RegularizationLogger()]
         if model in _CALIBRATED:
             run.append(ValidationTemperature(_CALIBRATED[model]))
-        if self.precise_batch_norm and _data.has_batch_norm(model):
+        if self.precise_batch_norm and has_batch_norm(model):
             run.append(PreciseBatchNorm(one_hot_batches(train, num_classes),
                                         num_batches=self.precise_bn_batches))
         patience = self.patience_for(epochs)
@@ -193,35 +195,20 @@ class TrainingProtocol:
 _CALIBRATED = weakref.WeakKeyDictionary()
 
 
-class ValidationTemperature(keras.callbacks.Callback):
-    """Runs a `CalibratedCrossEntropy` on validation batches only; logs `val_temperature`.
-
-    The training targets are mixed and smoothed, so the metric is off for the training
-    batches (`CalibratedCrossEntropy.enable`) and `calibrated_loss` is dropped from the
-    training logs; `val_temperature` is the temperature of `val_calibrated_loss`.
-
-    Args:
-        metric: the model's compiled `CalibratedCrossEntropy`.
-    """
-
-    def __init__(self, metric):
-        super().__init__()
-        self.metric = metric
-
-    def on_train_begin(self, logs=None):  # and after each validation pass
-        self.metric.enable(False)
-
-    def on_test_begin(self, logs=None):  # and after training
-        self.metric.enable(True)
-
-    on_test_end = on_train_begin
-    on_train_end = on_test_begin
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is None:
-            return
-        logs.pop("calibrated_loss", None)
-        if "val_calibrated_loss" in logs:
-            self.metric.enable(True)  # its state holds the validation pass
-            logs["val_temperature"] = self.metric.temperature()
-            self.metric.enable(False)
+def _pipeline(reg, train, validation, num_classes, seed=None):
+    """`(train, validation)` of one run: `train` through the trial's augmentation (image
+    transforms on images only; input noise on any input) and Mixup/CutMix or one-hot targets;
+    `validation` with one-hot targets."""
+    image = len(train.element_spec[0].shape) == 4
+    augmentation = reg.augmentation(seed=seed, image=image)
+    transform = reg.transform(num_classes, seed=seed)
+    if augmentation is not None:
+        train = augmentation.apply(train, num_parallel_calls=tf.data.AUTOTUNE)
+    if transform is None:
+        train = one_hot_batches(train, num_classes)
+    else:
+        train = transform.apply(train, num_parallel_calls=tf.data.AUTOTUNE)
+    train = train.prefetch(tf.data.AUTOTUNE)
+    if validation is not None:
+        validation = one_hot_batches(validation, num_classes)
+    return train, validation

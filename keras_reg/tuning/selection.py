@@ -120,21 +120,3 @@ def choose(ranked, labels, scores, margin):
             break
     how["chosen"] = number(chosen)
     return chosen, how
-
-
-def selection_line(selection):
-    """The report's sentence on how the handed-over trial was chosen, or None when it is the
-    validation leader without a contest."""
-    if not selection or selection.get("anchor") is None:
-        return None
-    leads = selection["leads"]
-    if selection["chosen"] == selection["anchor"]:
-        shown = "; ".join(f"trial {d['trial']} by z {d['z']:.2f}" for d in leads)
-        return (f"handed over `{selection['anchor_label']}` (trial {selection['anchor']}): "
-                f"the trials ahead of it on the objective led by less than "
-                f"{selection['margin']:g} paired standard errors (or {MIN_LEAD:g} per image) on "
-                f"validation ({shown}) — within the noise of the validation split")
-    last = leads[-1]
-    return (f"handed over trial {selection['chosen']}: it leads `{selection['anchor_label']}` "
-            f"(trial {selection['anchor']}) on validation by z {last['z']:.2f} "
-            f">= {selection['margin']:g} paired standard errors")

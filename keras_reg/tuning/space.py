@@ -5,7 +5,7 @@ import numbers
 
 from keras_reg._validation import check_instance, fail
 from keras_reg.tuning.regularization import (CHOICES, FLOATS, IMAGE_ONLY, NAMES,
-                                             Regularization, check_value, format_value)
+                                             Regularization, check_value)
 
 _SAMPLINGS = {"log": True, "lin": False, "linear": False}
 
@@ -114,14 +114,6 @@ class _Param:
         raise ValueError(f"Invalid value for argument `reg`: {self.name}={value!r} is not in "
                          f"the space ({self.name}={self.spec()!r})")
 
-    def bounds(self):
-        """`(low, high)` of a searched numeric dimension, else None."""
-        if self.name in CHOICES or self.kind not in ("range", "choice"):
-            return None
-        if self.kind == "range":
-            return self.low, self.high
-        return min(self.options), max(self.options)
-
     def spec(self):
         """This dimension as `RegularizationSpace` takes it, JSON-safe (a range is a dict)."""
         if self.kind == "choice":
@@ -213,32 +205,6 @@ class RegularizationSpace:
         except ValueError:
             return False
         return True
-
-    def edge_warnings(self, reg):
-        """One-line warnings for the values of `reg` at an edge of a searched range (the top,
-        or a low end above 0: the best may lie beyond), each suggesting a wider `--space`."""
-        warnings = []
-        for name, param in self._params.items():
-            bounds = param.bounds()
-            if bounds is None:
-                continue
-            (low, high), value = bounds, getattr(reg, name)
-            _, upper, upper_open, log = FLOATS[name]
-            if math.isclose(value, high, rel_tol=1e-6) and (upper is None or high < upper):
-                wider = high * 10 if log else high * 2
-                if upper is not None:
-                    wider = min(wider, 0.9 * upper if upper_open else upper)
-                what = "largest choice" if param.kind == "choice" else "upper edge"
-                where, suggested = "beyond", (low, wider)
-            elif low > 0 and math.isclose(value, low, rel_tol=1e-6):
-                what, where, suggested = "lower edge", "below", (low / 10 if log else 0, high)
-            else:
-                continue
-            warnings.append(
-                f"{name}={format_value(value)} is the {what} of the searched values "
-                f"[{format_value(low)}, {format_value(high)}]: the best may lie {where}; try a "
-                f"wider range, e.g. --space {name}={suggested[0]:g}:{suggested[1]:g}")
-        return warnings
 
     @classmethod
     def parse(cls, overrides, base=None):

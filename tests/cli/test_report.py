@@ -337,18 +337,3 @@ def test_a_reference_outside_the_space_is_trained_beside_the_trials(tiny_search)
     assert list(c.runs) == ["none", "start", "best"]
     assert seen == ["start"] + ([] if c.same_as else ["best"]) + ["none"]
     assert c.runs["none"][0].epochs == 2  # trained here, under the protocol given
-
-
-def test_values_the_model_has_no_layer_for_are_named():
-    from keras_reg.layers import InvertedDropout
-
-    reg = Regularization(l2=1e-4, dropout=0.2, drop_path=0.1, norm="batch")
-    plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
-    lines = report.unused_values(plain, reg)
-    assert [line.split("=")[0] for line in lines] == ["drop_path", "dropout", "l2", "norm"]
-    used = keras.Sequential([
-        keras.Input((4,)), keras.layers.Dense(8, kernel_regularizer=reg.kernel_regularizer()),
-        keras.layers.BatchNormalization(), InvertedDropout(0.2),
-        keras.layers.Dense(3, activation="softmax")])
-    assert [line.split("=")[0] for line in report.unused_values(used, reg)] == ["drop_path"]
-    assert report.unused_values(used, Regularization()) == []  # nothing on, nothing named

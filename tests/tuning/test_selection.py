@@ -10,7 +10,8 @@ import pytest
 
 from keras_reg.metrics import calibrated_nll
 from keras_reg.tuning import RegularizationTuner
-from keras_reg.tuning.selection import choose, image_scores, paired_lead, selection_line
+from keras_reg.cli._advice import selection_line
+from keras_reg.tuning.selection import choose, image_scores, paired_lead
 from keras_reg.tuning.tuner import SELECTION_MARGIN
 from tests.tuning._tiny import tiny_model
 from tests.tuning.conftest import ARGS

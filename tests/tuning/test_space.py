@@ -297,22 +297,6 @@ def test_parse_errors_name_the_item(item):
     assert repr(item) in str(info.value)
 
 
-def test_edge_warnings_flag_values_at_a_searched_edge():
-    space = RegularizationSpace(l2=(0.0, 1e-2), dropout=(0.0, 0.5), drop_path=(0.05, 0.3),
-                                mixup_alpha=[0.0, 0.4], label_smoothing=0.1)
-    assert space.edge_warnings(Regularization(l2=1e-4, dropout=0.2, drop_path=0.1)) == []
-    # 0 is "off", not an edge; a fixed value is not searched
-    assert space.edge_warnings(Regularization(drop_path=0.1, label_smoothing=0.1)) == []
-    warnings = space.edge_warnings(Regularization(l2=1e-2, dropout=0.5, drop_path=0.05,
-                                                  mixup_alpha=0.4))
-    assert [w.split("=")[0] for w in warnings] == ["l2", "dropout", "drop_path", "mixup_alpha"]
-    assert all("\n" not in w for w in warnings)
-    assert "--space l2=0:0.1" in warnings[0]
-    assert "--space dropout=0:0.9" in warnings[1]  # below the open bound 1
-    assert "--space drop_path=0:0.3" in warnings[2]
-    assert "--space mixup_alpha=0:0.8" in warnings[3]
-
-
 def test_inputs_that_are_not_images_turn_the_image_only_values_off():
     reg = Regularization(l2=1e-4, augment=0.5, cutmix_alpha=0.2, flip="horizontal",
                          mixup_alpha=0.2, input_noise=0.05, norm="batch")

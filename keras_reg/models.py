@@ -1,5 +1,6 @@
-"""The built-in models of a search (`build_model=None`), sized from the data: a small residual
-CNN for images, an MLP for feature vectors, a small 1-D conv net for sequences."""
+"""Small classifiers built from `keras_reg.blocks`, regularized by a
+`keras_reg.tuning.Regularization` and sized from the data: a residual CNN for images, an MLP
+for feature vectors, a 1-D conv net for sequences. A search without `build_model` uses them."""
 
 import math
 
@@ -7,7 +8,7 @@ import keras
 
 from keras_reg import blocks
 from keras_reg.layers import InvertedDropout, StochasticDepth
-from keras_reg.tuning._data import input_kind
+from keras_reg.data._datasets import input_kind
 
 # Small data gives few steps per epoch: with Keras's momentum of 0.99 the moving statistics
 # stay far from the data for tens of epochs; 0.9 follows them within an epoch or two.
