@@ -9,6 +9,12 @@ from keras_reg._json import read_json
 from keras_reg.tuning import selection
 
 TRIAL_FILE = "keras_reg.json"  # per trial, beside KerasTuner's trial.json: curves and scores
+TRUST_RADIUS = "tuner/trust_radius"  # in a trial's values: drawn in a trust region of this radius
+
+
+def in_trust_region(values):
+    """Whether a searched trial's values were drawn in a trust region around the incumbent."""
+    return TRUST_RADIUS in dict(values)
 
 
 class _StartingPointsFirst:
@@ -42,7 +48,12 @@ class _StartingPointsFirst:
         if not pending:
             ranked = self._ranked()
             self.incumbents[trial_id] = float(ranked[0].score) if ranked else None
-            return super().populate_space(trial_id)
+            region = self.trust_region()
+            proposal = super().populate_space(trial_id)
+            if region is not None and proposal.get("values") is not None:
+                # read by the trial (`in_trust_region`): it runs in full, as the points do
+                proposal["values"][TRUST_RADIUS] = float(region[1])
+            return proposal
         label, values = pending[0]
         self.labels[trial_id] = label
         return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING, "values": dict(values)}

@@ -5,7 +5,7 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from keras_reg.tuning.oracle import ORACLES
+from keras_reg.tuning.oracle import ORACLES, TRUST_RADIUS, in_trust_region
 
 START = {"a": 0.5, "b": 0.01, "c": 3, "f": 7}
 OTHER = {"a": 0.9, "b": 0.001, "c": 5, "f": 7}
@@ -108,6 +108,24 @@ def test_the_radius_doubles_without_improvement_and_resets_with_one(tmp_path, ki
     # a searched trial that ties the incumbent is no improvement
     _end(oracle, oracle.create_trial("t"), 3.0)
     assert oracle.trust_region()[1] == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("kind", ["random", "bayesian"])
+def test_a_trial_drawn_in_the_trust_region_says_so(tmp_path, kind):
+    """Its values carry the radius (a distributed worker reads it there): such trials run in
+    full, as the starting points do; the points and whole-space trials carry none."""
+    oracle = _oracle(tmp_path, kind)
+    for score in (1.0, 0.5):
+        point = oracle.create_trial("t")
+        assert not in_trust_region(point.hyperparameters.values)
+        _end(oracle, point, score)
+    radii = []
+    for _ in range(4):  # no improvement: 0.1, 0.2, 0.4, then the whole space
+        trial = oracle.create_trial("t")
+        radii.append(trial.hyperparameters.values.get(TRUST_RADIUS))
+        assert oracle.label_of(trial.hyperparameters.values) is None
+        _end(oracle, trial, 0.1)
+    assert radii == [pytest.approx(0.1), pytest.approx(0.2), pytest.approx(0.4), None]
 
 
 @pytest.mark.parametrize("kind", ["random", "bayesian"])

@@ -11,6 +11,7 @@ import pytest
 from keras_reg.tuning import (Regularization, RegularizationSpace, RegularizationTuner,
                               SearchError, SettingsMismatchError,
                               parse_objective)
+from keras_reg.tuning.oracle import TRUST_RADIUS
 from keras_reg.tuning.space import probes, references
 from tests.tuning._tiny import PROTOCOL, SPACE, tiny_model
 from tests.tuning.conftest import ARGS, EPOCHS
@@ -33,6 +34,20 @@ def test_the_references_are_the_first_trials_in_order(finished):
     assert result.references["none"] is result.trials[1]
     assert result.searched == [searched]
     assert finished.tuner.starting_points == [("start", refs["start"]), ("none", refs["none"])]
+
+
+def test_labelled_trials_and_trials_near_the_incumbent_run_in_full(finished):
+    """The median rule may stop only whole-space trials: the starting points and the trials
+    drawn in the trust region around the incumbent are judged on full runs."""
+    import types
+
+    protected = finished.tuner.hypermodel.protected
+    start, _, searched = finished.result.trials
+    assert searched.values[TRUST_RADIUS] == pytest.approx(0.1)  # after the points: radius 0.1
+    assert protected(types.SimpleNamespace(values=start.values))
+    assert protected(types.SimpleNamespace(values=searched.values))
+    anywhere = {k: v for k, v in searched.values.items() if k != TRUST_RADIUS}
+    assert not protected(types.SimpleNamespace(values=anywhere))
 
 
 def test_every_trial_runs_its_epochs_and_reports_progress(finished):
