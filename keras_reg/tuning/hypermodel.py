@@ -49,7 +49,7 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
         objective: the `keras_tuner.Objective` early stopping and the median rule watch.
         seed: None or int >= 0, the seed of every model and pipeline.
         protected: None or `protected(hp)`: whether a trial runs in full (never stopped by
-            the median rule): the labelled trials.
+            the median rule): the labelled trials and those drawn in the trust region.
 
     Example:
 

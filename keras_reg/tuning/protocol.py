@@ -161,7 +161,8 @@ class TrainingProtocol:
             objective: a `keras_tuner.Objective` (early stopping and the median rule).
             callbacks: more Keras callbacks.
             curves: the earlier trials' objective curves (the median rule), or None.
-            protected: never stop this run by the median rule (a labelled trial).
+            protected: never stop this run by the median rule (a labelled trial, or one drawn
+                near the incumbent).
             seed: None or int, the pipeline's seed.
             verbose: `fit` verbosity.
         """
