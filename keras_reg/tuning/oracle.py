@@ -50,8 +50,7 @@ class _StartingPointsFirst:
             self.incumbents[trial_id] = float(ranked[0].score) if ranked else None
             region = self.trust_region()
             proposal = super().populate_space(trial_id)
-            if region is not None and proposal.get("values") is not None:
-                # read by the trial (`in_trust_region`): it runs in full, as the points do
+            if region is not None and proposal.get("values") is not None:  # runs in full
                 proposal["values"][TRUST_RADIUS] = float(region[1])
             return proposal
         label, values = pending[0]
