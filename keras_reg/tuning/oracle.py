@@ -12,11 +12,6 @@ TRIAL_FILE = "keras_reg.json"  # per trial, beside KerasTuner's trial.json: curv
 TRUST_RADIUS = "tuner/trust_radius"  # in a trial's values: drawn in a trust region of this radius
 
 
-def in_trust_region(values):
-    """Whether a searched trial's values were drawn in a trust region around the incumbent."""
-    return TRUST_RADIUS in dict(values)
-
-
 class _StartingPointsFirst:
     """Oracle mixin: the starting points not yet issued first (oracle state: a resumed search
     does not repeat them), then searched trials drawn in a trust region around the incumbent;
@@ -122,6 +117,10 @@ class _StartingPointsFirst:
                 if not self._duplicate(values):
                     return values
         return super()._random_values()  # the whole space
+
+    def _compute_values_hash(self, values):  # the same values, in a trust region or not
+        return super()._compute_values_hash(
+            {k: v for k, v in values.items() if k != TRUST_RADIUS})
 
     def hand_over(self):
         """`(trial, selection)` of `selection.choose`, or `(None, None)` before any completed."""

@@ -16,7 +16,7 @@ from keras_reg._validation import check_bool, check_choice, check_instance, chec
 from keras_reg.data import _datasets
 from keras_reg.tuning import _settings
 from keras_reg.tuning.hypermodel import RegularizationHyperModel, refit
-from keras_reg.tuning.oracle import ORACLES, TRIAL_FILE, in_trust_region
+from keras_reg.tuning.oracle import ORACLES, TRIAL_FILE, TRUST_RADIUS
 from keras_reg.tuning.protocol import TrainingProtocol
 from keras_reg.tuning.result import SearchResult, TrialRecord
 from keras_reg.tuning.selection import check_margin, image_scores
@@ -191,7 +191,7 @@ class RegularizationTuner(keras_tuner.Tuner):
         self.hypermodel = RegularizationHyperModel(
             space, build_model, protocol, self.objective_, seed=seed,
             protected=lambda hp: (oracle.label_of(hp.values) is not None
-                                  or in_trust_region(hp.values)))
+                                  or TRUST_RADIUS in hp.values))
         data = self.settings.get("data_spec")
         if data:  # a search directory reopened: the data it was made with
             self.hypermodel.adapt(**data)

@@ -5,7 +5,7 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from keras_reg.tuning.oracle import ORACLES, TRUST_RADIUS, in_trust_region
+from keras_reg.tuning.oracle import ORACLES, TRUST_RADIUS
 
 START = {"a": 0.5, "b": 0.01, "c": 3, "f": 7}
 OTHER = {"a": 0.9, "b": 0.001, "c": 5, "f": 7}
@@ -117,7 +117,7 @@ def test_a_trial_drawn_in_the_trust_region_says_so(tmp_path, kind):
     oracle = _oracle(tmp_path, kind)
     for score in (1.0, 0.5):
         point = oracle.create_trial("t")
-        assert not in_trust_region(point.hyperparameters.values)
+        assert TRUST_RADIUS not in point.hyperparameters.values
         _end(oracle, point, score)
     radii = []
     for _ in range(4):  # no improvement: 0.1, 0.2, 0.4, then the whole space
@@ -126,6 +126,21 @@ def test_a_trial_drawn_in_the_trust_region_says_so(tmp_path, kind):
         assert oracle.label_of(trial.hyperparameters.values) is None
         _end(oracle, trial, 0.1)
     assert radii == [pytest.approx(0.1), pytest.approx(0.2), pytest.approx(0.4), None]
+
+
+def test_a_trust_region_trial_is_no_duplicate_of_the_same_values(tmp_path):
+    """The radius in the values does not hide a repeat from KerasTuner's duplicate check: on
+    ten choices the random oracle never proposes the same values twice (start included)."""
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("c", list(range(1, 11)))
+    oracle = _oracle(tmp_path, "random", points=[("start", {"c": 5})], hp=hp)
+    proposed = []
+    for score in [1.0] + [0.5] * 9:
+        trial = oracle.create_trial("t")
+        proposed.append(trial.hyperparameters.values["c"])
+        _end(oracle, trial, score)
+    assert sorted(proposed) == list(range(1, 11))
+    assert any(TRUST_RADIUS in t.hyperparameters.values for t in oracle.trials.values())
 
 
 @pytest.mark.parametrize("kind", ["random", "bayesian"])
