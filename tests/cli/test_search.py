@@ -286,7 +286,7 @@ def test_a_real_search_writes_nothing_to_stderr(tmp_path):
     """TensorFlow's start-up lines (CUDA probing, CPU features) and its later info lines (XLA's
     service.cc, CUDA) stay off standard error, with TF_CPP_MIN_LOG_LEVEL unset."""
     proc = run_cli("search", "--max-trials", 2, "--epochs", 1, "--train-size", 40, "--tuner",
-                   "random", "--out", tmp_path / "o", tf_log_level=None)
+                   "random", "--ensemble", 0, "--out", tmp_path / "o", tf_log_level=None)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stderr == ""
     assert "trial 2/2" in proc.stdout
@@ -378,7 +378,8 @@ def test_own_data_own_model_and_space_override_finish_with_the_report(kind, tmp_
     code, stdout, stderr = run_main(
         "search", "--data", data, "--model", f"{example}:build_model", "--space",
         "dropout=0:0.3", "mixup_alpha=off", "--max-trials", 1, "--epochs", 1,
-        "--batch-size", 8, "--seed", 0, "--out", out, *(["--no-refit"] if kind == "npz" else []))
+        "--batch-size", 8, "--seed", 0, "--ensemble", 0, "--out", out,
+        *(["--no-refit"] if kind == "npz" else []))
     assert code == 0, stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary["runs"]) == ["none", "start", "recipe", "best"]
@@ -411,10 +412,11 @@ def test_feature_vectors_and_sequences_from_an_npz_finish_with_the_report(kind, 
     path = tmp_path / "data.npz"
     np.savez(path, x_train=x, y_train=y)
     out = tmp_path / "out"
-    # 3 trials: start, recipe and strong (Mixup); image-only values are off for these inputs
+    # 3 trials: start, recipe and strong (Mixup); image-only values are off for these inputs.
+    # The refit and the ensemble are the same code for every input (covered by tiny_run).
     code, stdout, err = run_main("search", "--data", path, *flags, "--max-trials", "3",
                                  "--epochs", "1", "--train-size", "200", "--out", out,
-                                 "--quiet")
+                                 "--no-refit", "--ensemble", "0", "--quiet")
     assert code == 0, err
     summary = json.loads((out / "summary.json").read_text())
     records = summary["trial_records"]
