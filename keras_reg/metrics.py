@@ -28,6 +28,7 @@ The NumPy functions work in float64, the metric keeps float64 state: a predictio
 a margin of 100 nats costs e^-100, which float32 flushes to 0.
 """
 
+import functools
 import types
 
 import keras
@@ -247,8 +248,10 @@ def calibrated_nll(probabilities, targets, smoothing=True, low=0.05, high=20.0):
 # The `keras.ops` that `CalibratedCrossEntropy._refined` uses, on NumPy arrays.
 _NUMPY_OPS = types.SimpleNamespace(
     **{name: getattr(np, name) for name in ("argmin", "clip", "exp", "logical_and", "matmul",
-                                             "maximum", "minimum", "take", "where")},
-    cast=np.asarray, convert_to_tensor=np.asarray)
+                                             "maximum", "minimum", "sum", "take", "where")},
+    cast=np.asarray, convert_to_tensor=np.asarray,
+    fori_loop=lambda lower, upper, body, value: functools.reduce(
+        lambda v, i: body(i, v), range(lower, upper), value))
 
 
 @keras.saving.register_keras_serializable(package="keras_reg")
@@ -376,19 +379,27 @@ class CalibratedCrossEntropy(keras.metrics.Metric):
         def polynomial(values):
             return ops.matmul(to_coefficients, ops.take(values, window))
 
+        degree = 2 * r
+        powers = np.arange(degree + 1, dtype=np.float64)  # x ** powers: 1, x, x², ...
         a = polynomial(fitted)
+        slope_terms = a[1:] * powers[1:]  # the derivatives' coefficients, lowest power first
+        curvature_terms = a[2:] * (powers[2:] * powers[1:-1])
         start = ops.cast(i - j, "float64")
-        x = start
-        for _ in range(8):  # Newton on the derivative, kept within a step of the grid minimum
-            slope = sum(d * a[d] * x ** (d - 1) for d in range(1, 2 * r + 1))
-            curvature = sum(d * (d - 1) * a[d] * x ** (d - 2) for d in range(2, 2 * r + 1))
+
+        def newton(_, x):  # on the derivative, kept within a step of the grid minimum
+            monomials = x ** powers[:-1]
+            slope = ops.sum(slope_terms * monomials)
+            curvature = ops.sum(curvature_terms * monomials[:-1])
             step = ops.where(curvature > 0.0, slope / ops.where(curvature > 0.0, curvature, 1.0),
                              0.0)
-            x = ops.clip(x - step, start - 1.0, start + 1.0)
+            return ops.clip(x - step, start - 1.0, start + 1.0)
+
+        # a loop (traced once inside a compiled step) rather than 8 unrolled copies of the ops
+        x = ops.fori_loop(0, 8, newton, start)
         inside = ops.logical_and(i > 0, i < self.num_betas - 1)
         x = ops.where(inside, x, start)
         b = polynomial(means)
-        loss = ops.where(inside, sum(b[d] * x ** d for d in range(2 * r + 1)), means[i])
+        loss = ops.where(inside, ops.sum(b * x ** powers), means[i])
         if not self.smoothing:  # the minimum itself: never above the smallest grid point
             loss = ops.minimum(loss, means[i])
         log_step = float(np.log(self.high / self.low) / (self.num_betas - 1))
@@ -411,8 +422,9 @@ class CalibratedCrossEntropy(keras.metrics.Metric):
         if state is not None:
             loss = self._refined(_NUMPY_OPS, state[:3])[0] if state[3] > 0.0 else 0.0
             return keras.ops.convert_to_tensor(np.float64(loss), self.dtype)
-        return keras.ops.cond(self._enabled > 0.0, lambda: self._refined()[0],
-                              lambda: keras.ops.zeros((), "float64"))
+        # `where`, not `cond`: the refinement is finite on an empty state, and a `cond` would
+        # trace it twice over in every compiled step
+        return keras.ops.where(self._enabled > 0.0, self._refined()[0], 0.0)
 
     def temperature(self):
         """`1 / β` at the minimum of the accumulated fitted loss (a float)."""
