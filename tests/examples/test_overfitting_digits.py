@@ -16,25 +16,6 @@ def _load_example():
     return module
 
 
-@pytest.mark.slow  # one of the longest default tests; CI's slow step runs it
-def test_two_technique_run_writes_table_and_learning_curves(tmp_path, capsys):
-    example = _load_example()
-    argv = ["--train-size", "64", "--epochs", "2", "--width", "8",
-            "--techniques", "none,all", "--out", str(tmp_path)]
-    rows = example.main(argv)
-    out = capsys.readouterr().out
-    assert [r["technique"] for r in rows] == ["none", "all"]
-    # "all" has the L2 penalty, "none" has none.
-    assert rows[0]["reg_loss"] == 0.0 and rows[1]["reg_loss"] > 0
-    assert "| technique | train acc | test acc |" in out
-    assert "64 training digits, 360 test digits, 2 epochs" in out
-    table = (tmp_path / "results.md").read_text()
-    for r in rows:
-        assert r["gap"] == pytest.approx(r["test_loss"] - r["train_loss"])
-        assert f"| {r['technique']} | {r['train_acc']:.3f} | {r['test_acc']:.3f} |" in table
-    assert (tmp_path / "learning_curves.png").is_file()
-
-
 @pytest.mark.slow
 def test_tiny_run_writes_table_and_learning_curves(tmp_path, capsys):
     example = _load_example()
