@@ -25,16 +25,6 @@ def _check_saved_and_exported(results, tmp_path):
     assert os.path.isfile(tmp_path / "saved_model" / "saved_model.pb")
 
 
-@pytest.mark.slow  # one of the longest default tests; CI's slow step runs it
-def test_small_residual_digits_trains_saves_exports_and_reloads(tmp_path, capsys):
-    example = _load_example()
-    results = example.main(["--epochs", "2", "--width", "8", "--depth", "1",
-                            "--out", str(tmp_path), "--seed", "0"])
-    assert "test accuracy" in capsys.readouterr().out
-    assert results["accuracy"] > 0.1, results  # ten classes: chance is 0.1
-    _check_saved_and_exported(results, tmp_path)
-
-
 @pytest.mark.slow
 def test_residual_digits_trains_saves_exports_and_reloads(tmp_path, capsys):
     example = _load_example()
