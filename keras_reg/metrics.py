@@ -422,9 +422,9 @@ class CalibratedCrossEntropy(keras.metrics.Metric):
         if state is not None:
             loss = self._refined(_NUMPY_OPS, state[:3])[0] if state[3] > 0.0 else 0.0
             return keras.ops.convert_to_tensor(np.float64(loss), self.dtype)
-        # `where`, not `cond`: the refinement is finite on an empty state, and a `cond` would
-        # trace it twice over in every compiled step
-        return keras.ops.where(self._enabled > 0.0, self._refined()[0], 0.0)
+        # `cond`: in the training steps, where accumulation is off, the refinement is skipped
+        return keras.ops.cond(self._enabled > 0.0, lambda: self._refined()[0],
+                              lambda: keras.ops.zeros((), "float64"))
 
     def temperature(self):
         """`1 / β` at the minimum of the accumulated fitted loss (a float)."""
