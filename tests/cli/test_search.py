@@ -281,18 +281,6 @@ def test_a_user_error_in_a_real_process_is_one_line(tmp_path):
     assert "Traceback" not in proc.stdout and not (tmp_path / "o").exists()
 
 
-@pytest.mark.slow  # a fresh interpreter, TensorFlow and a two-trial search: ~45 s
-def test_a_real_search_writes_nothing_to_stderr(tmp_path):
-    """TensorFlow's start-up lines (CUDA probing, CPU features) and its later info lines (XLA's
-    service.cc, CUDA) stay off standard error, with TF_CPP_MIN_LOG_LEVEL unset."""
-    proc = run_cli("search", "--max-trials", 2, "--epochs", 1, "--train-size", 40, "--tuner",
-                   "random", "--no-refit", "--ensemble", 0, "--out", tmp_path / "o",
-                   tf_log_level=None)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stderr == ""
-    assert "trial 2/2" in proc.stdout
-
-
 def test_an_offline_tfds_dataset_names_the_data_dir_flag(tmp_path, monkeypatch):
     """Not downloaded in --data-dir and no network: the one line names the flag to use."""
     monkeypatch.setattr("keras_reg.data.loading._online", lambda *a, **k: False)
@@ -343,8 +331,9 @@ def test_the_example_model_adapts_to_the_data_classes_and_image_size():
     assert "change `INPUT_SHAPE`" not in doc
 
 
-def _write_user_data(kind, root):
-    """Three classes of 8x8 grayscale images (a bright quadrant per class, noise elsewhere)."""
+def _write_user_pngs(root):
+    """Class folders of three classes of 8x8 grayscale PNGs (a bright quadrant per class,
+    noise elsewhere)."""
     rng = np.random.default_rng(0)
     images, labels = [], []
     for label in range(3):
@@ -353,11 +342,6 @@ def _write_user_data(kind, root):
             image[(label // 2) * 4:(label // 2) * 4 + 4, (label % 2) * 4:(label % 2) * 4 + 4] += 180
             images.append(image)
             labels.append(label)
-    images, labels = np.stack(images), np.array(labels)
-    if kind == "npz":
-        path = root / "three.npz"
-        np.savez(path, x_train=images, y_train=labels)
-        return path
     from PIL import Image
 
     path = root / "pngs"
@@ -368,25 +352,22 @@ def _write_user_data(kind, root):
     return path
 
 
-@pytest.mark.slow  # ~45 s: the data loaders, the example model and the report are covered apart
-@pytest.mark.parametrize("kind", ["png_folder", "npz"])
-def test_own_data_own_model_and_space_override_finish_with_the_report(kind, tmp_path):
-    """A new user's run: `--data` (class folders of PNGs, or an .npz), `--model` the example
-    file, a `--space` override; the report compares four rows on the data's 3 classes."""
-    data = _write_user_data(kind, tmp_path)
+@pytest.mark.slow  # ~30 s: the data loaders, the example model and the report are covered apart
+def test_own_data_own_model_and_space_override_finish_with_the_report(tmp_path):
+    """A new user's run: `--data` (class folders of PNGs; .npz files are loaded by the same
+    code, tests/data/test_files.py), `--model` the example file, a `--space` override; the
+    report compares four refit rows on the data's 3 classes."""
+    data = _write_user_pngs(tmp_path)
     example = pathlib.Path(__file__).resolve().parents[2] / "examples" / "custom_model.py"
     out = tmp_path / "out"
     code, stdout, stderr = run_main(
         "search", "--data", data, "--model", f"{example}:build_model", "--space",
         "dropout=0:0.3", "mixup_alpha=off", "--max-trials", 1, "--epochs", 1,
-        "--batch-size", 8, "--seed", 0, "--ensemble", 0, "--out", out,
-        *(["--no-refit"] if kind == "npz" else []))
+        "--batch-size", 8, "--seed", 0, "--ensemble", 0, "--out", out)
     assert code == 0, stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary["runs"]) == ["none", "start", "recipe", "best"]
-    # --no-refit: the trials' own models are reported and handed over
-    assert summary["refit"] is (kind != "npz")
-    assert ("before_refit" in summary["runs"]["best"]) is (kind != "npz")
+    assert summary["refit"] is True and "before_refit" in summary["runs"]["best"]
     assert summary["settings"]["data"] == os.path.abspath(data)
     report = (out / "report.md").read_text()
     assert "3 classes" in report or "3 classes" in stdout
@@ -396,9 +377,13 @@ def test_own_data_own_model_and_space_override_finish_with_the_report(kind, tmp_
     assert model.output_shape == (None, 3) and model.input_shape == (None, 8, 8, 1)
 
 
-@pytest.mark.slow  # two small searches with the built-in MLP and conv1d: ~1 min
-@pytest.mark.parametrize("kind", ["features", "sequences"])
-def test_feature_vectors_and_sequences_from_an_npz_finish_with_the_report(kind, tmp_path):
+@pytest.mark.slow  # a fresh interpreter, TensorFlow and a three-trial search: ~40 s
+def test_a_feature_vector_search_in_a_real_process_finishes_with_nothing_on_stderr(tmp_path):
+    """Tabular data from an .npz with the built-in MLP, run as a user runs it: a fresh
+    interpreter with TF_CPP_MIN_LOG_LEVEL unset. TensorFlow's start-up lines (CUDA probing, CPU
+    features) and its later info lines (XLA's service.cc) stay off standard error. (Sequences
+    take the same path: `--sequences` loading is tested in tests/data/test_files.py, the
+    conv1d search in tests/tuning/test_search.py.)"""
     import json
 
     import numpy as np
@@ -406,19 +391,17 @@ def test_feature_vectors_and_sequences_from_an_npz_finish_with_the_report(kind, 
     from sklearn.preprocessing import StandardScaler
 
     x, y = load_breast_cancer(return_X_y=True)
-    x = StandardScaler().fit_transform(x).astype("float32")
-    flags = []
-    if kind == "sequences":  # 30 features read as 10 steps of 3 channels
-        x, flags = x.reshape(-1, 10, 3), ["--sequences"]
     path = tmp_path / "data.npz"
-    np.savez(path, x_train=x, y_train=y)
+    np.savez(path, x_train=StandardScaler().fit_transform(x).astype("float32"), y_train=y)
     out = tmp_path / "out"
     # 3 trials: start, recipe and strong (Mixup); image-only values are off for these inputs.
     # The refit and the ensemble are the same code for every input (covered by tiny_run).
-    code, stdout, err = run_main("search", "--data", path, *flags, "--max-trials", "3",
-                                 "--epochs", "1", "--train-size", "200", "--out", out,
-                                 "--no-refit", "--ensemble", "0", "--quiet")
-    assert code == 0, err
+    proc = run_cli("search", "--data", path, "--max-trials", "3", "--epochs", "1",
+                   "--train-size", "200", "--out", out, "--no-refit", "--ensemble", "0",
+                   tf_log_level=None)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr == ""
+    assert "trial 3/3" in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
     records = summary["trial_records"]
     assert len(records) == 3 and all(r["status"] == "COMPLETED" for r in records), records
@@ -426,3 +409,5 @@ def test_feature_vectors_and_sequences_from_an_npz_finish_with_the_report(kind, 
     assert all(not r["values"].get(n) for r in records for n in ("augment", "cutmix_alpha"))
     assert any(r["values"].get("mixup_alpha") for r in records)
     assert summary["runs"]["best"]["mean"]["test_accuracy"] > 0.75  # chance: 0.63
+    # --no-refit: the trials' own models are reported and handed over
+    assert summary["refit"] is False and "before_refit" not in summary["runs"]["best"]

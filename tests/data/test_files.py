@@ -163,6 +163,26 @@ def test_npz_with_every_split_and_float_images(tmp_path):
     assert "hold-out" not in data.info.description
 
 
+def test_npz_rank3_arrays_are_sequences_only_when_asked(tmp_path):
+    """(N, steps, channels) floats: sequences kept as float32 with `sequences=True` (no image
+    scaling or channel axis); without it the same arrays are grayscale images (N, H, W, 1)."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, (20, 10, 3)).astype(np.uint8)
+    path = tmp_path / "seq.npz"
+    np.savez(path, x_train=x, y_train=np.arange(20) % 2)
+    data = load_files(path, seed=0, sequences=True)
+    assert data.info.image_shape == (10, 3)
+    splits = [data.arrays[split][0] for split in ("train", "validation", "test")]
+    assert all(split.dtype == np.float32 for split in splits)
+    np.testing.assert_array_equal(np.sort(np.concatenate(splits).ravel()),
+                                  np.sort(x.astype(np.float32).ravel()))  # not divided by 255
+    images = load_files(path, seed=0)
+    assert images.info.image_shape == (10, 3, 1) and images.arrays["train"][0].max() <= 1.0
+    np.savez(path, x_train=rng.random((6, 2, 2, 2, 2)), y_train=np.arange(6) % 2)
+    with pytest.raises(ValueError, match="expected sequences"):
+        load_files(path, sequences=True)
+
+
 def test_train_size_is_a_stratified_subset(arrays):
     x, y, _, _ = arrays
     data = from_arrays(x, y, train_size=12)
