@@ -29,7 +29,7 @@ of seeds where a searched trial (not a reference or probe) was handed over and t
 against `start`. `mean ± std (min..max)` over seeds.
 
     python benchmarks/bench_search.py                         # 5 seeds, all three data sets
-    python benchmarks/bench_search.py --sets digits200 mnist1k --max-trials 10 20
+    python benchmarks/bench_search.py --sets digits200 mnist1k --max-trials 10 20  # 20: the 10 continued
     python benchmarks/bench_search.py --quick     # smoke test: 1 seed, 3 trials x 2 epochs
     python benchmarks/bench_search.py --summaries kept/*.json # table kept summaries only
 """
@@ -39,6 +39,7 @@ import functools
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -206,8 +207,11 @@ def main():
     parser.add_argument("--sets", nargs="+", default=None, choices=SETS,
                         help="default all three (--quick: digits200)")
     parser.add_argument("--max-trials", type=int, nargs="+", default=None, metavar="N",
-                        help="trial budgets, each run on the same seeds and subsets (default "
-                             "10; --quick: 3)")
+                        help="trial budgets on the same seeds and subsets (default 10; --quick: "
+                             "3); a larger budget continues a copy of the smaller one's search "
+                             "(its first trials are the smaller budget's, as when a user reruns "
+                             "with a larger --max-trials), and its search time counts only the "
+                             "further trials")
     parser.add_argument("--quick", action="store_true",
                         help="smoke test: keras-reg search --quick (3 trials x 2 epochs)")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
@@ -246,9 +250,15 @@ def main():
         for name in [] if args.summaries else args.sets:
             for seed in args.seeds:
                 data = subset_npz(name, seed, folder)
-                for trials in args.max_trials:
+                previous = None
+                for trials in sorted(set(args.max_trials)):
                     tag = f"{name}_{seed}_t{trials}"
-                    s = run_once(data, seed, trials, os.path.join(folder, tag), args.extra)
+                    out = os.path.join(folder, tag)
+                    if previous is not None:  # continue the smaller budget's search
+                        shutil.rmtree(out, ignore_errors=True)
+                        shutil.copytree(previous, out)
+                    s = run_once(data, seed, trials, out, args.extra)
+                    previous = out
                     results.setdefault((name, trials), []).append(s)
                     if args.keep:
                         os.makedirs(args.keep, exist_ok=True)
