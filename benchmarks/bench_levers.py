@@ -205,6 +205,56 @@ def patience(runs, objective, rules):
               f"{100 * worst:.0f} % worse)")
 
 
+def _searches(runs, objective):
+    """Per kept search: its trials in id order as `(values, curve, score)`."""
+    out = []
+    for run in runs:
+        for search in sorted(glob.glob(os.path.join(run, "**", "oracle.json"), recursive=True)):
+            trials = []
+            for folder in sorted(glob.glob(os.path.join(os.path.dirname(search), "trial_*"))):
+                try:
+                    with open(os.path.join(folder, "trial.json")) as f:
+                        trial = json.load(f)
+                    with open(os.path.join(folder, "keras_reg.json")) as f:
+                        curve = json.load(f)["history"].get(objective)
+                except (OSError, ValueError):
+                    continue
+                if trial["status"] == "COMPLETED" and curve:
+                    trials.append((trial["hyperparameters"]["values"],
+                                   np.asarray(curve, np.float64), trial["score"]))
+            out.append((search, trials))
+    return out
+
+
+def incumbent(runs, objective, rules):
+    """A trust-region trial stopped at the first epoch >= `start` where its best so far is
+    more than `slack` worse than its incumbent's best so far at the same epoch."""
+    searches = _searches(runs, objective)
+    total = sum(len(c) for _, trials in searches for _, c, _ in trials)
+    region = [(trials, i) for _, trials in searches for i, (v, _, _) in enumerate(trials)
+              if "tuner/trust_radius" in v]
+    print(f"{len(searches)} searches, {len(region)} trust-region trials, {total} epochs")
+    for slack, start in rules:
+        saved, stopped, lost, members = 0, 0, [], 0
+        for trials, i in region:
+            top = sorted(t[2] for t in trials)[:3]  # the ensemble's members, all run in full
+            done = trials[:i]
+            best = min(range(len(done)), key=lambda k: done[k][2])  # the incumbent
+            mine, theirs = trials[i][1], np.minimum.accumulate(done[best][1])
+            for e in range(start, len(mine)):
+                if mine[: e + 1].min() > (1 + slack) * theirs[min(e, len(theirs) - 1)]:
+                    saved += len(mine) - e - 1
+                    stopped += 1
+                    if mine.min() < done[best][2]:  # in full it beat its incumbent
+                        lost.append(f"{done[best][2] / mine.min() - 1:.1%}")
+                    members += trials[i][2] <= top[-1]
+                    break
+        print(f"slack {slack:.0%} from epoch {start}: {stopped} stopped, "
+              f"{saved / total:.1%} of the searches' epochs saved; stopped trials that in full "
+              f"beat their incumbent: {len(lost)} (by {', '.join(lost) or '-'}), were among the "
+              f"three best: {members}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -215,11 +265,17 @@ def main():
     p = sub.add_parser("patience")
     p.add_argument("runs", nargs="+")
     p.add_argument("--objective", default="val_calibrated_loss")
+    i = sub.add_parser("incumbent")
+    i.add_argument("runs", nargs="+")
+    i.add_argument("--objective", default="val_calibrated_loss")
     args = parser.parse_args()
     if args.what == "epoch":
         epoch(args.repeats)
     elif args.what == "models":
         models(args.repeats, args.quality)
+    elif args.what == "incumbent":
+        incumbent(args.runs, args.objective,
+                  [(0.0, 10), (0.1, 10), (0.2, 10), (0.0, 15), (0.1, 15), (0.2, 15)])
     else:
         patience(args.runs, args.objective,
                  [(7, 15), (5, 15), (4, 15), (3, 15), (5, 10), (3, 10)])
