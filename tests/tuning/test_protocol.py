@@ -176,6 +176,25 @@ def test_a_run_has_the_epochs_steps_and_validation_figures_it_promises(features)
     assert logs["val_loss"] == pytest.approx(cross_entropy + penalty, rel=1e-4)
 
 
+def test_the_training_stream_runs_untuned_with_the_same_elements(features):
+    """The endless training stream a run reads turns tf.data's autotuner off (deleting its
+    iterator mid-stream waited for the autotuner's thread, up to 23 s after a trial); the
+    augmented, mixed batches are the ones the tuned pipeline gives."""
+    from keras_reg.tuning.protocol import _pipeline
+
+    train = features[0]
+    reg = Regularization(mixup_alpha=0.4, input_noise=0.1)
+    stream, _ = _pipeline(reg, train.repeat(), None, 3, seed=3)
+    assert stream.options().autotune.enabled is False
+    on = tf.data.Options()
+    on.autotune.enabled = True
+    tuned = _pipeline(reg, train.repeat(), None, 3, seed=3)[0].with_options(on)
+    assert tuned.options().autotune.enabled is True
+    for (x, y), (x_tuned, y_tuned) in zip(stream.take(7), tuned.take(7)):
+        np.testing.assert_array_equal(x.numpy(), x_tuned.numpy())
+        np.testing.assert_array_equal(y.numpy(), y_tuned.numpy())
+
+
 # ------------------------------------------------------------------------------ callbacks
 
 def _stop_sequence(curves, values, **kwargs):
